@@ -1,0 +1,75 @@
+//! Multi-head self-attention of the ViT blocks, with the decomposed relative position bias.
+
+use burn::module::{Module, Param};
+use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+
+use super::rel_pos::decomposed_rel_pos_bias;
+
+/// The reference's `image_encoder.Attention`.
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// `[C] → [3C]`, with bias.
+    pub qkv: Linear,
+    /// `[C] → [C]`.
+    pub proj: Linear,
+    /// `[2·input_h − 1, head_dim]`.
+    pub rel_pos_h: Param<Tensor<2>>,
+    /// `[2·input_w − 1, head_dim]`.
+    pub rel_pos_w: Param<Tensor<2>>,
+    #[module(skip)]
+    num_heads: usize,
+}
+
+impl Attention {
+    /// `input_size` is the token grid the block attends over (a window, or the whole image).
+    pub fn new(dim: usize, num_heads: usize, input_size: (usize, usize), device: &Device) -> Self {
+        let head_dim = dim / num_heads;
+        Self {
+            qkv: LinearConfig::new(dim, 3 * dim).init(device),
+            proj: LinearConfig::new(dim, dim).init(device),
+            // Zero-initialised as the reference (`rel_pos_zero_init=True`).
+            rel_pos_h: Initializer::Zeros.init([2 * input_size.0 - 1, head_dim], device),
+            rel_pos_w: Initializer::Zeros.init([2 * input_size.1 - 1, head_dim], device),
+            num_heads,
+        }
+    }
+
+    /// `x: [B, H, W, C]` → `[B, H, W, C]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, h, w, c] = x.dims();
+        let heads = self.num_heads;
+        let hd = c / heads;
+        let n = h * w;
+        // [B, HW, 3, heads, hd] → [3, B·heads, HW, hd]
+        let qkv = self
+            .qkv
+            .forward(x)
+            .reshape([b, n, 3, heads, hd])
+            .permute([2, 0, 3, 1, 4])
+            .reshape([3, b * heads, n, hd]);
+        let q = qkv.clone().narrow(0, 0, 1).reshape([b * heads, n, hd]);
+        let k = qkv.clone().narrow(0, 1, 1).reshape([b * heads, n, hd]);
+        let v = qkv.narrow(0, 2, 1).reshape([b * heads, n, hd]);
+
+        let scale = (hd as f64).powf(-0.5);
+        // The scale multiplies q before the product; the rel-pos term uses the unscaled q.
+        let attn = (q.clone() * scale).matmul(k.swap_dims(1, 2));
+        let attn = attn
+            + decomposed_rel_pos_bias(
+                q,
+                self.rel_pos_h.val(),
+                self.rel_pos_w.val(),
+                (h, w),
+                (h, w),
+            );
+        let attn = softmax(attn, 2);
+        let out = attn
+            .matmul(v)
+            .reshape([b, heads, h, w, hd])
+            .permute([0, 2, 3, 1, 4])
+            .reshape([b, h, w, c]);
+        self.proj.forward(out)
+    }
+}

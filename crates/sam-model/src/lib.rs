@@ -1,0 +1,23 @@
+//! The Segment Anything model on Burn: image encoder, prompt encoder and mask decoder, with the
+//! official checkpoints loading unmodified.
+//!
+//! The module split and names follow the reference's `segment_anything/modeling/`.
+
+#![warn(missing_docs)]
+
+pub mod common;
+pub mod config;
+pub mod error;
+pub mod image_encoder;
+pub mod interpolate;
+pub mod mask_decoder;
+pub mod prompt_encoder;
+pub mod sam;
+pub mod weights;
+
+pub use config::SamConfig;
+pub use error::{Result, SamError};
+pub use mask_decoder::MaskPrediction;
+pub use prompt_encoder::{PointPrompt, PromptEmbeddings};
+pub use sam::{MASK_THRESHOLD, PIXEL_MEAN, PIXEL_STD, Prompts, Sam};
+pub use weights::{CheckpointFormat, checkpoint_shapes, variant_mismatches};

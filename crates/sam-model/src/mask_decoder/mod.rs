@@ -1,0 +1,192 @@
+//! The mask decoder (the reference's `modeling/mask_decoder.py`).
+
+mod attention;
+mod mlp;
+mod output_upscaling;
+mod two_way_transformer;
+
+pub use attention::Attention;
+pub use mlp::Mlp;
+pub use output_upscaling::OutputUpscaling;
+pub use two_way_transformer::{TwoWayAttentionBlock, TwoWayTransformer};
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig};
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{Result, SamError};
+
+/// Sizes of a [`MaskDecoder`].
+#[derive(Debug, Clone)]
+pub struct MaskDecoderConfig {
+    /// Width C.
+    pub transformer_dim: usize,
+    /// Two-way transformer depth.
+    pub transformer_depth: usize,
+    /// Two-way transformer MLP width.
+    pub transformer_mlp_dim: usize,
+    /// Two-way transformer heads.
+    pub transformer_num_heads: usize,
+    /// Masks for ambiguous prompts.
+    pub num_multimask_outputs: usize,
+    /// IoU head depth.
+    pub iou_head_depth: usize,
+    /// IoU head width.
+    pub iou_head_hidden_dim: usize,
+}
+
+impl MaskDecoderConfig {
+    /// Builds the decoder.
+    pub fn init(&self, device: &Device) -> MaskDecoder {
+        let c = self.transformer_dim;
+        let num_mask_tokens = self.num_multimask_outputs + 1;
+        MaskDecoder {
+            transformer: TwoWayTransformer::new(
+                self.transformer_depth,
+                c,
+                self.transformer_num_heads,
+                self.transformer_mlp_dim,
+                device,
+            ),
+            iou_token: EmbeddingConfig::new(1, c).init(device),
+            mask_tokens: EmbeddingConfig::new(num_mask_tokens, c).init(device),
+            output_upscaling: OutputUpscaling::new(c, device),
+            output_hypernetworks_mlps: (0..num_mask_tokens)
+                .map(|_| Mlp::new(c, c, c / 8, 3, device))
+                .collect(),
+            iou_prediction_head: Mlp::new(
+                c,
+                self.iou_head_hidden_dim,
+                num_mask_tokens,
+                self.iou_head_depth,
+                device,
+            ),
+        }
+    }
+}
+
+/// Masks and their predicted quality.
+#[derive(Debug, Clone)]
+pub struct MaskPrediction {
+    /// `[B, M, 4E, 4E]` mask logits.
+    pub low_res_masks: Tensor<4>,
+    /// `[B, M]` predicted IoU (unbounded).
+    pub iou_predictions: Tensor<2>,
+}
+
+/// Predicts masks from image and prompt embeddings.
+#[derive(Module, Debug)]
+pub struct MaskDecoder {
+    /// Two-way transformer.
+    pub transformer: TwoWayTransformer,
+    /// Learned IoU output token, `[1, C]`.
+    pub iou_token: Embedding,
+    /// Learned mask output tokens, `[M+1, C]`.
+    pub mask_tokens: Embedding,
+    /// 4× upscaler of the image tokens.
+    pub output_upscaling: OutputUpscaling,
+    /// One hypernetwork per mask token, `C → C/8`.
+    pub output_hypernetworks_mlps: Vec<Mlp>,
+    /// IoU head, `C → M+1`.
+    pub iou_prediction_head: Mlp,
+}
+
+impl MaskDecoder {
+    /// Number of mask tokens (multimask outputs + the single-mask token).
+    pub fn num_mask_tokens(&self) -> usize {
+        self.output_hypernetworks_mlps.len()
+    }
+
+    /// Predicts masks.
+    ///
+    /// - `image_embeddings: [1 | B, C, E, E]`: one image shared by all prompts, or one per prompt;
+    /// - `image_pe: [1, C, E, E]`;
+    /// - `sparse_prompt_embeddings: [B, N, C]` (or `None` for a mask-only prompt);
+    /// - `dense_prompt_embeddings: [1 | B, C, E, E]`;
+    /// - `multimask_output`: the 3 ambiguity-aware masks, else the single-mask token's.
+    pub fn forward(
+        &self,
+        image_embeddings: Tensor<4>,
+        image_pe: Tensor<4>,
+        sparse_prompt_embeddings: Option<Tensor<3>>,
+        dense_prompt_embeddings: Tensor<4>,
+        multimask_output: bool,
+    ) -> Result<MaskPrediction> {
+        let (masks, iou_pred) = self.predict_masks(
+            image_embeddings,
+            image_pe,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+        )?;
+        let t = self.num_mask_tokens();
+        let (start, len) = if multimask_output { (1, t - 1) } else { (0, 1) };
+        Ok(MaskPrediction {
+            low_res_masks: masks.narrow(1, start, len),
+            iou_predictions: iou_pred.narrow(1, start, len),
+        })
+    }
+
+    /// All mask tokens' masks `[B, M+1, 4E, 4E]` and IoU predictions `[B, M+1]`.
+    pub fn predict_masks(
+        &self,
+        image_embeddings: Tensor<4>,
+        image_pe: Tensor<4>,
+        sparse_prompt_embeddings: Option<Tensor<3>>,
+        dense_prompt_embeddings: Tensor<4>,
+    ) -> Result<(Tensor<4>, Tensor<2>)> {
+        let [bi, c, h, w] = image_embeddings.dims();
+        let [bd, cd, hd, wd] = dense_prompt_embeddings.dims();
+        if [cd, hd, wd] != [c, h, w] {
+            return Err(SamError::InvalidInput(format!(
+                "dense prompt embeddings [{bd}, {cd}, {hd}, {wd}] do not match the image embeddings [{bi}, {c}, {h}, {w}]"
+            )));
+        }
+        let bs = sparse_prompt_embeddings.as_ref().map(|s| s.dims()[0]);
+        let batch = bs.unwrap_or(1).max(bi).max(bd);
+        for (what, b) in [("image embeddings", bi), ("dense prompts", bd)]
+            .into_iter()
+            .chain(bs.map(|b| ("sparse prompts", b)))
+        {
+            if b != 1 && b != batch {
+                return Err(SamError::InvalidInput(format!(
+                    "{what} have batch {b}, but the prompt batch is {batch}"
+                )));
+            }
+        }
+
+        let t = self.num_mask_tokens();
+        let output_tokens = Tensor::cat(
+            vec![self.iou_token.weight.val(), self.mask_tokens.weight.val()],
+            0,
+        )
+        .unsqueeze::<3>()
+        .expand([batch, 1 + t, c]);
+        let tokens = match sparse_prompt_embeddings {
+            Some(sparse) => Tensor::cat(vec![output_tokens, sparse], 1),
+            None => output_tokens,
+        };
+
+        // Broadcasting add: the image embedding is never copied per prompt.
+        let src = image_embeddings + dense_prompt_embeddings;
+        let (hs, src) = self.transformer.forward(src, image_pe, tokens);
+        let iou_token_out = hs.clone().narrow(1, 0, 1).squeeze_dim::<2>(1);
+        let [b, _, _] = hs.dims();
+
+        let src = src.swap_dims(1, 2).reshape([b, c, h, w]);
+        let upscaled = self.output_upscaling.forward(src);
+        let [_, cu, hu, wu] = upscaled.dims();
+        let hyper_in = Tensor::cat(
+            self.output_hypernetworks_mlps
+                .iter()
+                .enumerate()
+                .map(|(i, mlp)| mlp.forward(hs.clone().narrow(1, 1 + i, 1)))
+                .collect(),
+            1,
+        ); // [B, T, C/8]
+        let masks = hyper_in
+            .matmul(upscaled.reshape([b, cu, hu * wu]))
+            .reshape([b, t, hu, wu]);
+        let iou_pred = self.iou_prediction_head.forward(iou_token_out);
+        Ok((masks, iou_pred))
+    }
+}

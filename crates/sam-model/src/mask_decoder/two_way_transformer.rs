@@ -1,0 +1,172 @@
+//! The two-way transformer (the reference's `modeling/transformer.py`): tokens attend to the
+//! image and the image attends back to the tokens.
+
+use burn::module::Module;
+use burn::nn::{LayerNorm, LayerNormConfig};
+use burn::tensor::{Device, Tensor};
+
+use super::attention::Attention;
+use crate::common::{Activation, MlpBlock};
+
+fn layer_norm(dim: usize, device: &Device) -> LayerNorm {
+    // The transformer uses PyTorch's default eps (1e-5), unlike the encoder's 1e-6.
+    LayerNormConfig::new(dim).with_epsilon(1e-5).init(device)
+}
+
+/// One two-way block: self-attention, token→image, MLP, image→token.
+#[derive(Module, Debug)]
+pub struct TwoWayAttentionBlock {
+    /// Self-attention of the tokens (full width).
+    pub self_attn: Attention,
+    /// Norm after self-attention.
+    pub norm1: LayerNorm,
+    /// Tokens attend to the image (width C/2).
+    pub cross_attn_token_to_image: Attention,
+    /// Norm after token→image.
+    pub norm2: LayerNorm,
+    /// ReLU MLP on the tokens.
+    pub mlp: MlpBlock,
+    /// Norm after the MLP.
+    pub norm3: LayerNorm,
+    /// Norm of the image tokens after image→token.
+    pub norm4: LayerNorm,
+    /// The image attends to the tokens (width C/2).
+    pub cross_attn_image_to_token: Attention,
+    #[module(skip)]
+    skip_first_layer_pe: bool,
+}
+
+impl TwoWayAttentionBlock {
+    /// The first block (`skip_first_layer_pe`) has neither PE nor residual in its self-attention.
+    pub fn new(
+        embedding_dim: usize,
+        num_heads: usize,
+        mlp_dim: usize,
+        attention_downsample_rate: usize,
+        skip_first_layer_pe: bool,
+        device: &Device,
+    ) -> Self {
+        Self {
+            self_attn: Attention::new(embedding_dim, num_heads, 1, device),
+            norm1: layer_norm(embedding_dim, device),
+            cross_attn_token_to_image: Attention::new(
+                embedding_dim,
+                num_heads,
+                attention_downsample_rate,
+                device,
+            ),
+            norm2: layer_norm(embedding_dim, device),
+            mlp: MlpBlock::new(embedding_dim, mlp_dim, Activation::Relu, device),
+            norm3: layer_norm(embedding_dim, device),
+            norm4: layer_norm(embedding_dim, device),
+            cross_attn_image_to_token: Attention::new(
+                embedding_dim,
+                num_heads,
+                attention_downsample_rate,
+                device,
+            ),
+            skip_first_layer_pe,
+        }
+    }
+
+    /// `queries: [B, Nt, C]`, `keys: [B|1, HW, C]`, `query_pe: [B, Nt, C]`, `key_pe: [1, HW, C]`
+    /// → updated `(queries, keys)`.
+    pub fn forward(
+        &self,
+        queries: Tensor<3>,
+        keys: Tensor<3>,
+        query_pe: Tensor<3>,
+        key_pe: Tensor<3>,
+    ) -> (Tensor<3>, Tensor<3>) {
+        let queries = if self.skip_first_layer_pe {
+            self.self_attn
+                .forward(queries.clone(), queries.clone(), queries)
+        } else {
+            let q = queries.clone() + query_pe.clone();
+            queries.clone() + self.self_attn.forward(q.clone(), q, queries)
+        };
+        let queries = self.norm1.forward(queries);
+
+        let q = queries.clone() + query_pe.clone();
+        let k = keys.clone() + key_pe.clone();
+        let queries = queries + self.cross_attn_token_to_image.forward(q, k, keys.clone());
+        let queries = self.norm2.forward(queries);
+
+        let queries = queries.clone() + self.mlp.forward(queries);
+        let queries = self.norm3.forward(queries);
+
+        let q = queries.clone() + query_pe;
+        let k = keys.clone() + key_pe;
+        let attn_out = self
+            .cross_attn_image_to_token
+            .forward(k, q, queries.clone());
+        let keys = self.norm4.forward(keys + attn_out);
+        (queries, keys)
+    }
+}
+
+/// The stack of two-way blocks plus the final token→image attention.
+#[derive(Module, Debug)]
+pub struct TwoWayTransformer {
+    /// The blocks.
+    pub layers: Vec<TwoWayAttentionBlock>,
+    /// Final tokens→image attention (width C/2).
+    pub final_attn_token_to_image: Attention,
+    /// Norm after it.
+    pub norm_final_attn: LayerNorm,
+}
+
+impl TwoWayTransformer {
+    /// Builds `depth` blocks (cross-attention downsample rate 2, as the reference).
+    pub fn new(
+        depth: usize,
+        embedding_dim: usize,
+        num_heads: usize,
+        mlp_dim: usize,
+        device: &Device,
+    ) -> Self {
+        Self {
+            layers: (0..depth)
+                .map(|i| {
+                    TwoWayAttentionBlock::new(embedding_dim, num_heads, mlp_dim, 2, i == 0, device)
+                })
+                .collect(),
+            final_attn_token_to_image: Attention::new(embedding_dim, num_heads, 2, device),
+            norm_final_attn: layer_norm(embedding_dim, device),
+        }
+    }
+
+    /// `image_embedding: [B|1, C, h, w]`, `image_pe: [1, C, h, w]`, `point_embedding: [B, Nt, C]`
+    /// → (`queries: [B, Nt, C]`, `keys: [B, hw, C]`).
+    pub fn forward(
+        &self,
+        image_embedding: Tensor<4>,
+        image_pe: Tensor<4>,
+        point_embedding: Tensor<3>,
+    ) -> (Tensor<3>, Tensor<3>) {
+        let flat = |x: Tensor<4>| {
+            let [b, c, h, w] = x.dims();
+            x.reshape([b, c, h * w]).swap_dims(1, 2)
+        };
+        let keys = flat(image_embedding);
+        let key_pe = flat(image_pe);
+        let mut queries = point_embedding.clone();
+        let mut keys = keys;
+        for layer in &self.layers {
+            (queries, keys) = layer.forward(queries, keys, point_embedding.clone(), key_pe.clone());
+        }
+        let q = queries.clone() + point_embedding;
+        let k = keys.clone() + key_pe;
+        let queries = queries + self.final_attn_token_to_image.forward(q, k, keys.clone());
+        let queries = self.norm_final_attn.forward(queries);
+        let [b, _, _] = queries.dims();
+        let [bk, n, c] = keys.dims();
+        // With zero layers the image tokens were never mixed per prompt.
+        let keys = if bk != b {
+            keys.expand([b, n, c])
+        } else {
+            keys
+        };
+        (queries, keys)
+    }
+}

@@ -1,0 +1,180 @@
+//! Shared helpers of the parity tests: fixture access, devices, comparisons.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use sam_model::SamConfig;
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Every model fixture the reference script writes.
+pub const MODELS: &[&str] = &["sam_tiny", "sam_tiny_b"];
+
+/// The CPU backend always; wgpu when compiled in (lavapipe in CI).
+pub fn devices() -> Vec<(&'static str, Device)> {
+    #[allow(unused_mut)]
+    let mut devices = vec![("flex", Device::flex())];
+    #[cfg(feature = "wgpu")]
+    if std::env::var_os("SAM_SKIP_WGPU").is_none() {
+        devices.push(("wgpu", Device::wgpu(Default::default())));
+    }
+    devices
+}
+
+pub fn config(name: &str) -> SamConfig {
+    SamConfig::load(fixtures().join(format!("{name}.json"))).expect("fixture config")
+}
+
+/// A case of `NAME_cases.json`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Case {
+    pub name: String,
+    pub points: bool,
+    pub boxes: bool,
+    pub masks: bool,
+    pub multimask: bool,
+    pub full: bool,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Cases {
+    pub input_size: [usize; 2],
+    pub original_size: [usize; 2],
+    pub cases: Vec<Case>,
+}
+
+pub fn cases(name: &str) -> Cases {
+    let text = std::fs::read_to_string(fixtures().join(format!("{name}_cases.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The reference's recorded tensors of one model.
+pub struct Outputs {
+    tensors: HashMap<String, (Vec<usize>, TensorData)>,
+}
+
+impl Outputs {
+    pub fn load(name: &str) -> Self {
+        let bytes = std::fs::read(fixtures().join(format!("{name}_outputs.safetensors"))).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut tensors = HashMap::new();
+        for (key, view) in st.tensors() {
+            let shape = view.shape().to_vec();
+            let data = match view.dtype() {
+                safetensors::Dtype::F32 => {
+                    let v: Vec<f32> = view
+                        .data()
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                    TensorData::new(v, shape.clone())
+                }
+                safetensors::Dtype::I64 => {
+                    let v: Vec<i64> = view
+                        .data()
+                        .chunks_exact(8)
+                        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                        .collect();
+                    TensorData::new(v, shape.clone())
+                }
+                other => panic!("unexpected dtype {other:?} for {key}"),
+            };
+            tensors.insert(key, (shape, data));
+        }
+        Self { tensors }
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.tensors.contains_key(key)
+    }
+
+    pub fn data(&self, key: &str) -> TensorData {
+        self.tensors
+            .get(key)
+            .unwrap_or_else(|| panic!("fixture has no {key}"))
+            .1
+            .clone()
+    }
+
+    pub fn float<const D: usize>(&self, key: &str, device: &Device) -> Tensor<D> {
+        Tensor::from_data(self.data(key), device)
+    }
+
+    pub fn int<const D: usize>(&self, key: &str, device: &Device) -> Tensor<D, Int> {
+        Tensor::from_data(self.data(key), device)
+    }
+
+    pub fn values(&self, key: &str) -> Vec<f32> {
+        self.data(key).try_to_vec::<f32>().expect("f32 data")
+    }
+}
+
+/// Max |actual − expected| / max |expected|: the error relative to the tensor's scale.
+pub fn rel_error<const D: usize>(
+    actual: Tensor<D>,
+    expected: &[f32],
+    expected_shape: &[usize],
+) -> f32 {
+    assert_eq!(actual.dims().to_vec(), expected_shape, "shape");
+    let actual = actual
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 data");
+    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let diff = actual
+        .iter()
+        .zip(expected)
+        .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+    assert!(diff.is_finite(), "non-finite output");
+    diff / scale
+}
+
+pub fn assert_close<const D: usize>(
+    what: &str,
+    actual: Tensor<D>,
+    outputs: &Outputs,
+    key: &str,
+    tolerance: f32,
+) -> f32 {
+    let expected = outputs.values(key);
+    let shape = outputs.tensors[key].0.clone();
+    let err = rel_error(actual, &expected, &shape);
+    assert!(
+        err <= tolerance,
+        "{what}: {key} max relative error {err:e} > {tolerance:e}"
+    );
+    err
+}
+
+/// Max absolute difference.
+pub fn max_abs_diff<const D: usize>(actual: Tensor<D>, expected: &[f32]) -> f32 {
+    let actual = actual
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 data");
+    actual
+        .iter()
+        .zip(expected)
+        .fold(0f32, |m, (a, e)| m.max((a - e).abs()))
+}
+
+/// Fraction of pixels whose `> 0` decision agrees.
+pub fn threshold_agreement<const D: usize>(actual: Tensor<D>, expected: &[f32]) -> f64 {
+    let actual = actual
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 data");
+    let same = actual
+        .iter()
+        .zip(expected)
+        .filter(|(a, e)| (**a > 0.0) == (**e > 0.0))
+        .count();
+    same as f64 / expected.len() as f64
+}
