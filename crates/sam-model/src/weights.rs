@@ -101,6 +101,7 @@ fn pytorch_store(path: &Path) -> PytorchStore {
     KEY_REMAPS.iter().fold(
         PytorchStore::from_file(path)
             .allow_partial(true)
+            .validate(false)
             .map_indices_contiguous(false),
         |store, (from, to)| store.with_key_remapping(*from, *to),
     )
@@ -111,6 +112,7 @@ fn safetensors_store(path: &Path) -> SafetensorsStore {
         SafetensorsStore::from_file(path)
             .with_from_adapter(PyTorchToBurnAdapter)
             .allow_partial(true)
+            .validate(false)
             .map_indices_contiguous(false),
         |store, (from, to)| store.with_key_remapping(*from, *to),
     )
@@ -398,6 +400,9 @@ impl Sam {
     }
 
     /// Loads a checkpoint into this model, strictly.
+    ///
+    /// Partial checks (missing, unexpected, mis-shaped tensors) are collected and reported
+    /// together. On error the model may hold some of the file's tensors: discard it.
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         check_readable(path)?;
@@ -420,7 +425,11 @@ impl Sam {
                 .load_from(&mut safetensors_store(path))
                 .map_err(|e| read_error(path, e))?,
             CheckpointFormat::Burnpack => self
-                .load_from(&mut BurnpackStore::from_file(path).allow_partial(true))
+                .load_from(
+                    &mut BurnpackStore::from_file(path)
+                        .allow_partial(true)
+                        .validate(false),
+                )
                 .map_err(|e| read_error(path, e))?,
         };
         strict(path, result)
