@@ -1,1 +1,12 @@
-//! sam-burn
+//! sam-burn: Segment Anything in pure Rust on Burn.
+//!
+//! This root package re-exports the workspace crates and selects the compute backends with
+//! features: `flex` (CPU, default), `wgpu`, `cuda`.
+
+#![warn(missing_docs)]
+
+pub use burn;
+pub use sam_model as model;
+pub use sam_model::{PointPrompt, Prompts, Sam, SamConfig, SamError};
+
+pub mod backend;

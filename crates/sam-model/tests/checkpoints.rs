@@ -70,7 +70,10 @@ fn missing_empty_truncated_and_garbage_files_are_errors() {
 
     let empty = dir.path().join("empty.pth");
     std::fs::write(&empty, b"").unwrap();
-    assert!(matches!(expect_err(&empty, &tiny()), SamError::CheckpointRead { .. }));
+    assert!(matches!(
+        expect_err(&empty, &tiny()),
+        SamError::CheckpointRead { .. }
+    ));
 
     let bytes = std::fs::read(pth()).unwrap();
     for cut in [100, bytes.len() / 2, bytes.len() - 10] {
@@ -82,7 +85,10 @@ fn missing_empty_truncated_and_garbage_files_are_errors() {
 
     let garbage = dir.path().join("garbage.safetensors");
     std::fs::write(&garbage, [0xffu8; 64]).unwrap();
-    assert!(matches!(expect_err(&garbage, &tiny()), SamError::CheckpointRead { .. }));
+    assert!(matches!(
+        expect_err(&garbage, &tiny()),
+        SamError::CheckpointRead { .. }
+    ));
 
     let st = std::fs::read(fixtures().join("sam_tiny.safetensors")).unwrap();
     let cut = dir.path().join("cut.safetensors");
@@ -125,7 +131,10 @@ fn a_checkpoint_of_another_variant_says_so() {
     let mut other_globals = tiny();
     other_globals.encoder_global_attn_indexes = vec![0, 3];
     let e = expect_err(&pth(), &other_globals);
-    assert!(e.to_string().contains("global attention in blocks [1, 3]"), "{e}");
+    assert!(
+        e.to_string().contains("global attention in blocks [1, 3]"),
+        "{e}"
+    );
 }
 
 /// Writes `sam_tiny.safetensors` with one tensor dropped, one added and one reshaped.
@@ -138,8 +147,13 @@ fn doctored_safetensors(dir: &Path) -> std::path::PathBuf {
         .map(|(k, v)| (k, (v.shape().to_vec(), v.data().to_vec())))
         .collect();
     owned.remove("mask_decoder.iou_token.weight");
-    owned.insert("mask_decoder.extra_head.weight".into(), (vec![2], vec![0u8; 8]));
-    let (shape, data) = owned.get_mut("image_encoder.blocks.2.mlp.lin2.bias").unwrap();
+    owned.insert(
+        "mask_decoder.extra_head.weight".into(),
+        (vec![2], vec![0u8; 8]),
+    );
+    let (shape, data) = owned
+        .get_mut("image_encoder.blocks.2.mlp.lin2.bias")
+        .unwrap();
     *shape = vec![16, 2];
     let _ = data;
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned
@@ -165,7 +179,16 @@ fn loading_is_strict_and_lists_the_offending_keys() {
     let msg = e.to_string();
     assert!(matches!(e, SamError::Mismatch { .. }), "{msg}");
     assert!(msg.contains("doctored.safetensors"), "{msg}");
-    assert!(msg.contains("missing tensors: mask_decoder.iou_token.weight"), "{msg}");
-    assert!(msg.contains("unexpected tensors: mask_decoder.extra_head.weight"), "{msg}");
-    assert!(msg.contains("image_encoder.blocks.2.mlp.lin2.bias"), "{msg}");
+    assert!(
+        msg.contains("missing tensors: mask_decoder.iou_token.weight"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("unexpected tensors: mask_decoder.extra_head.weight"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("image_encoder.blocks.2.mlp.lin2.bias"),
+        "{msg}"
+    );
 }

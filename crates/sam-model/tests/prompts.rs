@@ -8,7 +8,12 @@ use sam_model::{PointPrompt, Prompts, Sam, SamError};
 
 fn model() -> (Sam, Tensor<4>, Device) {
     let device = Device::flex();
-    let sam = Sam::load(fixtures().join("sam_tiny.pth"), &config("sam_tiny"), &device).unwrap();
+    let sam = Sam::load(
+        fixtures().join("sam_tiny.pth"),
+        &config("sam_tiny"),
+        &device,
+    )
+    .unwrap();
     let emb = Outputs::load("sam_tiny").float::<4>("encoder/embedding", &device);
     (sam, emb, device)
 }
@@ -28,33 +33,72 @@ fn mismatched_prompt_shapes_are_errors() {
         labels: Tensor::<2, Int>::ones([b, nl], &device),
     };
     assert_invalid(
-        sam.predict(emb.clone(), Prompts { points: Some(points(1, 2, 3)), ..Default::default() }, true),
+        sam.predict(
+            emb.clone(),
+            Prompts {
+                points: Some(points(1, 2, 3)),
+                ..Default::default()
+            },
+            true,
+        ),
         "point labels [1, 3] do not match",
     );
     assert_invalid(
         sam.predict(
             emb.clone(),
-            Prompts { points: Some(points(2, 1, 1)), boxes: Some(Tensor::zeros([3, 4], &device)), ..Default::default() },
+            Prompts {
+                points: Some(points(2, 1, 1)),
+                boxes: Some(Tensor::zeros([3, 4], &device)),
+                ..Default::default()
+            },
             true,
         ),
         "3 boxes but 2 point sets",
     );
     assert_invalid(
-        sam.predict(emb.clone(), Prompts { boxes: Some(Tensor::zeros([1, 3], &device)), ..Default::default() }, true),
+        sam.predict(
+            emb.clone(),
+            Prompts {
+                boxes: Some(Tensor::zeros([1, 3], &device)),
+                ..Default::default()
+            },
+            true,
+        ),
         "boxes must be [B, 4]",
     );
     assert_invalid(
-        sam.predict(emb.clone(), Prompts { masks: Some(Tensor::zeros([1, 1, 20, 20], &device)), ..Default::default() }, true),
+        sam.predict(
+            emb.clone(),
+            Prompts {
+                masks: Some(Tensor::zeros([1, 1, 20, 20], &device)),
+                ..Default::default()
+            },
+            true,
+        ),
         "mask prompt must be [B, 1, 36, 36]",
     );
     assert_invalid(
-        sam.predict(emb.clone(), Prompts { points: Some(points(1, 0, 0)), ..Default::default() }, true),
+        sam.predict(
+            emb.clone(),
+            Prompts {
+                points: Some(points(1, 0, 0)),
+                ..Default::default()
+            },
+            true,
+        ),
         "zero points",
     );
     // Two images' embeddings against three prompt sets.
     let two = Tensor::cat(vec![emb.clone(), emb], 0);
     assert_invalid(
-        sam.predict(two, Prompts { boxes: Some(Tensor::zeros([3, 4], &device)), ..Default::default() }, true),
+        sam.predict(
+            two,
+            Prompts {
+                boxes: Some(Tensor::zeros([3, 4], &device)),
+                ..Default::default()
+            },
+            true,
+        ),
         "image embeddings have batch 2",
     );
 }
@@ -62,9 +106,18 @@ fn mismatched_prompt_shapes_are_errors() {
 #[test]
 fn bad_image_tensors_are_errors() {
     let (sam, _, device) = model();
-    assert_invalid(sam.preprocess(Tensor::zeros([1, 3, 200, 10], &device)), "0 < h, w <= 144");
-    assert_invalid(sam.preprocess(Tensor::zeros([1, 4, 10, 10], &device)), "[1, 4, 10, 10]");
-    assert_invalid(sam.image_embeddings(Tensor::zeros([1, 3, 100, 144], &device)), "[B, 3, 144, 144]");
+    assert_invalid(
+        sam.preprocess(Tensor::zeros([1, 3, 200, 10], &device)),
+        "0 < h, w <= 144",
+    );
+    assert_invalid(
+        sam.preprocess(Tensor::zeros([1, 4, 10, 10], &device)),
+        "[1, 4, 10, 10]",
+    );
+    assert_invalid(
+        sam.image_embeddings(Tensor::zeros([1, 3, 100, 144], &device)),
+        "[B, 3, 144, 144]",
+    );
     assert_invalid(
         sam.postprocess_masks(Tensor::zeros([1, 1, 36, 36], &device), (0, 10), (5, 5)),
         "postprocess sizes",

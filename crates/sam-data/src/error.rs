@@ -1,0 +1,25 @@
+//! Typed errors of the data crate.
+
+use std::path::PathBuf;
+
+/// What can go wrong between a file and a model input.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// An image file could not be read or decoded.
+    #[error("cannot read image {path}: {reason}")]
+    ImageRead {
+        /// The file at fault.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An image of zero width or height, or a buffer of the wrong length.
+    #[error("invalid image: {0}")]
+    InvalidImage(String),
+    /// A coordinate or size that cannot be transformed.
+    #[error("invalid value: {0}")]
+    InvalidValue(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, DataError>;

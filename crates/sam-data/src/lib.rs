@@ -1,0 +1,14 @@
+//! Everything between image files and model input: Pillow-exact resizing, SAM's
+//! `ResizeLongestSide` with its coordinate transforms, and image loading.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod image_io;
+pub mod pillow_resize;
+pub mod transforms;
+
+pub use error::{DataError, Result};
+pub use image_io::load_rgb;
+pub use pillow_resize::resize_bilinear_rgb;
+pub use transforms::ResizeLongestSide;

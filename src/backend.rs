@@ -1,0 +1,82 @@
+//! Backend selection: the only place that names concrete devices.
+
+use burn::tensor::Device;
+
+/// The backends compiled into this build, by name.
+pub fn available() -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if cfg!(feature = "flex") {
+        names.push("flex");
+    }
+    if cfg!(feature = "wgpu") {
+        names.push("wgpu");
+    }
+    if cfg!(feature = "cuda") {
+        names.push("cuda");
+    }
+    names
+}
+
+/// Errors choosing a device.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The name is not a backend at all.
+    #[error("unknown device {0:?} (expected flex, wgpu or cuda)")]
+    Unknown(String),
+    /// The backend exists but was not compiled in.
+    #[error(
+        "device {name:?} is not compiled into this build (available: {available}); rebuild with `--features {name}`"
+    )]
+    NotCompiled {
+        /// The requested backend.
+        name: String,
+        /// What this build has.
+        available: String,
+    },
+}
+
+/// A device by name: `flex` (CPU), `wgpu` (`wgpu:N` for the N-th discrete GPU), `cuda`
+/// (`cuda:N`).
+pub fn device(name: &str) -> Result<Device, BackendError> {
+    let (kind, index) = match name.split_once(':') {
+        Some((k, i)) => (
+            k,
+            Some(
+                i.parse::<usize>()
+                    .map_err(|_| BackendError::Unknown(name.to_string()))?,
+            ),
+        ),
+        None => (name, None),
+    };
+    let not_compiled = || BackendError::NotCompiled {
+        name: kind.to_string(),
+        available: available().join(", "),
+    };
+    match kind {
+        "flex" | "cpu" => {
+            #[cfg(feature = "flex")]
+            return Ok(Device::flex());
+            #[allow(unreachable_code)]
+            Err(not_compiled())
+        }
+        "wgpu" => {
+            #[cfg(feature = "wgpu")]
+            return Ok(match index {
+                Some(i) => Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(i)),
+                None => Device::wgpu(Default::default()),
+            });
+            #[allow(unreachable_code)]
+            Err(not_compiled())
+        }
+        "cuda" => {
+            #[cfg(feature = "cuda")]
+            return Ok(Device::cuda(index.unwrap_or(0)));
+            #[allow(unreachable_code)]
+            Err(not_compiled())
+        }
+        _ => {
+            let _ = index;
+            Err(BackendError::Unknown(name.to_string()))
+        }
+    }
+}
