@@ -21,6 +21,7 @@ from functools import partial
 import numpy as np
 import torch
 from safetensors.torch import save_file
+from segment_anything import SamPredictor
 from segment_anything.modeling import (
     ImageEncoderViT,
     MaskDecoder,
@@ -206,10 +207,58 @@ def main():
         run("points_batch", points=pb)
         run("boxes_points_batch", points=(pb[0][:, :1], pb[1][:, :1]), boxes=boxes3[:2])
 
-        save_file({k: v.clone().contiguous() if v.dtype == torch.int64 else v.float().clone().contiguous()
+        # The official SamPredictor, prompts in original-image pixels (float64 as numpy gives).
+        predictor = SamPredictor(model)
+        predictor.set_image(image)
+        out["predictor/features"] = predictor.features
+        pcases = []
+
+        def prun(case_name, coords=None, labels=None, box=None, mask_input=None,
+                 multimask=True, return_logits=False):
+            masks, iou, low = predictor.predict(
+                point_coords=coords, point_labels=labels, box=box, mask_input=mask_input,
+                multimask_output=multimask, return_logits=return_logits)
+            key = f"predictor/{case_name}"
+            if coords is not None:
+                out[f"{key}/point_coords"] = torch.as_tensor(coords, dtype=torch.float64)
+                out[f"{key}/point_labels"] = torch.as_tensor(labels, dtype=torch.int64)
+            if box is not None:
+                out[f"{key}/box"] = torch.as_tensor(box, dtype=torch.float64)
+            if mask_input is not None:
+                out[f"{key}/mask_input"] = torch.as_tensor(mask_input)
+            m = torch.as_tensor(masks)
+            out[f"{key}/masks"] = m if return_logits else m.to(torch.uint8)
+            out[f"{key}/iou_predictions"] = torch.as_tensor(iou)
+            out[f"{key}/low_res_logits"] = torch.as_tensor(low)
+            pcases.append(dict(name=case_name, points=coords is not None, box=box is not None,
+                               mask=mask_input is not None, multimask=multimask,
+                               return_logits=return_logits))
+            return masks, iou, low
+
+        two = np.array([[w0 * 0.3, h0 * 0.4], [w0 * 0.7, h0 * 0.6]])
+        _, piou, plow = prun("points", two, np.array([1, 0]))
+        prun("box_point_logits", np.array([[w0 * 0.5, h0 * 0.5]]), np.array([1]),
+             box=np.array([w0 * 0.1, h0 * 0.2, w0 * 0.8, h0 * 0.9]), multimask=False,
+             return_logits=True)
+        prun("mask_point", np.array([[w0 * 0.45, h0 * 0.35]]), np.array([1]),
+             mask_input=plow[int(np.argmax(piou))][None], multimask=True)
+        # Many boxes in one batch, through predict_torch as the reference's batched example.
+        raw_boxes = np.array([[w0 * 0.1, h0 * 0.2, w0 * 0.8, h0 * 0.9], [0, 0, w0 * 0.5, h0 * 0.5],
+                              [w0 * 0.4, h0 * 0.3, w0 - 1, h0 - 1]])
+        tb = predictor.transform.apply_boxes_torch(torch.as_tensor(raw_boxes, dtype=torch.float),
+                                                   (oh, ow))
+        bm, biou, blow = predictor.predict_torch(None, None, boxes=tb, multimask_output=False)
+        out["predictor/batch_boxes/boxes"] = torch.as_tensor(raw_boxes, dtype=torch.float64)
+        out["predictor/batch_boxes/masks"] = bm.to(torch.uint8)
+        out["predictor/batch_boxes/iou_predictions"] = biou
+        out["predictor/batch_boxes/low_res_logits"] = blow
+
+        keep = (torch.int64, torch.uint8, torch.float64)
+        save_file({k: v.clone().contiguous() if v.dtype in keep else v.float().clone().contiguous()
                    for k, v in out.items()},
                   os.path.join(args.out, f"{name}_outputs.safetensors"))
         meta = dict(input_size=list(input_size), original_size=[oh, ow], cases=cases,
+                    predictor_cases=pcases,
                     torch=torch.__version__)
         with open(os.path.join(args.out, f"{name}_cases.json"), "w") as f:
             json.dump(meta, f, indent=2)
