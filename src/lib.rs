@@ -10,3 +10,7 @@ pub use sam_model as model;
 pub use sam_model::{PointPrompt, Prompts, Sam, SamConfig, SamError};
 
 pub mod backend;
+pub mod segment;
+
+pub use sam_data as data;
+pub use sam_predictor as predictor;

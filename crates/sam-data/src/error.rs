@@ -13,6 +13,14 @@ pub enum DataError {
         /// Why.
         reason: String,
     },
+    /// An array file (e.g. `.npy`) could not be read or written.
+    #[error("array file {path}: {reason}")]
+    ArrayFile {
+        /// The file at fault.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// An image of zero width or height, or a buffer of the wrong length.
     #[error("invalid image: {0}")]
     InvalidImage(String),

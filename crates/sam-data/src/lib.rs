@@ -5,10 +5,13 @@
 
 pub mod error;
 pub mod image_io;
+pub mod npy;
+pub mod overlay;
 pub mod pillow_resize;
 pub mod transforms;
 
 pub use error::{DataError, Result};
 pub use image_io::load_rgb;
+pub use npy::{read_npy_f32, write_npy_f32};
 pub use pillow_resize::resize_bilinear_rgb;
 pub use transforms::ResizeLongestSide;

@@ -81,6 +81,15 @@ impl Outputs {
                         .collect();
                     TensorData::new(v, shape.clone())
                 }
+                safetensors::Dtype::F64 => {
+                    let v: Vec<f64> = view
+                        .data()
+                        .chunks_exact(8)
+                        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                        .collect();
+                    TensorData::new(v, shape.clone())
+                }
+                safetensors::Dtype::U8 => TensorData::new(view.data().to_vec(), shape.clone()),
                 other => panic!("unexpected dtype {other:?} for {key}"),
             };
             tensors.insert(key, (shape, data));

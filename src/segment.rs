@@ -1,0 +1,430 @@
+//! The `segment` command: load a checkpoint, embed an image, answer point/box/mask prompts, and
+//! write masks, an overlay and a JSON summary. `examples/segment.rs` only calls [`main`].
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::Tensor;
+use sam_data::overlay;
+use sam_model::{Sam, SamConfig};
+use sam_predictor::{MaskInput, Point, PredictOptions, Prompt, SamPredictor};
+
+use crate::backend;
+
+/// Everything that can stop the command, each naming what is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// Bad command-line arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// Model or checkpoint problem.
+    #[error(transparent)]
+    Model(#[from] sam_model::SamError),
+    /// Image or array file problem.
+    #[error(transparent)]
+    Data(#[from] sam_data::DataError),
+    /// Prompt problem.
+    #[error(transparent)]
+    Predictor(#[from] sam_predictor::PredictorError),
+    /// Device problem.
+    #[error(transparent)]
+    Backend(#[from] backend::BackendError),
+    /// An output could not be written.
+    #[error("cannot write {path}: {reason}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, SegmentError>;
+
+/// The usage text.
+pub const USAGE: &str = "\
+usage: segment [--checkpoint FILE (.pth|.safetensors|.bpk)] [--model-type vit_b|vit_l|vit_h | --config FILE.json]
+               [--image FILE] [--point X,Y[,LABEL]]... [--box X0,Y0,X1,Y1]... [--mask-input FILE.npy]
+               [--multimask] [--save-logits] [--device flex|wgpu|cuda] [--out DIR]
+
+Points and boxes are in pixels of the image. Several --box run as one batch (each box with all
+--point). LABEL is 1 (foreground, default) or 0 (background). --mask-input reads low-res logits
+([1,h,w] or [1,1,h,w] .npy, e.g. a previous --save-logits). With no --checkpoint, a bundled
+tiny random-weights model runs on the bundled image (the pipeline is real, the masks are not).";
+
+/// Parsed arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentArgs {
+    /// Checkpoint file; `None` runs the bundled demo model.
+    pub checkpoint: Option<PathBuf>,
+    /// Preset name.
+    pub model_type: Option<String>,
+    /// Config JSON (alternative to `model_type`).
+    pub config: Option<PathBuf>,
+    /// Input image; `None` uses the bundled one.
+    pub image: Option<PathBuf>,
+    /// Points (label 1 by default).
+    pub points: Vec<Point>,
+    /// Boxes; each is one prompt of the batch.
+    pub boxes: Vec<[f64; 4]>,
+    /// Low-res logits `.npy` fed back as a mask prompt.
+    pub mask_input: Option<PathBuf>,
+    /// Three masks per prompt instead of one.
+    pub multimask: bool,
+    /// Also write `low_res_logits.npy` and `iou_predictions.npy`.
+    pub save_logits: bool,
+    /// Device name.
+    pub device: String,
+    /// Output folder.
+    pub out: PathBuf,
+}
+
+fn numbers(flag: &str, text: &str, min: usize, max: usize) -> Result<Vec<f64>> {
+    let values: Vec<f64> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| {
+            SegmentError::Usage(format!(
+                "{flag} {text}: expected numbers separated by commas"
+            ))
+        })?;
+    if values.len() < min || values.len() > max || values.iter().any(|v| !v.is_finite()) {
+        return Err(SegmentError::Usage(format!(
+            "{flag} {text}: expected {} finite numbers",
+            if min == max {
+                min.to_string()
+            } else {
+                format!("{min} or {max}")
+            }
+        )));
+    }
+    Ok(values)
+}
+
+impl SegmentArgs {
+    /// Parses arguments (without the program name).
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self> {
+        let mut a = SegmentArgs {
+            checkpoint: None,
+            model_type: None,
+            config: None,
+            image: None,
+            points: Vec::new(),
+            boxes: Vec::new(),
+            mask_input: None,
+            multimask: false,
+            save_logits: false,
+            device: "flex".into(),
+            out: PathBuf::from("segment_out"),
+        };
+        let mut it = args.into_iter();
+        while let Some(flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .ok_or_else(|| SegmentError::Usage(format!("{flag} needs a value")))
+            };
+            match flag.as_str() {
+                "--checkpoint" => a.checkpoint = Some(value()?.into()),
+                "--model-type" => a.model_type = Some(value()?),
+                "--config" => a.config = Some(value()?.into()),
+                "--image" => a.image = Some(value()?.into()),
+                "--point" => {
+                    let v = numbers("--point", &value()?, 2, 3)?;
+                    let label = v.get(2).copied().unwrap_or(1.0);
+                    if label != 0.0 && label != 1.0 {
+                        return Err(SegmentError::Usage(format!(
+                            "--point label {label}: expected 1 (foreground) or 0 (background)"
+                        )));
+                    }
+                    a.points.push(Point {
+                        x: v[0],
+                        y: v[1],
+                        label: label as i64,
+                    });
+                }
+                "--box" => {
+                    let v = numbers("--box", &value()?, 4, 4)?;
+                    a.boxes.push([v[0], v[1], v[2], v[3]]);
+                }
+                "--mask-input" => a.mask_input = Some(value()?.into()),
+                "--multimask" => a.multimask = true,
+                "--save-logits" => a.save_logits = true,
+                "--device" => a.device = value()?,
+                "--out" => a.out = value()?.into(),
+                "-h" | "--help" => return Err(SegmentError::Usage(USAGE.into())),
+                other => {
+                    return Err(SegmentError::Usage(format!(
+                        "unknown argument {other:?}\n{USAGE}"
+                    )));
+                }
+            }
+        }
+        if a.model_type.is_some() && a.config.is_some() {
+            return Err(SegmentError::Usage(
+                "give --model-type or --config, not both".into(),
+            ));
+        }
+        if a.checkpoint.is_none() && (a.model_type.is_some() || a.config.is_some()) {
+            return Err(SegmentError::Usage(
+                "--model-type/--config need a --checkpoint".into(),
+            ));
+        }
+        Ok(a)
+    }
+}
+
+/// Where the bundled demo files live.
+pub fn bundled(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The config for a checkpoint: `--config`, `--model-type`, or the preset named in the file name
+/// (`sam_vit_b_01ec64.pth` → vit_b).
+fn resolve_config(args: &SegmentArgs, checkpoint: &Path) -> Result<SamConfig> {
+    if let Some(path) = &args.config {
+        return Ok(SamConfig::load(path)?);
+    }
+    if let Some(name) = &args.model_type {
+        return Ok(SamConfig::from_model_type(name)?);
+    }
+    let file = checkpoint
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or("");
+    for name in ["vit_b", "vit_l", "vit_h"] {
+        if file.contains(name) {
+            return SamConfig::from_model_type(name).map_err(Into::into);
+        }
+    }
+    Err(SegmentError::Usage(format!(
+        "cannot tell the model size of {}: give --model-type vit_b|vit_l|vit_h or --config FILE",
+        checkpoint.display()
+    )))
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Summary {
+    /// Files written.
+    pub files: Vec<PathBuf>,
+    /// The JSON summary.
+    pub json: serde_json::Value,
+}
+
+fn write_err(path: &Path, e: impl ToString) -> SegmentError {
+    SegmentError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Runs the command.
+pub fn run(args: &SegmentArgs) -> Result<Summary> {
+    let device = backend::device(&args.device)?;
+    let demo = args.checkpoint.is_none();
+    let (checkpoint, config) = match &args.checkpoint {
+        Some(path) => (path.clone(), resolve_config(args, path)?),
+        None => {
+            let dir = bundled("crates/sam-model/tests/fixtures");
+            (
+                dir.join("sam_tiny.pth"),
+                SamConfig::load(dir.join("sam_tiny.json"))?,
+            )
+        }
+    };
+    let image_path = args
+        .image
+        .clone()
+        .unwrap_or_else(|| bundled("assets/scene.png"));
+    let image = sam_data::load_rgb(&image_path)?;
+    let (w, h) = (image.width() as f64, image.height() as f64);
+
+    let points = args.points.clone();
+    let mut boxes = args.boxes.clone();
+    if args.image.is_none() && points.is_empty() && boxes.is_empty() && args.mask_input.is_none() {
+        // The bundled scene: the house, the tree and the sun, as one batch of three boxes.
+        let (sx, sy) = (w / 320.0, h / 240.0);
+        for [x0, y0, x1, y1] in [
+            [50.0, 44.0, 171.0, 171.0],
+            [184.0, 69.0, 253.0, 181.0],
+            [239.0, 19.0, 291.0, 71.0],
+        ] {
+            boxes.push([x0 * sx, y0 * sy, x1 * sx, y1 * sy]);
+        }
+    }
+
+    let start = Instant::now();
+    let model = Sam::load(&checkpoint, &config, &device)?;
+    let t_load = start.elapsed();
+    let mut predictor = SamPredictor::new(model);
+    let start = Instant::now();
+    predictor.set_image(&image)?;
+    let t_embed = start.elapsed();
+
+    let mask_input = match &args.mask_input {
+        Some(path) => {
+            let (shape, values) = sam_data::read_npy_f32(path)?;
+            let (mh, mw) = match shape.as_slice() {
+                [1, 1, mh, mw] | [1, mh, mw] | [mh, mw] => (*mh, *mw),
+                other => {
+                    return Err(SegmentError::Usage(format!(
+                        "--mask-input {}: expected a [1, h, w] or [1, 1, h, w] array, got {other:?}",
+                        path.display()
+                    )));
+                }
+            };
+            Some(MaskInput::new(values, mh, mw)?)
+        }
+        None => None,
+    };
+    let base = Prompt {
+        points: points.clone(),
+        bbox: None,
+        mask_input,
+    };
+    let prompts: Vec<Prompt> = if boxes.is_empty() {
+        vec![base]
+    } else {
+        boxes.iter().map(|b| base.clone().with_box(*b)).collect()
+    };
+    if prompts.len() == 1
+        && prompts[0].points.is_empty()
+        && prompts[0].bbox.is_none()
+        && prompts[0].mask_input.is_none()
+    {
+        return Err(SegmentError::Usage(format!(
+            "no prompt: give --point, --box or --mask-input\n{USAGE}"
+        )));
+    }
+
+    let options = PredictOptions {
+        multimask_output: args.multimask,
+        return_logits: false,
+    };
+    let start = Instant::now();
+    let pred = predictor.predict_batch(&prompts, options)?;
+    let masks = pred.masks.into_binary();
+    let [b, c, mh, mw] = masks.dims();
+    let mask_values: Vec<bool> = masks
+        .into_data()
+        .try_into_vec::<bool>()
+        .map_err(|e| SegmentError::Usage(format!("{e:?}")))?;
+    let t_predict = start.elapsed();
+    let scores = to_f32(pred.iou_predictions.clone())?;
+
+    std::fs::create_dir_all(&args.out).map_err(|e| write_err(&args.out, e))?;
+    let mut files = Vec::new();
+    let mut records = Vec::new();
+    let mut picture = image.clone();
+    let plane = mh * mw;
+    for p in 0..b {
+        for m in 0..c {
+            let k = p * c + m;
+            let mask = &mask_values[k * plane..(k + 1) * plane];
+            let file = args.out.join(format!("mask_{p}_{m}.png"));
+            overlay::mask_image(mask, mw as u32, mh as u32)
+                .save(&file)
+                .map_err(|e| write_err(&file, e))?;
+            overlay::tint(&mut picture, mask, overlay::palette(k));
+            let (area, bbox) = overlay::mask_stats(mask, mw);
+            records.push(serde_json::json!({
+                "prompt": p,
+                "mask": m,
+                "file": file.file_name().and_then(|f| f.to_str()),
+                "score": scores[k],
+                "area": area,
+                "bbox_xyxy": bbox,
+                "prompt_points": prompts[p].points.iter().map(|q| [q.x, q.y, q.label as f64]).collect::<Vec<_>>(),
+                "prompt_box": prompts[p].bbox,
+            }));
+            files.push(file);
+        }
+    }
+    for b in &boxes {
+        overlay::draw_box(&mut picture, *b, [255, 255, 255]);
+    }
+    for q in &points {
+        overlay::draw_point(&mut picture, q.x, q.y, q.label == 1);
+    }
+    let overlay_path = args.out.join("overlay.png");
+    picture
+        .save(&overlay_path)
+        .map_err(|e| write_err(&overlay_path, e))?;
+    files.push(overlay_path);
+
+    if args.save_logits {
+        let low = pred.low_res_logits;
+        let shape = low.dims();
+        let path = args.out.join("low_res_logits.npy");
+        sam_data::write_npy_f32(&path, &shape, &to_f32(low)?)?;
+        files.push(path);
+        let path = args.out.join("iou_predictions.npy");
+        sam_data::write_npy_f32(&path, &[b, c], &scores)?;
+        files.push(path);
+    }
+
+    let json = serde_json::json!({
+        "image": image_path,
+        "checkpoint": checkpoint,
+        "demo_random_weights": demo,
+        "device": args.device,
+        "image_size": [image.height(), image.width()],
+        "multimask": args.multimask,
+        "seconds": {"load": t_load.as_secs_f64(), "embed": t_embed.as_secs_f64(), "predict": t_predict.as_secs_f64()},
+        "masks": records,
+    });
+    let json_path = args.out.join("result.json");
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )
+    .map_err(|e| write_err(&json_path, e))?;
+    files.push(json_path);
+    Ok(Summary { files, json })
+}
+
+fn to_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| SegmentError::Usage(format!("{e:?}")))
+}
+
+/// The example's whole `main`: parse, run, report; a one-line error and exit code 1 on failure.
+pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
+    let result = SegmentArgs::parse(args).and_then(|a| {
+        if a.checkpoint.is_none() {
+            eprintln!(
+                "note: no --checkpoint given, so this runs the bundled tiny model with RANDOM weights \
+                 (the pipeline is real; the masks are not meaningful).\n      \
+                 For real masks, download an official checkpoint, e.g. sam_vit_b_01ec64.pth, and run:\n      \
+                 cargo run --release --example segment -- --checkpoint sam_vit_b_01ec64.pth \
+                 --model-type vit_b --image assets/scene.png --box 50,44,171,171 --point 110,150"
+            );
+        }
+        let summary = run(&a)?;
+        let s = &summary.json["seconds"];
+        println!(
+            "load {:.2} s, embed {:.2} s, predict {:.3} s",
+            s["load"].as_f64().unwrap_or(0.0),
+            s["embed"].as_f64().unwrap_or(0.0),
+            s["predict"].as_f64().unwrap_or(0.0)
+        );
+        for r in summary.json["masks"].as_array().into_iter().flatten() {
+            println!(
+                "prompt {} mask {}: score {:.3}, area {} px, bbox {}",
+                r["prompt"], r["mask"], r["score"].as_f64().unwrap_or(f64::NAN), r["area"], r["bbox_xyxy"]
+            );
+        }
+        println!("wrote {} files to {}", summary.files.len(), a.out.display());
+        Ok(())
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

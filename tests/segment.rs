@@ -1,0 +1,133 @@
+//! The `segment` command end to end on the bundled demo, and its argument errors.
+
+use sam_burn::segment::{SegmentArgs, SegmentError, run};
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn usage_error(list: &[&str], expect: &str) {
+    match SegmentArgs::parse(args(list)) {
+        Err(SegmentError::Usage(m)) => assert!(m.contains(expect), "{m} / {expect}"),
+        other => panic!("expected a usage error for {list:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_arguments_are_one_line_errors() {
+    usage_error(&["--frobnicate"], "unknown argument");
+    usage_error(&["--point", "1"], "expected 2 or 3 finite numbers");
+    usage_error(&["--point", "1,x"], "expected numbers");
+    usage_error(&["--point", "1,2,7"], "label 7");
+    usage_error(&["--box", "1,2,3"], "expected 4 finite numbers");
+    usage_error(&["--box", "1,2,3,inf"], "finite");
+    usage_error(&["--image"], "--image needs a value");
+    usage_error(
+        &[
+            "--checkpoint",
+            "a.pth",
+            "--model-type",
+            "vit_b",
+            "--config",
+            "c.json",
+        ],
+        "not both",
+    );
+    usage_error(&["--model-type", "vit_b"], "need a --checkpoint");
+}
+
+#[test]
+fn demo_run_writes_masks_overlay_json_and_logits_that_feed_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let a = SegmentArgs::parse(args(&["--out", out.to_str().unwrap(), "--save-logits"])).unwrap();
+    let summary = run(&a).unwrap();
+    let masks = summary.json["masks"].as_array().unwrap();
+    assert_eq!(masks.len(), 3, "three bundled boxes, one mask each");
+    for name in [
+        "overlay.png",
+        "result.json",
+        "mask_2_0.png",
+        "low_res_logits.npy",
+        "iou_predictions.npy",
+    ] {
+        assert!(out.join(name).is_file(), "{name} missing");
+    }
+    let overlay = image::open(out.join("overlay.png")).unwrap();
+    assert_eq!((overlay.width(), overlay.height()), (320, 240));
+    let (shape, logits) = sam_burn::data::read_npy_f32(out.join("low_res_logits.npy")).unwrap();
+    assert_eq!(shape, vec![3, 1, 36, 36]);
+    let (ishape, scores) = sam_burn::data::read_npy_f32(out.join("iou_predictions.npy")).unwrap();
+    assert_eq!(ishape, vec![3, 1]);
+    assert_eq!(
+        scores[1] as f64,
+        masks[1]["score"].as_f64().unwrap() as f32 as f64
+    );
+
+    // The first prompt's logits, as [1, 1, 36, 36], fed back with a point.
+    let first = out.join("first.npy");
+    sam_burn::data::write_npy_f32(&first, &[1, 1, 36, 36], &logits[..36 * 36]).unwrap();
+    let again = SegmentArgs::parse(args(&[
+        "--out",
+        dir.path().join("again").to_str().unwrap(),
+        "--image",
+        sam_burn::segment::bundled("assets/scene.png")
+            .to_str()
+            .unwrap(),
+        "--mask-input",
+        first.to_str().unwrap(),
+        "--point",
+        "110,150",
+        "--multimask",
+    ]))
+    .unwrap();
+    let summary = run(&again).unwrap();
+    assert_eq!(
+        summary.json["masks"].as_array().unwrap().len(),
+        3,
+        "multimask gives 3"
+    );
+
+    // A mask input of the wrong size is an error naming the sizes.
+    let wrong = out.join("wrong.npy");
+    sam_burn::data::write_npy_f32(&wrong, &[1, 20, 20], &[0.0; 400]).unwrap();
+    let bad = SegmentArgs::parse(args(&[
+        "--out",
+        out.to_str().unwrap(),
+        "--mask-input",
+        wrong.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let e = run(&bad).unwrap_err();
+    assert!(e.to_string().contains("mask input is 20×20"), "{e}");
+}
+
+#[test]
+fn bad_files_and_devices_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let e = run(&SegmentArgs::parse(args(&[
+        "--out",
+        out,
+        "--image",
+        "/nope.png",
+        "--point",
+        "1,1",
+    ]))
+    .unwrap())
+    .unwrap_err();
+    assert!(e.to_string().contains("/nope.png"), "{e}");
+    let e =
+        run(&SegmentArgs::parse(args(&["--out", out, "--device", "tpu"])).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("unknown device"), "{e}");
+    let e = run(
+        &SegmentArgs::parse(args(&["--out", out, "--checkpoint", "/nope/sam_vit_b.pth"])).unwrap(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("/nope/sam_vit_b.pth"), "{e}");
+    let e = run(
+        &SegmentArgs::parse(args(&["--out", out, "--checkpoint", "/nope/weights.pth"])).unwrap(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("--model-type"), "{e}");
+}
