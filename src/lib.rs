@@ -9,8 +9,12 @@ pub use burn;
 pub use sam_model as model;
 pub use sam_model::{PointPrompt, Prompts, Sam, SamConfig, SamError};
 
+pub mod automatic_masks;
 pub mod backend;
+pub mod cli;
 pub mod segment;
 
+pub use sam_amg as amg;
 pub use sam_data as data;
+pub use sam_losses as losses;
 pub use sam_predictor as predictor;

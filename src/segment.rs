@@ -6,38 +6,14 @@ use std::time::Instant;
 
 use burn::tensor::Tensor;
 use sam_data::overlay;
-use sam_model::{Sam, SamConfig};
+use sam_model::Sam;
+
 use sam_predictor::{MaskInput, Point, PredictOptions, Prompt, SamPredictor};
 
 use crate::backend;
 
-/// Everything that can stop the command, each naming what is at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum SegmentError {
-    /// Bad command-line arguments.
-    #[error("{0}")]
-    Usage(String),
-    /// Model or checkpoint problem.
-    #[error(transparent)]
-    Model(#[from] sam_model::SamError),
-    /// Image or array file problem.
-    #[error(transparent)]
-    Data(#[from] sam_data::DataError),
-    /// Prompt problem.
-    #[error(transparent)]
-    Predictor(#[from] sam_predictor::PredictorError),
-    /// Device problem.
-    #[error(transparent)]
-    Backend(#[from] backend::BackendError),
-    /// An output could not be written.
-    #[error("cannot write {path}: {reason}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
+pub use crate::cli::CliError as SegmentError;
+pub use crate::cli::bundled;
 
 type Result<T> = std::result::Result<T, SegmentError>;
 
@@ -174,35 +150,6 @@ impl SegmentArgs {
     }
 }
 
-/// Where the bundled demo files live.
-pub fn bundled(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// The config for a checkpoint: `--config`, `--model-type`, or the preset named in the file name
-/// (`sam_vit_b_01ec64.pth` → vit_b).
-fn resolve_config(args: &SegmentArgs, checkpoint: &Path) -> Result<SamConfig> {
-    if let Some(path) = &args.config {
-        return Ok(SamConfig::load(path)?);
-    }
-    if let Some(name) = &args.model_type {
-        return Ok(SamConfig::from_model_type(name)?);
-    }
-    let file = checkpoint
-        .file_name()
-        .and_then(|f| f.to_str())
-        .unwrap_or("");
-    for name in ["vit_b", "vit_l", "vit_h"] {
-        if file.contains(name) {
-            return SamConfig::from_model_type(name).map_err(Into::into);
-        }
-    }
-    Err(SegmentError::Usage(format!(
-        "cannot tell the model size of {}: give --model-type vit_b|vit_l|vit_h or --config FILE",
-        checkpoint.display()
-    )))
-}
-
 /// What a run produced.
 #[derive(Debug)]
 pub struct Summary {
@@ -222,17 +169,11 @@ fn write_err(path: &Path, e: impl ToString) -> SegmentError {
 /// Runs the command.
 pub fn run(args: &SegmentArgs) -> Result<Summary> {
     let device = backend::device(&args.device)?;
-    let demo = args.checkpoint.is_none();
-    let (checkpoint, config) = match &args.checkpoint {
-        Some(path) => (path.clone(), resolve_config(args, path)?),
-        None => {
-            let dir = bundled("crates/sam-model/tests/fixtures");
-            (
-                dir.join("sam_tiny.pth"),
-                SamConfig::load(dir.join("sam_tiny.json"))?,
-            )
-        }
-    };
+    let (checkpoint, config, demo) = crate::cli::checkpoint_and_config(
+        args.checkpoint.as_deref(),
+        args.model_type.as_deref(),
+        args.config.as_deref(),
+    )?;
     let image_path = args
         .image
         .clone()

@@ -59,8 +59,8 @@ pub fn sigmoid_focal_loss<const D: usize>(
     config.validate()?;
     let prob = sigmoid(logits.clone());
     // Stable BCE with logits: max(x, 0) − x·t + log(1 + e^{−|x|}).
-    let ce = relu(logits.clone()) - logits.clone() * targets.clone()
-        + logits.abs().neg().exp().log1p();
+    let ce =
+        relu(logits.clone()) - logits.clone() * targets.clone() + logits.abs().neg().exp().log1p();
     let p_t = prob.clone() * targets.clone() + (prob.neg() + 1.0) * (targets.clone().neg() + 1.0);
     let modulating = (p_t.neg() + 1.0).powf_scalar(config.gamma);
     let loss = ce * modulating;

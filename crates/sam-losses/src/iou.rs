@@ -8,7 +8,11 @@ use crate::same_shape;
 
 /// IoU of `logits > 0` with `targets > 0` per mask, `[N, M]`, without gradient. `valid` excludes
 /// pixels; an empty union gives IoU 0 (the union is clamped to 1, as SAM 2).
-pub fn actual_iou(logits: Tensor<4>, targets: Tensor<4>, valid: Option<Tensor<4>>) -> Result<Tensor<2>> {
+pub fn actual_iou(
+    logits: Tensor<4>,
+    targets: Tensor<4>,
+    valid: Option<Tensor<4>>,
+) -> Result<Tensor<2>> {
     same_shape("IoU", &logits, &targets)?;
     let [n, m, h, w] = logits.dims();
     let mut pred = logits.detach().greater_elem(0.0).float();

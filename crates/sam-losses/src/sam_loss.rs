@@ -104,7 +104,11 @@ impl SamLoss {
                     target: vec![tn, tm, th, tw],
                 });
             }
-            Ok(if tm == 1 && m > 1 { t.expand([n, m, h, w]) } else { t })
+            Ok(if tm == 1 && m > 1 {
+                t.expand([n, m, h, w])
+            } else {
+                t
+            })
         };
         let targets = expand("targets", targets)?;
         let valid = valid.map(|v| expand("valid-pixel mask", v)).transpose()?;
@@ -122,8 +126,12 @@ impl SamLoss {
         }
         .reshape([n, m])
             / norm;
-        let dice = dice_loss_per_mask(logits.clone(), targets.clone(), valid.clone(), c.dice_smooth)?
-            / norm;
+        let dice = dice_loss_per_mask(
+            logits.clone(),
+            targets.clone(),
+            valid.clone(),
+            c.dice_smooth,
+        )? / norm;
         let iou = iou_loss_per_mask(logits, targets, iou_predictions, valid)? / norm;
 
         let (focal, dice, iou, selected) = if m > 1 {

@@ -11,7 +11,8 @@ struct Fixture(HashMap<String, (Vec<usize>, Vec<f32>)>);
 
 impl Fixture {
     fn load() -> Self {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/losses.safetensors");
+        let path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/losses.safetensors");
         let bytes = std::fs::read(path).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let mut map = HashMap::new();
@@ -43,15 +44,25 @@ impl Fixture {
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
 }
 
 /// Max |a − e| relative to max |e| (absolute when the reference is all zeros).
 fn close(what: &str, actual: &[f32], expected: &[f32], tol: f32) {
     assert_eq!(actual.len(), expected.len(), "{what}: length");
-    assert!(actual.iter().all(|v| v.is_finite()), "{what}: non-finite values");
+    assert!(
+        actual.iter().all(|v| v.is_finite()),
+        "{what}: non-finite values"
+    );
     let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-    let err = actual.iter().zip(expected).fold(0f32, |m, (a, e)| m.max((a - e).abs())) / scale;
+    let err = actual
+        .iter()
+        .zip(expected)
+        .fold(0f32, |m, (a, e)| m.max((a - e).abs()))
+        / scale;
     assert!(err <= tol, "{what}: max relative error {err:e} > {tol:e}");
 }
 
@@ -71,10 +82,17 @@ const TOL: f32 = 1e-5;
 fn focal_loss_matches_torchvision_in_value_and_gradient() {
     let f = Fixture::load();
     for device in devices() {
-        let targets = f.tensor::<4>("inputs/targets", &device).expand([4, 3, 12, 10]);
-        for (key, reduction) in [("none", None), ("mean", Some(Reduction::Mean)), ("sum", Some(Reduction::Sum))] {
+        let targets = f
+            .tensor::<4>("inputs/targets", &device)
+            .expand([4, 3, 12, 10]);
+        for (key, reduction) in [
+            ("none", None),
+            ("mean", Some(Reduction::Mean)),
+            ("sum", Some(Reduction::Sum)),
+        ] {
             let x = f.tensor::<4>("inputs/logits", &device).require_grad();
-            let loss = sigmoid_focal_loss(x.clone(), targets.clone(), &FocalLossConfig::new()).unwrap();
+            let loss =
+                sigmoid_focal_loss(x.clone(), targets.clone(), &FocalLossConfig::new()).unwrap();
             let (value, scalar) = match reduction {
                 None => (values(loss.clone()), loss.sum()),
                 Some(r) => {
@@ -82,16 +100,36 @@ fn focal_loss_matches_torchvision_in_value_and_gradient() {
                     (values(l.clone()), l)
                 }
             };
-            close(&format!("focal {key}"), &value, f.values(&format!("focal_{key}/loss")), TOL);
+            close(
+                &format!("focal {key}"),
+                &value,
+                f.values(&format!("focal_{key}/loss")),
+                TOL,
+            );
             let grad = x.grad(&scalar.backward()).unwrap();
-            close(&format!("focal {key} grad"), &values(grad), f.values(&format!("focal_{key}/grad")), TOL);
+            close(
+                &format!("focal {key} grad"),
+                &values(grad),
+                f.values(&format!("focal_{key}/grad")),
+                TOL,
+            );
         }
         let x = f.tensor::<4>("inputs/logits", &device).require_grad();
         let config = FocalLossConfig::new().with_alpha(0.5).with_gamma(1.5);
         let loss = Reduction::Mean.apply(sigmoid_focal_loss(x.clone(), targets, &config).unwrap());
-        close("focal α .5 γ 1.5", &values(loss.clone()), f.values("focal_a05_g15/loss"), TOL);
+        close(
+            "focal α .5 γ 1.5",
+            &values(loss.clone()),
+            f.values("focal_a05_g15/loss"),
+            TOL,
+        );
         let grad = x.grad(&loss.backward()).unwrap();
-        close("focal α .5 γ 1.5 grad", &values(grad), f.values("focal_a05_g15/grad"), TOL);
+        close(
+            "focal α .5 γ 1.5 grad",
+            &values(grad),
+            f.values("focal_a05_g15/grad"),
+            TOL,
+        );
     }
 }
 
@@ -99,19 +137,41 @@ fn focal_loss_matches_torchvision_in_value_and_gradient() {
 fn dice_and_iou_losses_match_sam2() {
     let f = Fixture::load();
     for device in devices() {
-        let targets = f.tensor::<4>("inputs/targets", &device).expand([4, 3, 12, 10]);
+        let targets = f
+            .tensor::<4>("inputs/targets", &device)
+            .expand([4, 3, 12, 10]);
         let x = f.tensor::<4>("inputs/logits", &device).require_grad();
         let dice = dice_loss_per_mask(x.clone(), targets.clone(), None, 1.0).unwrap() / 4.0;
-        close("dice", &values(dice.clone()), f.values("dice_multimask/loss"), TOL);
+        close(
+            "dice",
+            &values(dice.clone()),
+            f.values("dice_multimask/loss"),
+            TOL,
+        );
         let grad = x.grad(&dice.sum().backward()).unwrap();
-        close("dice grad", &values(grad), f.values("dice_multimask/grad"), TOL);
+        close(
+            "dice grad",
+            &values(grad),
+            f.values("dice_multimask/grad"),
+            TOL,
+        );
 
         let ious = f.tensor::<2>("inputs/ious", &device).require_grad();
         let x = f.tensor::<4>("inputs/logits", &device).require_grad();
         let iou = iou_loss_per_mask(x.clone(), targets, ious.clone(), None).unwrap() / 4.0;
-        close("iou", &values(iou.clone()), f.values("iou_multimask/loss"), TOL);
+        close(
+            "iou",
+            &values(iou.clone()),
+            f.values("iou_multimask/loss"),
+            TOL,
+        );
         let grads = iou.sum().backward();
-        close("iou grad", &values(ious.grad(&grads).unwrap()), f.values("iou_multimask/grad_iou"), TOL);
+        close(
+            "iou grad",
+            &values(ious.grad(&grads).unwrap()),
+            f.values("iou_multimask/grad_iou"),
+            TOL,
+        );
         // No gradient reaches the logits through the actual IoU.
         if let Some(g) = x.grad(&grads) {
             assert!(values(g).iter().all(|v| *v == 0.0));
@@ -127,23 +187,60 @@ fn sam_loss_selects_the_best_output_and_matches_sam2() {
         let x = f.tensor::<4>("inputs/logits", &device).require_grad();
         let ious = f.tensor::<2>("inputs/ious", &device).require_grad();
         let targets = f.tensor::<4>("inputs/targets", &device);
-        let out = loss.forward(x.clone(), targets.clone(), ious.clone(), None, None).unwrap();
-        close("total", &values(out.total.clone()), f.values("sam/total"), TOL);
-        let terms = [values(out.focal.clone())[0], values(out.dice.clone())[0], values(out.iou.clone())[0]];
+        let out = loss
+            .forward(x.clone(), targets.clone(), ious.clone(), None, None)
+            .unwrap();
+        close(
+            "total",
+            &values(out.total.clone()),
+            f.values("sam/total"),
+            TOL,
+        );
+        let terms = [
+            values(out.focal.clone())[0],
+            values(out.dice.clone())[0],
+            values(out.iou.clone())[0],
+        ];
         close("terms", &terms, f.values("sam/terms"), TOL);
         let selected: Vec<f32> = values(out.selected.clone().float());
         assert_eq!(selected, f.values("sam/best"), "selected outputs");
         let grads = out.total.backward();
-        close("grad logits", &values(x.grad(&grads).unwrap()), f.values("sam/grad_logits"), TOL);
-        close("grad iou", &values(ious.grad(&grads).unwrap()), f.values("sam/grad_iou"), TOL);
+        close(
+            "grad logits",
+            &values(x.grad(&grads).unwrap()),
+            f.values("sam/grad_logits"),
+            TOL,
+        );
+        close(
+            "grad iou",
+            &values(ious.grad(&grads).unwrap()),
+            f.values("sam/grad_iou"),
+            TOL,
+        );
 
         // One output per object, normalised by a global object count.
-        let x1 = f.tensor::<4>("inputs/logits", &device).narrow(1, 0, 1).detach().require_grad();
+        let x1 = f
+            .tensor::<4>("inputs/logits", &device)
+            .narrow(1, 0, 1)
+            .detach()
+            .require_grad();
         let i1 = f.tensor::<2>("inputs/ious", &device).narrow(1, 0, 1);
-        let out = loss.forward(x1.clone(), targets, i1, None, Some(7.0)).unwrap();
-        close("single total", &values(out.total.clone()), f.values("sam_single/total"), TOL);
+        let out = loss
+            .forward(x1.clone(), targets, i1, None, Some(7.0))
+            .unwrap();
+        close(
+            "single total",
+            &values(out.total.clone()),
+            f.values("sam_single/total"),
+            TOL,
+        );
         let grads = out.total.backward();
-        close("single grad", &values(x1.grad(&grads).unwrap()), f.values("sam_single/grad_logits"), TOL);
+        close(
+            "single grad",
+            &values(x1.grad(&grads).unwrap()),
+            f.values("sam_single/grad_logits"),
+            TOL,
+        );
     }
 }
 
@@ -158,10 +255,22 @@ fn extreme_empty_and_full_masks_stay_finite() {
             let i = Tensor::<2>::full([2, 3], 0.5, &device).require_grad();
             let out = loss.forward(x.clone(), t, i.clone(), None, None).unwrap();
             let total = values(out.total.clone())[0];
-            assert!(total.is_finite(), "logit {value}, target {target}: loss {total}");
+            assert!(
+                total.is_finite(),
+                "logit {value}, target {target}: loss {total}"
+            );
             let grads = out.total.backward();
-            assert!(values(x.grad(&grads).unwrap()).iter().all(|g| g.is_finite()), "logit {value} target {target}: grad");
-            assert!(values(i.grad(&grads).unwrap()).iter().all(|g| g.is_finite()));
+            assert!(
+                values(x.grad(&grads).unwrap())
+                    .iter()
+                    .all(|g| g.is_finite()),
+                "logit {value} target {target}: grad"
+            );
+            assert!(
+                values(i.grad(&grads).unwrap())
+                    .iter()
+                    .all(|g| g.is_finite())
+            );
         }
     }
 }
@@ -185,7 +294,9 @@ fn valid_pixel_mask_equals_cropping_the_padding() {
         .unwrap();
     // The same tensors padded to 12×10 with garbage, and the padding marked invalid.
     let valid = Tensor::<4>::ones([4, 1, 9, 7], &device).pad([(0, 0), (0, 0), (0, 3), (0, 3)], 0.0);
-    let masked = loss.forward(logits, targets, ious, Some(valid), None).unwrap();
+    let masked = loss
+        .forward(logits, targets, ious, Some(valid), None)
+        .unwrap();
     for (a, b) in [
         (cropped.total, masked.total),
         (cropped.focal, masked.focal),
@@ -202,17 +313,48 @@ fn shape_mismatches_name_both_shapes() {
     let loss = SamLossConfig::new().init().unwrap();
     let x = Tensor::<4>::zeros([2, 3, 8, 8], &device);
     let e = loss
-        .forward(x.clone(), Tensor::zeros([2, 1, 8, 9], &device), Tensor::zeros([2, 3], &device), None, None)
+        .forward(
+            x.clone(),
+            Tensor::zeros([2, 1, 8, 9], &device),
+            Tensor::zeros([2, 3], &device),
+            None,
+            None,
+        )
         .unwrap_err();
-    assert!(e.to_string().contains("[2, 3, 8, 8]") && e.to_string().contains("[2, 1, 8, 9]"), "{e}");
+    assert!(
+        e.to_string().contains("[2, 3, 8, 8]") && e.to_string().contains("[2, 1, 8, 9]"),
+        "{e}"
+    );
     let e = loss
-        .forward(x.clone(), Tensor::zeros([2, 1, 8, 8], &device), Tensor::zeros([2, 4], &device), None, None)
+        .forward(
+            x.clone(),
+            Tensor::zeros([2, 1, 8, 8], &device),
+            Tensor::zeros([2, 4], &device),
+            None,
+            None,
+        )
         .unwrap_err();
-    assert!(e.to_string().contains("[2, 4]") && e.to_string().contains("[2, 3]"), "{e}");
-    let e = sigmoid_focal_loss(Tensor::<2>::zeros([3, 4], &device), Tensor::zeros([4, 3], &device), &FocalLossConfig::new())
-        .unwrap_err();
-    assert!(e.to_string().contains("[3, 4]") && e.to_string().contains("[4, 3]"), "{e}");
-    let e = dice_loss_per_mask(x.clone(), x.clone(), Some(Tensor::zeros([2, 3, 4, 4], &device)), 1.0).unwrap_err();
+    assert!(
+        e.to_string().contains("[2, 4]") && e.to_string().contains("[2, 3]"),
+        "{e}"
+    );
+    let e = sigmoid_focal_loss(
+        Tensor::<2>::zeros([3, 4], &device),
+        Tensor::zeros([4, 3], &device),
+        &FocalLossConfig::new(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("[3, 4]") && e.to_string().contains("[4, 3]"),
+        "{e}"
+    );
+    let e = dice_loss_per_mask(
+        x.clone(),
+        x.clone(),
+        Some(Tensor::zeros([2, 3, 4, 4], &device)),
+        1.0,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("[2, 3, 4, 4]"), "{e}");
     assert!(SamLossConfig::new().with_dice_weight(-1.0).init().is_err());
     assert!(FocalLossConfig::new().with_gamma(-2.0).validate().is_err());

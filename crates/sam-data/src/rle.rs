@@ -1,0 +1,161 @@
+//! COCO run-length encoding: the uncompressed form (`counts` list) and the compressed string
+//! pycocotools and SA-1B use. Runs go down columns (Fortran order) and start with a run of zeros
+//! (possibly empty), as pycocotools.
+
+use crate::error::{DataError, Result};
+
+/// An uncompressed RLE of an `h × w` mask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rle {
+    /// `[h, w]`.
+    pub size: [usize; 2],
+    /// Alternating run lengths, zeros first, column-major.
+    pub counts: Vec<u32>,
+}
+
+impl Rle {
+    /// Encodes a row-major `h × w` mask.
+    pub fn from_mask(mask: &[bool], h: usize, w: usize) -> Result<Self> {
+        if mask.len() != h * w {
+            return Err(DataError::InvalidValue(format!(
+                "mask has {} pixels, expected {h}×{w}",
+                mask.len()
+            )));
+        }
+        let mut counts = Vec::new();
+        let mut current = false;
+        let mut run = 0u32;
+        for x in 0..w {
+            for y in 0..h {
+                let v = mask[y * w + x];
+                if v != current {
+                    counts.push(run);
+                    run = 0;
+                    current = v;
+                }
+                run += 1;
+            }
+        }
+        counts.push(run);
+        Ok(Self {
+            size: [h, w],
+            counts,
+        })
+    }
+
+    /// Checks that the runs cover exactly `h·w` pixels.
+    pub fn validate(&self) -> Result<()> {
+        let total = self
+            .counts
+            .iter()
+            .try_fold(0u64, |a, &c| a.checked_add(c as u64))
+            .ok_or_else(|| DataError::InvalidValue("RLE counts overflow".into()))?;
+        let expected = self.size[0] as u64 * self.size[1] as u64;
+        if total != expected {
+            return Err(DataError::InvalidValue(format!(
+                "RLE counts sum to {total}, but the size {:?} has {expected} pixels",
+                self.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Decodes to a row-major mask.
+    pub fn to_mask(&self) -> Result<Vec<bool>> {
+        self.validate()?;
+        let [h, w] = self.size;
+        let mut mask = vec![false; h * w];
+        let mut idx = 0usize;
+        let mut value = false;
+        for &c in &self.counts {
+            if value {
+                for i in idx..idx + c as usize {
+                    let (x, y) = (i / h, i % h);
+                    mask[y * w + x] = true;
+                }
+            }
+            idx += c as usize;
+            value = !value;
+        }
+        Ok(mask)
+    }
+
+    /// Foreground pixels (the sum of the odd runs).
+    pub fn area(&self) -> u64 {
+        self.counts
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .map(|&c| c as u64)
+            .sum()
+    }
+
+    /// The compressed string of pycocotools' `rleToString` (LEB128-like, 5 bits a character from
+    /// `'0'`, runs after the second stored as differences).
+    pub fn to_coco_string(&self) -> String {
+        let mut s = String::new();
+        for (i, &c) in self.counts.iter().enumerate() {
+            let mut x = c as i64;
+            if i > 2 {
+                x -= self.counts[i - 2] as i64;
+            }
+            loop {
+                let mut ch = (x & 0x1f) as u8;
+                x >>= 5;
+                let more = if ch & 0x10 != 0 { x != -1 } else { x != 0 };
+                if more {
+                    ch |= 0x20;
+                }
+                s.push((ch + 48) as char);
+                if !more {
+                    break;
+                }
+            }
+        }
+        s
+    }
+
+    /// Parses a compressed string (pycocotools' `rleFrString`), checking that it is well formed
+    /// and covers `size` exactly.
+    pub fn from_coco_string(counts: &str, size: [usize; 2]) -> Result<Self> {
+        let bad = |m: String| DataError::InvalidValue(format!("COCO RLE string: {m}"));
+        let bytes = counts.as_bytes();
+        let mut out: Vec<u32> = Vec::new();
+        let mut p = 0;
+        while p < bytes.len() {
+            let mut x: i64 = 0;
+            let mut k = 0u32;
+            loop {
+                let Some(&b) = bytes.get(p) else {
+                    return Err(bad("truncated in the middle of a count".into()));
+                };
+                if !(48..48 + 64).contains(&b) {
+                    return Err(bad(format!("invalid character {:?} at {p}", b as char)));
+                }
+                if k >= 60 {
+                    return Err(bad(format!("count at {p} is too long")));
+                }
+                let c = (b - 48) as i64;
+                x |= (c & 0x1f) << (5 * k);
+                p += 1;
+                k += 1;
+                if c & 0x20 == 0 {
+                    if c & 0x10 != 0 {
+                        x |= -1i64 << (5 * k);
+                    }
+                    break;
+                }
+            }
+            let i = out.len();
+            if i > 2 {
+                x += out[i - 2] as i64;
+            }
+            let value = u32::try_from(x)
+                .map_err(|_| bad(format!("count {x} at run {i} is out of range")))?;
+            out.push(value);
+        }
+        let rle = Self { size, counts: out };
+        rle.validate()?;
+        Ok(rle)
+    }
+}

@@ -1,0 +1,197 @@
+//! The `automatic_masks` command: "segment everything" on an image with
+//! [`sam_amg::SamAutomaticMaskGenerator`], writing `masks.json` and an overlay.
+//! `examples/automatic_masks.rs` only calls [`main`].
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use sam_amg::{AmgConfig, OutputMode, SamAutomaticMaskGenerator};
+use sam_data::overlay;
+use sam_model::Sam;
+
+use crate::backend;
+use crate::cli::{CliError, bundled, checkpoint_and_config, write_file};
+
+type Result<T> = std::result::Result<T, CliError>;
+
+/// The usage text.
+pub const USAGE: &str = "\
+usage: automatic_masks [--checkpoint FILE] [--model-type vit_b|vit_l|vit_h | --config FILE.json] [--image FILE]
+                       [--points-per-side N] [--points-per-batch N] [--pred-iou-thresh F]
+                       [--stability-score-thresh F] [--stability-score-offset F] [--box-nms-thresh F]
+                       [--crop-n-layers N] [--crop-nms-thresh F] [--crop-overlap-ratio F]
+                       [--crop-n-points-downscale-factor N] [--min-mask-region-area N]
+                       [--output-mode binary_mask|uncompressed_rle|coco_rle] [--device NAME] [--out DIR]
+
+Defaults are the reference's (32 points per side, 64 per batch, IoU 0.88, stability 0.95, ...).
+Writes DIR/masks.json (the records, in the generator's order) and DIR/overlay.png.";
+
+/// Parsed arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutomaticMasksArgs {
+    /// Checkpoint; `None` runs the bundled demo model.
+    pub checkpoint: Option<PathBuf>,
+    /// Preset name.
+    pub model_type: Option<String>,
+    /// Config JSON.
+    pub config: Option<PathBuf>,
+    /// Input image; `None` uses the bundled one.
+    pub image: Option<PathBuf>,
+    /// Generator settings.
+    pub amg: AmgConfig,
+    /// Device name.
+    pub device: String,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T> {
+    text.parse::<T>()
+        .map_err(|_| CliError::Usage(format!("{flag} {text:?}: not a valid number")))
+}
+
+impl AutomaticMasksArgs {
+    /// Parses arguments (without the program name).
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self> {
+        let mut a = Self {
+            checkpoint: None,
+            model_type: None,
+            config: None,
+            image: None,
+            amg: AmgConfig::default(),
+            device: "flex".into(),
+            out: PathBuf::from("automatic_masks_out"),
+            progress: true,
+        };
+        let mut it = args.into_iter();
+        while let Some(flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .ok_or_else(|| CliError::Usage(format!("{flag} needs a value")))
+            };
+            let c = &mut a.amg;
+            match flag.as_str() {
+                "--checkpoint" => a.checkpoint = Some(value()?.into()),
+                "--model-type" => a.model_type = Some(value()?),
+                "--config" => a.config = Some(value()?.into()),
+                "--image" => a.image = Some(value()?.into()),
+                "--device" => a.device = value()?,
+                "--out" => a.out = value()?.into(),
+                "--no-progress" => a.progress = false,
+                "--points-per-side" => c.points_per_side = Some(number(&flag, &value()?)?),
+                "--points-per-batch" => c.points_per_batch = number(&flag, &value()?)?,
+                "--pred-iou-thresh" => c.pred_iou_thresh = number(&flag, &value()?)?,
+                "--stability-score-thresh" => c.stability_score_thresh = number(&flag, &value()?)?,
+                "--stability-score-offset" => c.stability_score_offset = number(&flag, &value()?)?,
+                "--box-nms-thresh" => c.box_nms_thresh = number(&flag, &value()?)?,
+                "--crop-n-layers" => c.crop_n_layers = number(&flag, &value()?)?,
+                "--crop-nms-thresh" => c.crop_nms_thresh = number(&flag, &value()?)?,
+                "--crop-overlap-ratio" => c.crop_overlap_ratio = number(&flag, &value()?)?,
+                "--crop-n-points-downscale-factor" => {
+                    c.crop_n_points_downscale_factor = number(&flag, &value()?)?
+                }
+                "--min-mask-region-area" => c.min_mask_region_area = number(&flag, &value()?)?,
+                "--output-mode" => c.output_mode = OutputMode::parse(&value()?)?,
+                "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
+                other => {
+                    return Err(CliError::Usage(format!(
+                        "unknown argument {other:?}\n{USAGE}"
+                    )));
+                }
+            }
+        }
+        a.amg.validate()?;
+        if a.checkpoint.is_none() && (a.model_type.is_some() || a.config.is_some()) {
+            return Err(CliError::Usage(
+                "--model-type/--config need a --checkpoint".into(),
+            ));
+        }
+        Ok(a)
+    }
+}
+
+/// Runs the generator and writes `masks.json` and `overlay.png`; returns the number of masks.
+pub fn run(args: &AutomaticMasksArgs) -> Result<usize> {
+    let device = backend::device(&args.device)?;
+    let (checkpoint, config, _demo) = checkpoint_and_config(
+        args.checkpoint.as_deref(),
+        args.model_type.as_deref(),
+        args.config.as_deref(),
+    )?;
+    let image_path = args
+        .image
+        .clone()
+        .unwrap_or_else(|| bundled("assets/scene.png"));
+    let image = sam_data::load_rgb(&image_path)?;
+    let model = Sam::load(&checkpoint, &config, &device)?;
+    let generator = SamAutomaticMaskGenerator::new(model, args.amg.clone())?;
+
+    let bar = indicatif::ProgressBar::new(0);
+    if args.progress {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} point batches {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let start = Instant::now();
+    let records = generator.generate_with_progress(&image, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+
+    std::fs::create_dir_all(&args.out).map_err(|e| CliError::Write {
+        path: args.out.clone(),
+        reason: e.to_string(),
+    })?;
+    let json: Vec<_> = records.iter().map(|r| r.to_json()).collect();
+    write_file(
+        &args.out.join("masks.json"),
+        &serde_json::to_string(&json).unwrap_or_default(),
+    )?;
+
+    // Largest first, so small masks stay visible on top (as the reference notebooks draw them).
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(records[i].area));
+    let mut picture = image.clone();
+    for (k, &i) in order.iter().enumerate() {
+        overlay::tint(&mut picture, &records[i].mask()?, overlay::palette(k));
+    }
+    let path = args.out.join("overlay.png");
+    picture.save(&path).map_err(|e| CliError::Write {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    println!(
+        "{} masks in {seconds:.2} s; wrote {} and {}",
+        records.len(),
+        args.out.join("masks.json").display(),
+        path.display()
+    );
+    Ok(records.len())
+}
+
+/// The example's whole `main`.
+pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
+    match AutomaticMasksArgs::parse(args).and_then(|a| {
+        if a.checkpoint.is_none() {
+            eprintln!(
+                "note: no --checkpoint given, so this runs the bundled tiny model with RANDOM weights; \
+                 for real masks: cargo run --release --example automatic_masks -- \
+                 --checkpoint sam_vit_b_01ec64.pth --model-type vit_b --image assets/scene.png"
+            );
+        }
+        run(&a)
+    }) {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

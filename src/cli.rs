@@ -1,0 +1,103 @@
+//! Pieces shared by the command-line tools (`segment`, `automatic_masks`).
+
+use std::path::{Path, PathBuf};
+
+use sam_model::SamConfig;
+
+use crate::backend;
+
+/// Everything that can stop a command, each naming what is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad command-line arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// Model or checkpoint problem.
+    #[error(transparent)]
+    Model(#[from] sam_model::SamError),
+    /// Image or array file problem.
+    #[error(transparent)]
+    Data(#[from] sam_data::DataError),
+    /// Prompt problem.
+    #[error(transparent)]
+    Predictor(#[from] sam_predictor::PredictorError),
+    /// Automatic mask generation problem.
+    #[error(transparent)]
+    Amg(#[from] sam_amg::AmgError),
+    /// Device problem.
+    #[error(transparent)]
+    Backend(#[from] backend::BackendError),
+    /// An output could not be written.
+    #[error("cannot write {path}: {reason}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where the bundled demo files live.
+pub fn bundled(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The config for a checkpoint: `--config`, `--model-type`, or the preset named in the file name
+/// (`sam_vit_b_01ec64.pth` → vit_b).
+pub fn resolve_config(
+    checkpoint: &Path,
+    model_type: Option<&str>,
+    config: Option<&Path>,
+) -> Result<SamConfig, CliError> {
+    if let Some(path) = config {
+        return Ok(SamConfig::load(path)?);
+    }
+    if let Some(name) = model_type {
+        return Ok(SamConfig::from_model_type(name)?);
+    }
+    let file = checkpoint
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or("");
+    for name in ["vit_b", "vit_l", "vit_h"] {
+        if file.contains(name) {
+            return SamConfig::from_model_type(name).map_err(Into::into);
+        }
+    }
+    Err(CliError::Usage(format!(
+        "cannot tell the model size of {}: give --model-type vit_b|vit_l|vit_h or --config FILE",
+        checkpoint.display()
+    )))
+}
+
+/// The checkpoint and config to use: the given ones, or the bundled tiny random-weights demo
+/// model when no checkpoint is given (`true` in the result).
+pub fn checkpoint_and_config(
+    checkpoint: Option<&Path>,
+    model_type: Option<&str>,
+    config: Option<&Path>,
+) -> Result<(PathBuf, SamConfig, bool), CliError> {
+    match checkpoint {
+        Some(path) => Ok((
+            path.to_path_buf(),
+            resolve_config(path, model_type, config)?,
+            false,
+        )),
+        None => {
+            let dir = bundled("crates/sam-model/tests/fixtures");
+            Ok((
+                dir.join("sam_tiny.pth"),
+                SamConfig::load(dir.join("sam_tiny.json"))?,
+                true,
+            ))
+        }
+    }
+}
+
+/// Writes `text` to `path`, naming the file on failure.
+pub fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(path, text).map_err(|e| CliError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
