@@ -247,10 +247,7 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
     let pred = predictor.predict_batch(&prompts, options)?;
     let masks = pred.masks.into_binary();
     let [b, c, mh, mw] = masks.dims();
-    let mask_values: Vec<bool> = masks
-        .into_data()
-        .try_into_vec::<bool>()
-        .map_err(|e| SegmentError::Usage(format!("{e:?}")))?;
+    let mask_values = sam_model::bool_values(masks);
     let t_predict = start.elapsed();
     let scores = to_f32(pred.iou_predictions.clone())?;
 
@@ -326,10 +323,7 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
 }
 
 fn to_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| SegmentError::Usage(format!("{e:?}")))
+    Ok(sam_model::f32_values(t))
 }
 
 /// The example's whole `main`: parse, run, report; a one-line error and exit code 1 on failure.

@@ -225,12 +225,7 @@ impl SamAutomaticMaskGenerator {
         // One embedding, n single-point prompts, three masks each: nothing is copied per point.
         let pred = model.predict(embedding.features.clone(), prompts, true)?;
         let [_, m, lh, lw] = pred.low_res_masks.dims();
-        let ious: Vec<f32> = pred
-            .iou_predictions
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| AmgError::InvalidConfig(format!("{e:?}")))?;
+        let ious = sam_model::f32_values(pred.iou_predictions);
         // The IoU filter commutes with upscaling (each mask is upscaled on its own), so only the
         // masks that pass it are brought to full resolution.
         let kept: Vec<usize> = (0..n * m)
@@ -254,11 +249,7 @@ impl SamAutomaticMaskGenerator {
             .select(0, index);
         let (ch, cw) = embedding.original_size;
         let logits = model.postprocess_masks(low, embedding.input_size, (ch, cw))?;
-        let logits: Vec<f32> = logits
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| AmgError::InvalidConfig(format!("{e:?}")))?;
+        let logits = sam_model::f32_values(logits);
 
         let plane = ch * cw;
         let mut out = Vec::new();

@@ -13,6 +13,7 @@ pub mod interpolate;
 pub mod mask_decoder;
 pub mod prompt_encoder;
 pub mod sam;
+pub mod util;
 pub mod weights;
 
 pub use config::SamConfig;
@@ -20,4 +21,5 @@ pub use error::{Result, SamError};
 pub use mask_decoder::MaskPrediction;
 pub use prompt_encoder::{PointPrompt, PromptEmbeddings};
 pub use sam::{MASK_THRESHOLD, PIXEL_MEAN, PIXEL_STD, Prompts, Sam};
+pub use util::{bool_values, f32_values};
 pub use weights::{CheckpointFormat, checkpoint_shapes, variant_mismatches};

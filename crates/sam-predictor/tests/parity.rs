@@ -160,7 +160,7 @@ fn check_prediction(what: &str, f: &Fixture, key: &str, pred: Prediction, logits
         }
         MaskOutput::Binary(m) => {
             assert!(!logits, "{what}: got binary masks");
-            let m: Vec<bool> = m.into_data().try_into_vec::<bool>().unwrap();
+            let m: Vec<bool> = sam_model::bool_values(m);
             let same = m
                 .iter()
                 .zip(&expected)
