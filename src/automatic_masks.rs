@@ -178,20 +178,10 @@ pub fn run(args: &AutomaticMasksArgs) -> Result<usize> {
 
 /// The example's whole `main`.
 pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
-    match AutomaticMasksArgs::parse(args).and_then(|a| {
+    crate::cli::exit_code(AutomaticMasksArgs::parse(args).and_then(|a| {
         if a.checkpoint.is_none() {
-            eprintln!(
-                "note: no --checkpoint given, so this runs the bundled tiny model with RANDOM weights; \
-                 for real masks: cargo run --release --example automatic_masks -- \
-                 --checkpoint sam_vit_b_01ec64.pth --model-type vit_b --image assets/scene.png"
-            );
+            crate::cli::demo_notice("automatic_masks", "");
         }
         run(&a)
-    }) {
-        Ok(_) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    }))
 }

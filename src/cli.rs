@@ -101,3 +101,25 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
         reason: e.to_string(),
     })
 }
+
+/// The exit of a command: success, or the error on one line and exit code 1.
+pub fn exit_code<T>(result: Result<T, CliError>) -> std::process::ExitCode {
+    match result {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Printed when a command runs without `--checkpoint`.
+pub fn demo_notice(example: &str, prompt_flags: &str) {
+    eprintln!(
+        "note: no --checkpoint given, so this runs the bundled tiny model with RANDOM weights \
+         (the pipeline is real; the masks are not meaningful).\n      \
+         For real masks, download an official checkpoint, e.g. sam_vit_b_01ec64.pth, and run:\n      \
+         cargo run --release --example {example} -- --checkpoint sam_vit_b_01ec64.pth \
+         --model-type vit_b --image assets/scene.png{prompt_flags}"
+    );
+}

@@ -328,15 +328,9 @@ fn to_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 
 /// The example's whole `main`: parse, run, report; a one-line error and exit code 1 on failure.
 pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
-    let result = SegmentArgs::parse(args).and_then(|a| {
+    crate::cli::exit_code(SegmentArgs::parse(args).and_then(|a| {
         if a.checkpoint.is_none() {
-            eprintln!(
-                "note: no --checkpoint given, so this runs the bundled tiny model with RANDOM weights \
-                 (the pipeline is real; the masks are not meaningful).\n      \
-                 For real masks, download an official checkpoint, e.g. sam_vit_b_01ec64.pth, and run:\n      \
-                 cargo run --release --example segment -- --checkpoint sam_vit_b_01ec64.pth \
-                 --model-type vit_b --image assets/scene.png --box 50,44,171,171 --point 110,150"
-            );
+            crate::cli::demo_notice("segment", " --box 50,44,171,171 --point 110,150");
         }
         let summary = run(&a)?;
         let s = &summary.json["seconds"];
@@ -354,12 +348,5 @@ pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
         }
         println!("wrote {} files to {}", summary.files.len(), a.out.display());
         Ok(())
-    });
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    }))
 }

@@ -36,7 +36,29 @@ impl OutputUpscaling {
 
     /// `x: [B, C, E, E]` → `[B, C/8, 4E, 4E]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = gelu(self.norm.forward(self.conv1.forward(x)));
-        gelu(self.conv2.forward(x))
+        let x = gelu(self.norm.forward(deconv_2x2(&self.conv1, x)));
+        gelu(deconv_2x2(&self.conv2, x))
+    }
+}
+
+/// A kernel-2, stride-2 transposed convolution, whose output pixels do not overlap, computed as
+/// one matmul over the input channels: the same sums as the convolution (bit-identical on the
+/// CPU backend), about twice as fast there.
+///
+/// `x: [B, Cin, H, W]` with weight `[Cin, Cout, 2, 2]` → `[B, Cout, 2H, 2W]`.
+fn deconv_2x2(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
+    let [b, cin, h, w] = x.dims();
+    let weight = conv.weight.val();
+    let [_, cout, kh, kw] = weight.dims();
+    let y = x
+        .permute([0, 2, 3, 1])
+        .reshape([b * h * w, cin])
+        .matmul(weight.reshape([cin, cout * kh * kw]))
+        .reshape([b, h, w, cout, kh, kw])
+        .permute([0, 3, 1, 4, 2, 5])
+        .reshape([b, cout, h * kh, w * kw]);
+    match &conv.bias {
+        Some(bias) => y + bias.val().reshape([1, cout, 1, 1]),
+        None => y,
     }
 }
