@@ -256,6 +256,7 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
     let mut records = Vec::new();
     let mut picture = image.clone();
     let plane = mh * mw;
+    #[allow(clippy::needless_range_loop)] // p indexes the masks, the scores and the prompts
     for p in 0..b {
         for m in 0..c {
             let k = p * c + m;
@@ -343,7 +344,11 @@ pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
         for r in summary.json["masks"].as_array().into_iter().flatten() {
             println!(
                 "prompt {} mask {}: score {:.3}, area {} px, bbox {}",
-                r["prompt"], r["mask"], r["score"].as_f64().unwrap_or(f64::NAN), r["area"], r["bbox_xyxy"]
+                r["prompt"],
+                r["mask"],
+                r["score"].as_f64().unwrap_or(f64::NAN),
+                r["area"],
+                r["bbox_xyxy"]
             );
         }
         println!("wrote {} files to {}", summary.files.len(), a.out.display());

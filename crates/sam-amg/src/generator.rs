@@ -260,9 +260,11 @@ impl SamAutomaticMaskGenerator {
                 MASK_THRESHOLD,
                 self.config.stability_score_offset,
             );
-            if self.config.stability_score_thresh > 0.0
-                && !(stability >= self.config.stability_score_thresh)
-            {
+            // NaN (an empty mask at both thresholds) fails the filter, as in the reference.
+            let passes = stability
+                .partial_cmp(&self.config.stability_score_thresh)
+                .is_some_and(|o| o.is_ge());
+            if self.config.stability_score_thresh > 0.0 && !passes {
                 continue;
             }
             let mask: Vec<bool> = mask_logits.iter().map(|&v| v > MASK_THRESHOLD).collect();

@@ -48,8 +48,8 @@ pub fn tint(image: &mut RgbImage, mask: &[bool], color: [u8; 3]) {
     let width = image.width() as usize;
     for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
         let p = image.get_pixel_mut((i % width) as u32, (i / width) as u32);
-        for c in 0..3 {
-            p.0[c] = ((p.0[c] as u16 + color[c] as u16) / 2) as u8;
+        for (v, c) in p.0.iter_mut().zip(color) {
+            *v = ((*v as u16 + c as u16) / 2) as u8;
         }
     }
 }

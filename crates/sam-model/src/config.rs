@@ -182,13 +182,16 @@ impl SamConfig {
                 return bad(format!("{name} must be positive"));
             }
         }
-        if self.image_size % self.patch_size != 0 {
+        if !self.image_size.is_multiple_of(self.patch_size) {
             return bad(format!(
                 "image_size {} is not a multiple of patch_size {}",
                 self.image_size, self.patch_size
             ));
         }
-        if self.encoder_embed_dim % self.encoder_num_heads != 0 {
+        if !self
+            .encoder_embed_dim
+            .is_multiple_of(self.encoder_num_heads)
+        {
             return bad(format!(
                 "encoder_embed_dim {} is not divisible by encoder_num_heads {}",
                 self.encoder_embed_dim, self.encoder_num_heads
@@ -210,28 +213,28 @@ impl SamConfig {
                 self.encoder_depth
             ));
         }
-        if self.prompt_embed_dim % 2 != 0 {
+        if !self.prompt_embed_dim.is_multiple_of(2) {
             return bad(format!(
                 "prompt_embed_dim {} must be even (random Fourier features are sin/cos pairs)",
                 self.prompt_embed_dim
             ));
         }
-        if self.prompt_embed_dim % 8 != 0 {
+        if !self.prompt_embed_dim.is_multiple_of(8) {
             return bad(format!(
                 "prompt_embed_dim {} must be a multiple of 8 (output upscaling to C/8 channels)",
                 self.prompt_embed_dim
             ));
         }
         let cross_dim = self.prompt_embed_dim / 2;
-        if self.prompt_embed_dim % self.decoder_num_heads != 0
-            || cross_dim % self.decoder_num_heads != 0
+        if !self.prompt_embed_dim.is_multiple_of(self.decoder_num_heads)
+            || !cross_dim.is_multiple_of(self.decoder_num_heads)
         {
             return bad(format!(
                 "prompt_embed_dim {} (and its half {cross_dim}, the cross-attention width) must be divisible by decoder_num_heads {}",
                 self.prompt_embed_dim, self.decoder_num_heads
             ));
         }
-        if self.mask_in_chans % 4 != 0 {
+        if !self.mask_in_chans.is_multiple_of(4) {
             return bad(format!(
                 "mask_in_chans {} must be a multiple of 4",
                 self.mask_in_chans

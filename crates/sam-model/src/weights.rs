@@ -237,16 +237,15 @@ pub fn variant_mismatches(
     );
     if let Some(head_dim) = dim("image_encoder.blocks.0.attn.rel_pos_h", 1)
         && head_dim > 0
+        && let Some(width) = dim("image_encoder.patch_embed.proj.weight", 0)
     {
-        if let Some(width) = dim("image_encoder.patch_embed.proj.weight", 0) {
-            check(
-                &mut out,
-                "encoder_num_heads",
-                Some(width / head_dim),
-                config.encoder_num_heads,
-                false,
-            );
-        }
+        check(
+            &mut out,
+            "encoder_num_heads",
+            Some(width / head_dim),
+            config.encoder_num_heads,
+            false,
+        );
     }
     if let (Some(hidden), Some(width)) = (
         dim("image_encoder.blocks.0.mlp.lin1.weight", 0),
