@@ -132,7 +132,8 @@ impl Rle {
                 if !(48..48 + 64).contains(&b) {
                     return Err(bad(format!("invalid character {:?} at {p}", b as char)));
                 }
-                if k >= 60 {
+                // Twelve 5-bit groups fill 60 bits; a thirteenth would shift past the i64.
+                if k >= 12 {
                     return Err(bad(format!("count at {p} is too long")));
                 }
                 let c = (b - 48) as i64;
@@ -157,5 +158,83 @@ impl Rle {
         let rle = Self { size, counts: out };
         rle.validate()?;
         Ok(rle)
+    }
+
+    /// pycocotools' `toBbox`: `[x, y, w, h]` of the pixel extent (`w = x1 − x0 + 1`), zeros when
+    /// empty. Follows `rleToBbox`, including its rule that a run crossing a column spans the
+    /// full height.
+    pub fn to_bbox(&self) -> [f64; 4] {
+        let h = self.size[0] as u64;
+        let w = self.size[1] as u64;
+        let m = self.counts.len() / 2 * 2;
+        if m == 0 || h == 0 {
+            return [0.0; 4];
+        }
+        let (mut xs, mut ys, mut xe, mut ye) = (w, h, 0u64, 0u64);
+        let mut cc = 0u64;
+        let mut xp = 0u64;
+        for j in 0..m {
+            cc += self.counts[j] as u64;
+            let t = cc.wrapping_sub((j % 2) as u64);
+            let y = t % h;
+            let x = (t - y) / h;
+            if j % 2 == 0 {
+                xp = x;
+            } else if xp < x {
+                ys = 0;
+                ye = h - 1;
+            }
+            xs = xs.min(x);
+            xe = xe.max(x);
+            ys = ys.min(y);
+            ye = ye.max(y);
+        }
+        [
+            xs as f64,
+            ys as f64,
+            (xe - xs + 1) as f64,
+            (ye - ys + 1) as f64,
+        ]
+    }
+
+    fn same_size(&self, other: &Self) -> Result<()> {
+        if self.size != other.size {
+            return Err(DataError::InvalidValue(format!(
+                "RLE sizes differ: {:?} and {:?}",
+                self.size, other.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Union (or intersection) of RLEs of one size, as pycocotools' `merge`.
+    pub fn merge(rles: &[Rle], intersect: bool) -> Result<Rle> {
+        let Some(first) = rles.first() else {
+            return Ok(Rle {
+                size: [0, 0],
+                counts: Vec::new(),
+            });
+        };
+        let mut mask = first.to_mask()?;
+        for r in &rles[1..] {
+            first.same_size(r)?;
+            for (m, o) in mask.iter_mut().zip(r.to_mask()?) {
+                *m = if intersect { *m && o } else { *m || o };
+            }
+        }
+        Rle::from_mask(&mask, first.size[0], first.size[1])
+    }
+
+    /// IoU with `gt`; when `gt_is_crowd`, the intersection over this RLE's area alone (COCO's
+    /// crowd rule). 0 when both are empty, as pycocotools.
+    pub fn iou(&self, gt: &Rle, gt_is_crowd: bool) -> Result<f64> {
+        self.same_size(gt)?;
+        let inter = Rle::merge(&[self.clone(), gt.clone()], true)?.area() as f64;
+        let union = if gt_is_crowd {
+            self.area() as f64
+        } else {
+            Rle::merge(&[self.clone(), gt.clone()], false)?.area() as f64
+        };
+        Ok(if union > 0.0 { inter / union } else { 0.0 })
     }
 }
