@@ -8,6 +8,7 @@ pub mod image_io;
 pub mod npy;
 pub mod overlay;
 pub mod pillow_resize;
+pub mod prompt_sampling;
 pub mod rle;
 pub mod transforms;
 
