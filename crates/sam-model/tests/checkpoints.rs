@@ -192,3 +192,18 @@ fn loading_is_strict_and_lists_the_offending_keys() {
         "{msg}"
     );
 }
+
+#[test]
+fn loading_never_executes_code_from_the_file() {
+    // A pickle whose root calls os.system: a real unpickler would create the marker file.
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    let payload = format!("cposix\nsystem\n(S'touch {}'\ntR.", marker.display());
+    for name in ["evil.pth", "evil.pt"] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, payload.as_bytes()).unwrap();
+        let e = expect_err(&path, &tiny());
+        assert!(e.to_string().contains(name), "{e}");
+        assert!(!marker.exists(), "code in {name} was executed");
+    }
+}
