@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod augment;
 pub mod error;
 pub mod image_io;
 pub mod npy;
