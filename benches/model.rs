@@ -1,0 +1,68 @@
+//! Model benchmarks: image encoder and prompt → mask decoding (1 and 64 prompts on one
+//! embedding), on every backend compiled in.
+//!
+//! `cargo bench --bench model` runs the quick tiny configuration (the committed fixture model);
+//! `SAM_BENCH_FULL=vit_b` (or `vit_l`, `vit_h`) adds that preset at 1024² with random weights.
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use sam_burn::burn::tensor::{Device, Distribution, Int, Tensor};
+use sam_burn::{PointPrompt, Prompts, Sam, SamConfig};
+
+fn devices() -> Vec<(&'static str, Device)> {
+    sam_burn::backend::available()
+        .into_iter()
+        .filter_map(|name| sam_burn::backend::device(name).ok().map(|d| (name, d)))
+        .collect()
+}
+
+fn models(device: &Device) -> Vec<(String, Sam)> {
+    let dir = sam_burn::cli::bundled("crates/sam-model/tests/fixtures");
+    let tiny = SamConfig::load(dir.join("sam_tiny.json")).expect("tiny config");
+    let mut out = vec![(
+        "tiny".to_string(),
+        Sam::load(dir.join("sam_tiny.pth"), &tiny, device).expect("tiny model"),
+    )];
+    if let Ok(name) = std::env::var("SAM_BENCH_FULL") {
+        let config = SamConfig::from_model_type(&name).expect("SAM_BENCH_FULL preset");
+        out.push((name, config.init(device).expect("model")));
+    }
+    out
+}
+
+fn sync<const D: usize>(t: Tensor<D>) {
+    // Reading a value forces lazy backends to finish the work.
+    let _ = t.sum().into_data();
+}
+
+fn bench(c: &mut Criterion) {
+    for (backend, device) in devices() {
+        for (name, sam) in models(&device) {
+            let s = sam.config().image_size;
+            let mut group = c.benchmark_group(format!("{name}/{backend}"));
+            group.sample_size(10);
+            let x = Tensor::<4>::random([1, 3, s, s], Distribution::Uniform(0.0, 255.0), &device);
+            let x = sam.preprocess(x).expect("input");
+            group.bench_function("image_encoder", |b| {
+                b.iter(|| sync(sam.image_embeddings(x.clone()).expect("embed")))
+            });
+            let emb = sam.image_embeddings(x.clone()).expect("embed");
+            for prompts in [1usize, 64] {
+                let coords = Tensor::<3>::random([prompts, 1, 2], Distribution::Uniform(0.0, s as f64), &device);
+                let labels = Tensor::<2, Int>::ones([prompts, 1], &device);
+                group.bench_with_input(BenchmarkId::new("decode_points", prompts), &prompts, |b, _| {
+                    b.iter(|| {
+                        let p = Prompts {
+                            points: Some(PointPrompt { coords: coords.clone(), labels: labels.clone() }),
+                            ..Default::default()
+                        };
+                        sync(sam.predict(emb.clone(), p, true).expect("predict").low_res_masks)
+                    })
+                });
+            }
+            group.finish();
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
