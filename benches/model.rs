@@ -47,17 +47,32 @@ fn bench(c: &mut Criterion) {
             });
             let emb = sam.image_embeddings(x.clone()).expect("embed");
             for prompts in [1usize, 64] {
-                let coords = Tensor::<3>::random([prompts, 1, 2], Distribution::Uniform(0.0, s as f64), &device);
+                let coords = Tensor::<3>::random(
+                    [prompts, 1, 2],
+                    Distribution::Uniform(0.0, s as f64),
+                    &device,
+                );
                 let labels = Tensor::<2, Int>::ones([prompts, 1], &device);
-                group.bench_with_input(BenchmarkId::new("decode_points", prompts), &prompts, |b, _| {
-                    b.iter(|| {
-                        let p = Prompts {
-                            points: Some(PointPrompt { coords: coords.clone(), labels: labels.clone() }),
-                            ..Default::default()
-                        };
-                        sync(sam.predict(emb.clone(), p, true).expect("predict").low_res_masks)
-                    })
-                });
+                group.bench_with_input(
+                    BenchmarkId::new("decode_points", prompts),
+                    &prompts,
+                    |b, _| {
+                        b.iter(|| {
+                            let p = Prompts {
+                                points: Some(PointPrompt {
+                                    coords: coords.clone(),
+                                    labels: labels.clone(),
+                                }),
+                                ..Default::default()
+                            };
+                            sync(
+                                sam.predict(emb.clone(), p, true)
+                                    .expect("predict")
+                                    .low_res_masks,
+                            )
+                        })
+                    },
+                );
             }
             group.finish();
         }
