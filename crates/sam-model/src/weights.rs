@@ -118,33 +118,26 @@ fn safetensors_store(path: &Path) -> SafetensorsStore {
     )
 }
 
-/// Tensor names (after [`KEY_REMAPS`]) and shapes of an official-layout checkpoint
-/// (`.pth` or `.safetensors`).
+/// Names and shapes of the tensors a store holds (after its key remapping).
+fn store_shapes<S: ModuleStore>(
+    path: &Path,
+    store: &mut S,
+) -> Result<BTreeMap<String, Vec<usize>>> {
+    let tensors = store.get_all_tensors().map_err(|e| read_error(path, e))?;
+    Ok(tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape.to_vec()))
+        .collect())
+}
+
+/// Tensor names (after [`KEY_REMAPS`]) and shapes of a checkpoint.
 pub fn checkpoint_shapes(path: impl AsRef<Path>) -> Result<BTreeMap<String, Vec<usize>>> {
     let path = path.as_ref();
     check_readable(path)?;
-    let collect = |tensors: &BTreeMap<String, burn::store::burn_pack::Tensor>| {
-        tensors
-            .iter()
-            .map(|(k, t)| (k.clone(), t.shape.to_vec()))
-            .collect()
-    };
     match CheckpointFormat::from_path(path)? {
-        CheckpointFormat::Pytorch => {
-            let mut store = pytorch_store(path);
-            let tensors = store.get_all_tensors().map_err(|e| read_error(path, e))?;
-            Ok(collect(tensors))
-        }
-        CheckpointFormat::Safetensors => {
-            let mut store = safetensors_store(path);
-            let tensors = store.get_all_tensors().map_err(|e| read_error(path, e))?;
-            Ok(collect(tensors))
-        }
-        CheckpointFormat::Burnpack => {
-            let mut store = BurnpackStore::from_file(path);
-            let tensors = store.get_all_tensors().map_err(|e| read_error(path, e))?;
-            Ok(collect(tensors))
-        }
+        CheckpointFormat::Pytorch => store_shapes(path, &mut pytorch_store(path)),
+        CheckpointFormat::Safetensors => store_shapes(path, &mut safetensors_store(path)),
+        CheckpointFormat::Burnpack => store_shapes(path, &mut BurnpackStore::from_file(path)),
     }
 }
 
@@ -405,10 +398,30 @@ impl Sam {
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         check_readable(path)?;
-        let format = CheckpointFormat::from_path(path)?;
-        if format != CheckpointFormat::Burnpack {
-            let shapes = checkpoint_shapes(path)?;
-            let mismatches = variant_mismatches(self.config(), &shapes);
+        match CheckpointFormat::from_path(path)? {
+            CheckpointFormat::Pytorch => self.load_checked(path, pytorch_store(path), true),
+            CheckpointFormat::Safetensors => self.load_checked(path, safetensors_store(path), true),
+            // Burnpack files use our own names and layouts: the strict check below covers them.
+            CheckpointFormat::Burnpack => self.load_checked(
+                path,
+                BurnpackStore::from_file(path)
+                    .allow_partial(true)
+                    .validate(false),
+                false,
+            ),
+        }
+    }
+
+    /// Compares the file's shapes with the config (official layouts), then applies the store
+    /// strictly. One store serves both: the file is parsed once.
+    fn load_checked<S: ModuleStore>(
+        &mut self,
+        path: &Path,
+        mut store: S,
+        check_variant: bool,
+    ) -> Result<()> {
+        if check_variant {
+            let mismatches = variant_mismatches(self.config(), &store_shapes(path, &mut store)?);
             if !mismatches.is_empty() {
                 return Err(SamError::VariantMismatch {
                     path: path.to_path_buf(),
@@ -416,21 +429,9 @@ impl Sam {
                 });
             }
         }
-        let result = match format {
-            CheckpointFormat::Pytorch => self
-                .load_from(&mut pytorch_store(path))
-                .map_err(|e| read_error(path, e))?,
-            CheckpointFormat::Safetensors => self
-                .load_from(&mut safetensors_store(path))
-                .map_err(|e| read_error(path, e))?,
-            CheckpointFormat::Burnpack => self
-                .load_from(
-                    &mut BurnpackStore::from_file(path)
-                        .allow_partial(true)
-                        .validate(false),
-                )
-                .map_err(|e| read_error(path, e))?,
-        };
+        let result = self
+            .load_from(&mut store)
+            .map_err(|e| read_error(path, e))?;
         strict(path, result)
     }
 
