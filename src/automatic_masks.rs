@@ -10,7 +10,7 @@ use sam_data::overlay;
 use sam_model::Sam;
 
 use crate::backend;
-use crate::cli::{CliError, bundled, checkpoint_and_config, write_file};
+use crate::cli::{CliError, ModelArgs, write_file};
 
 type Result<T> = std::result::Result<T, CliError>;
 
@@ -29,18 +29,10 @@ Writes DIR/masks.json (the records, in the generator's order) and DIR/overlay.pn
 /// Parsed arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutomaticMasksArgs {
-    /// Checkpoint; `None` runs the bundled demo model.
-    pub checkpoint: Option<PathBuf>,
-    /// Preset name.
-    pub model_type: Option<String>,
-    /// Config JSON.
-    pub config: Option<PathBuf>,
-    /// Input image; `None` uses the bundled one.
-    pub image: Option<PathBuf>,
+    /// Model, image and device.
+    pub model: ModelArgs,
     /// Generator settings.
     pub amg: AmgConfig,
-    /// Device name.
-    pub device: String,
     /// Output folder.
     pub out: PathBuf,
     /// Show a progress bar.
@@ -56,12 +48,8 @@ impl AutomaticMasksArgs {
     /// Parses arguments (without the program name).
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self> {
         let mut a = Self {
-            checkpoint: None,
-            model_type: None,
-            config: None,
-            image: None,
+            model: ModelArgs::default(),
             amg: AmgConfig::default(),
-            device: "flex".into(),
             out: PathBuf::from("automatic_masks_out"),
             progress: true,
         };
@@ -71,13 +59,11 @@ impl AutomaticMasksArgs {
                 it.next()
                     .ok_or_else(|| CliError::Usage(format!("{flag} needs a value")))
             };
+            if a.model.take(&flag, &mut value)? {
+                continue;
+            }
             let c = &mut a.amg;
             match flag.as_str() {
-                "--checkpoint" => a.checkpoint = Some(value()?.into()),
-                "--model-type" => a.model_type = Some(value()?),
-                "--config" => a.config = Some(value()?.into()),
-                "--image" => a.image = Some(value()?.into()),
-                "--device" => a.device = value()?,
                 "--out" => a.out = value()?.into(),
                 "--no-progress" => a.progress = false,
                 "--points-per-side" => c.points_per_side = Some(number(&flag, &value()?)?),
@@ -103,27 +89,16 @@ impl AutomaticMasksArgs {
             }
         }
         a.amg.validate()?;
-        if a.checkpoint.is_none() && (a.model_type.is_some() || a.config.is_some()) {
-            return Err(CliError::Usage(
-                "--model-type/--config need a --checkpoint".into(),
-            ));
-        }
+        a.model.validate()?;
         Ok(a)
     }
 }
 
 /// Runs the generator and writes `masks.json` and `overlay.png`; returns the number of masks.
 pub fn run(args: &AutomaticMasksArgs) -> Result<usize> {
-    let device = backend::device(&args.device)?;
-    let (checkpoint, config, _demo) = checkpoint_and_config(
-        args.checkpoint.as_deref(),
-        args.model_type.as_deref(),
-        args.config.as_deref(),
-    )?;
-    let image_path = args
-        .image
-        .clone()
-        .unwrap_or_else(|| bundled("assets/scene.png"));
+    let device = backend::device(&args.model.device)?;
+    let (checkpoint, config, _demo) = args.model.checkpoint_and_config()?;
+    let image_path = args.model.image_path();
     let image = sam_data::load_rgb(&image_path)?;
     let model = Sam::load(&checkpoint, &config, &device)?;
     let generator = SamAutomaticMaskGenerator::new(model, args.amg.clone())?;
@@ -179,7 +154,7 @@ pub fn run(args: &AutomaticMasksArgs) -> Result<usize> {
 /// The example's whole `main`.
 pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
     crate::cli::exit_code(AutomaticMasksArgs::parse(args).and_then(|a| {
-        if a.checkpoint.is_none() {
+        if a.model.checkpoint.is_none() {
             crate::cli::demo_notice("automatic_masks", "");
         }
         run(&a)

@@ -94,6 +94,83 @@ pub fn checkpoint_and_config(
     }
 }
 
+/// The arguments every command shares: which model, which image, which device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelArgs {
+    /// Checkpoint file; `None` runs the bundled demo model.
+    pub checkpoint: Option<PathBuf>,
+    /// Preset name.
+    pub model_type: Option<String>,
+    /// Config JSON (alternative to `model_type`).
+    pub config: Option<PathBuf>,
+    /// Input image; `None` uses the bundled one.
+    pub image: Option<PathBuf>,
+    /// Device name.
+    pub device: String,
+}
+
+impl Default for ModelArgs {
+    fn default() -> Self {
+        Self {
+            checkpoint: None,
+            model_type: None,
+            config: None,
+            image: None,
+            device: "flex".into(),
+        }
+    }
+}
+
+impl ModelArgs {
+    /// Takes `flag` if it is one of the shared ones (reading its value); `false` otherwise.
+    pub fn take(
+        &mut self,
+        flag: &str,
+        value: impl FnOnce() -> Result<String, CliError>,
+    ) -> Result<bool, CliError> {
+        match flag {
+            "--checkpoint" => self.checkpoint = Some(value()?.into()),
+            "--model-type" => self.model_type = Some(value()?),
+            "--config" => self.config = Some(value()?.into()),
+            "--image" => self.image = Some(value()?.into()),
+            "--device" => self.device = value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Checks the combination of flags.
+    pub fn validate(&self) -> Result<(), CliError> {
+        if self.model_type.is_some() && self.config.is_some() {
+            return Err(CliError::Usage(
+                "give --model-type or --config, not both".into(),
+            ));
+        }
+        if self.checkpoint.is_none() && (self.model_type.is_some() || self.config.is_some()) {
+            return Err(CliError::Usage(
+                "--model-type/--config need a --checkpoint".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The image to segment: `--image`, or the bundled scene.
+    pub fn image_path(&self) -> PathBuf {
+        self.image
+            .clone()
+            .unwrap_or_else(|| bundled("assets/scene.png"))
+    }
+
+    /// The checkpoint and config (see [`checkpoint_and_config`]).
+    pub fn checkpoint_and_config(&self) -> Result<(PathBuf, SamConfig, bool), CliError> {
+        checkpoint_and_config(
+            self.checkpoint.as_deref(),
+            self.model_type.as_deref(),
+            self.config.as_deref(),
+        )
+    }
+}
+
 /// Writes `text` to `path`, naming the file on failure.
 pub fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
     std::fs::write(path, text).map_err(|e| CliError::Write {

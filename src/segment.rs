@@ -13,6 +13,7 @@ use sam_predictor::{MaskInput, Point, PredictOptions, Prompt, SamPredictor};
 use crate::backend;
 
 pub use crate::cli::CliError as SegmentError;
+use crate::cli::ModelArgs;
 pub use crate::cli::bundled;
 
 type Result<T> = std::result::Result<T, SegmentError>;
@@ -31,14 +32,8 @@ tiny random-weights model runs on the bundled image (the pipeline is real, the m
 /// Parsed arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentArgs {
-    /// Checkpoint file; `None` runs the bundled demo model.
-    pub checkpoint: Option<PathBuf>,
-    /// Preset name.
-    pub model_type: Option<String>,
-    /// Config JSON (alternative to `model_type`).
-    pub config: Option<PathBuf>,
-    /// Input image; `None` uses the bundled one.
-    pub image: Option<PathBuf>,
+    /// Model, image and device.
+    pub model: ModelArgs,
     /// Points (label 1 by default).
     pub points: Vec<Point>,
     /// Boxes; each is one prompt of the batch.
@@ -49,8 +44,6 @@ pub struct SegmentArgs {
     pub multimask: bool,
     /// Also write `low_res_logits.npy` and `iou_predictions.npy`.
     pub save_logits: bool,
-    /// Device name.
-    pub device: String,
     /// Output folder.
     pub out: PathBuf,
 }
@@ -82,16 +75,12 @@ impl SegmentArgs {
     /// Parses arguments (without the program name).
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self> {
         let mut a = SegmentArgs {
-            checkpoint: None,
-            model_type: None,
-            config: None,
-            image: None,
+            model: ModelArgs::default(),
             points: Vec::new(),
             boxes: Vec::new(),
             mask_input: None,
             multimask: false,
             save_logits: false,
-            device: "flex".into(),
             out: PathBuf::from("segment_out"),
         };
         let mut it = args.into_iter();
@@ -100,11 +89,10 @@ impl SegmentArgs {
                 it.next()
                     .ok_or_else(|| SegmentError::Usage(format!("{flag} needs a value")))
             };
+            if a.model.take(&flag, &mut value)? {
+                continue;
+            }
             match flag.as_str() {
-                "--checkpoint" => a.checkpoint = Some(value()?.into()),
-                "--model-type" => a.model_type = Some(value()?),
-                "--config" => a.config = Some(value()?.into()),
-                "--image" => a.image = Some(value()?.into()),
                 "--point" => {
                     let v = numbers("--point", &value()?, 2, 3)?;
                     let label = v.get(2).copied().unwrap_or(1.0);
@@ -126,7 +114,6 @@ impl SegmentArgs {
                 "--mask-input" => a.mask_input = Some(value()?.into()),
                 "--multimask" => a.multimask = true,
                 "--save-logits" => a.save_logits = true,
-                "--device" => a.device = value()?,
                 "--out" => a.out = value()?.into(),
                 "-h" | "--help" => return Err(SegmentError::Usage(USAGE.into())),
                 other => {
@@ -136,16 +123,7 @@ impl SegmentArgs {
                 }
             }
         }
-        if a.model_type.is_some() && a.config.is_some() {
-            return Err(SegmentError::Usage(
-                "give --model-type or --config, not both".into(),
-            ));
-        }
-        if a.checkpoint.is_none() && (a.model_type.is_some() || a.config.is_some()) {
-            return Err(SegmentError::Usage(
-                "--model-type/--config need a --checkpoint".into(),
-            ));
-        }
+        a.model.validate()?;
         Ok(a)
     }
 }
@@ -168,22 +146,19 @@ fn write_err(path: &Path, e: impl ToString) -> SegmentError {
 
 /// Runs the command.
 pub fn run(args: &SegmentArgs) -> Result<Summary> {
-    let device = backend::device(&args.device)?;
-    let (checkpoint, config, demo) = crate::cli::checkpoint_and_config(
-        args.checkpoint.as_deref(),
-        args.model_type.as_deref(),
-        args.config.as_deref(),
-    )?;
-    let image_path = args
-        .image
-        .clone()
-        .unwrap_or_else(|| bundled("assets/scene.png"));
+    let device = backend::device(&args.model.device)?;
+    let (checkpoint, config, demo) = args.model.checkpoint_and_config()?;
+    let image_path = args.model.image_path();
     let image = sam_data::load_rgb(&image_path)?;
     let (w, h) = (image.width() as f64, image.height() as f64);
 
     let points = args.points.clone();
     let mut boxes = args.boxes.clone();
-    if args.image.is_none() && points.is_empty() && boxes.is_empty() && args.mask_input.is_none() {
+    if args.model.image.is_none()
+        && points.is_empty()
+        && boxes.is_empty()
+        && args.mask_input.is_none()
+    {
         // The bundled scene: the house, the tree and the sun, as one batch of three boxes.
         let (sx, sy) = (w / 320.0, h / 240.0);
         for [x0, y0, x1, y1] in [
@@ -307,7 +282,7 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
         "image": image_path,
         "checkpoint": checkpoint,
         "demo_random_weights": demo,
-        "device": args.device,
+        "device": args.model.device,
         "image_size": [image.height(), image.width()],
         "multimask": args.multimask,
         "seconds": {"load": t_load.as_secs_f64(), "embed": t_embed.as_secs_f64(), "predict": t_predict.as_secs_f64()},
@@ -330,7 +305,7 @@ fn to_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 /// The example's whole `main`: parse, run, report; a one-line error and exit code 1 on failure.
 pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
     crate::cli::exit_code(SegmentArgs::parse(args).and_then(|a| {
-        if a.checkpoint.is_none() {
+        if a.model.checkpoint.is_none() {
             crate::cli::demo_notice("segment", " --box 50,44,171,171 --point 110,150");
         }
         let summary = run(&a)?;

@@ -16,6 +16,17 @@ fn bad_arguments_are_one_line_errors() {
         (vec!["--output-mode", "svg"], "output_mode"),
         (vec!["--bogus"], "unknown argument"),
         (vec!["--model-type", "vit_b"], "need a --checkpoint"),
+        (
+            vec![
+                "--checkpoint",
+                "a.pth",
+                "--model-type",
+                "vit_b",
+                "--config",
+                "c.json",
+            ],
+            "not both",
+        ),
     ] {
         let e = AutomaticMasksArgs::parse(args(&list)).unwrap_err();
         assert!(e.to_string().contains(expect), "{list:?}: {e}");
