@@ -17,6 +17,14 @@ fn reference() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixtures().join("amg.json")).unwrap()).unwrap()
 }
 
+/// The AMG fixture model: sam_tiny's config with the weights make_amg_fixtures.py saved.
+fn amg_model(device: &Device) -> Sam {
+    let config =
+        SamConfig::load(fixtures().join("../../../sam-model/tests/fixtures/sam_tiny.json"))
+            .unwrap();
+    Sam::load(fixtures().join("sam_tiny_amg.pth"), &config, device).unwrap()
+}
+
 fn config_from(settings: &Value) -> AmgConfig {
     let mut c = AmgConfig::default();
     for (k, v) in settings.as_object().unwrap() {
@@ -64,11 +72,8 @@ fn iou(a: &[bool], b: &[bool]) -> f64 {
 fn generator_matches_the_official_one() {
     let reference = reference();
     let image = sam_data::load_rgb(fixtures().join("amg_image.png")).unwrap();
-    let config =
-        SamConfig::load(fixtures().join("../../../sam-model/tests/fixtures/sam_tiny.json"))
-            .unwrap();
     for device in devices() {
-        let model = Sam::load(fixtures().join("sam_tiny_amg.pth"), &config, &device).unwrap();
+        let model = amg_model(&device);
         for name in ["all", "nms", "iou_filter", "crops", "small_regions"] {
             let case = &reference[name];
             let generator =
@@ -239,15 +244,7 @@ fn rle_round_trips_and_rejects_corrupt_strings() {
 
 #[test]
 fn bad_settings_are_typed_errors() {
-    let config =
-        SamConfig::load(fixtures().join("../../../sam-model/tests/fixtures/sam_tiny.json"))
-            .unwrap();
-    let model = Sam::load(
-        fixtures().join("sam_tiny_amg.pth"),
-        &config,
-        &Device::flex(),
-    )
-    .unwrap();
+    let model = amg_model(&Device::flex());
     for (c, expect) in [
         (
             AmgConfig {
@@ -299,15 +296,7 @@ fn bad_settings_are_typed_errors() {
 
 #[test]
 fn nothing_surviving_gives_an_empty_list_even_with_crops() {
-    let config =
-        SamConfig::load(fixtures().join("../../../sam-model/tests/fixtures/sam_tiny.json"))
-            .unwrap();
-    let model = Sam::load(
-        fixtures().join("sam_tiny_amg.pth"),
-        &config,
-        &Device::flex(),
-    )
-    .unwrap();
+    let model = amg_model(&Device::flex());
     let image = sam_data::load_rgb(fixtures().join("amg_image.png")).unwrap();
     let c = AmgConfig {
         points_per_side: Some(2),
