@@ -158,7 +158,7 @@ impl Sample {
 }
 
 /// Augmentation settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AugmentConfig {
     /// Probability of a horizontal flip.
     pub flip_prob: f64,

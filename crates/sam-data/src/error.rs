@@ -21,6 +21,15 @@ pub enum DataError {
         /// Why.
         reason: String,
     },
+    /// A dataset file (annotation JSON, folder listing, ...) is missing, malformed or disagrees
+    /// with its image.
+    #[error("dataset file {path}: {reason}")]
+    DatasetFile {
+        /// The file (or folder) at fault.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// An image of zero width or height, or a buffer of the wrong length.
     #[error("invalid image: {0}")]
     InvalidImage(String),

@@ -1,21 +1,29 @@
-//! Everything between image files and model input: Pillow-exact resizing, SAM's
-//! `ResizeLongestSide` with its coordinate transforms, and image loading.
+//! Everything between files on disk and a training batch: image loading, Pillow-exact resizing
+//! and SAM's `ResizeLongestSide`, COCO RLE and polygons, the SA-1B and COCO datasets and a
+//! synthetic SA-1B-format generator, augmentation, prompt sampling, and a seeded, resumable,
+//! multi-threaded loader.
 
 #![warn(missing_docs)]
 
 pub mod augment;
+pub mod dataset;
 pub mod error;
 pub mod image_io;
+pub mod loader;
 pub mod npy;
 pub mod overlay;
 pub mod pillow_resize;
+pub mod polygon;
 pub mod prompt_sampling;
 pub mod rle;
+pub mod train_sample;
 pub mod transforms;
 
 pub use error::{DataError, Result};
 pub use image_io::load_rgb;
+pub use loader::{Batch, DataLoader, LoaderConfig, LoaderPosition};
 pub use npy::{read_npy_f32, write_npy_f32};
 pub use pillow_resize::resize_bilinear_rgb;
 pub use rle::Rle;
+pub use train_sample::{TrainObject, TrainSample, TrainSampleConfig, train_sample};
 pub use transforms::ResizeLongestSide;

@@ -19,7 +19,7 @@ pub struct Click {
 }
 
 /// The paper's settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PromptSamplingConfig {
     /// Box noise standard deviation as a fraction of the box side (10%).
     pub box_noise_std_ratio: f64,

@@ -1,0 +1,4 @@
+//! COCO instances JSON (being written).
+
+/// A COCO instances file with its image folder.
+pub struct CocoDataset;

@@ -1,0 +1,1 @@
+//! COCO polygons to RLE (being written).
