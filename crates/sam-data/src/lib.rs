@@ -16,6 +16,7 @@ pub mod pillow_resize;
 pub mod polygon;
 pub mod prompt_sampling;
 pub mod rle;
+pub mod seed;
 pub mod train_sample;
 pub mod transforms;
 

@@ -18,8 +18,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::synthetic::mix_seed;
 use crate::error::{DataError, Result};
+use crate::seed::mix_seed;
 
 /// Settings of a [`DataLoader`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -161,39 +161,42 @@ impl Rle {
     }
 
     /// pycocotools' `toBbox`: `[x, y, w, h]` of the pixel extent (`w = x1 − x0 + 1`), zeros when
-    /// empty. Follows `rleToBbox`, including its rule that a run crossing a column spans the
-    /// full height.
+    /// there are no runs. Follows the current `rleToBbox` (pycocotools ≥ 2.0.3): zero-length
+    /// foreground runs are skipped, and a run spanning columns covers the full height. Its
+    /// `uint` arithmetic is kept, so runs that are all empty give its wrapped-around values.
     pub fn to_bbox(&self) -> [f64; 4] {
-        let h = self.size[0] as u64;
-        let w = self.size[1] as u64;
+        let h = self.size[0] as u32;
+        let w = self.size[1] as u32;
         let m = self.counts.len() / 2 * 2;
         if m == 0 || h == 0 {
             return [0.0; 4];
         }
-        let (mut xs, mut ys, mut xe, mut ye) = (w, h, 0u64, 0u64);
-        let mut cc = 0u64;
-        let mut xp = 0u64;
+        let (mut xs, mut ys, mut xe, mut ye) = (w, h, 0u32, 0u32);
+        let mut cc = 0u32;
         for j in 0..m {
-            cc += self.counts[j] as u64;
-            let t = cc.wrapping_sub((j % 2) as u64);
-            let y = t % h;
-            let x = (t - y) / h;
-            if j % 2 == 0 {
-                xp = x;
-            } else if xp < x {
+            let start = cc;
+            cc = cc.wrapping_add(self.counts[j]);
+            if j % 2 == 0 || self.counts[j] == 0 {
+                continue;
+            }
+            let (y_start, x_start) = (start % h, start / h);
+            let last = cc.wrapping_sub(1);
+            let (y_end, x_end) = (last % h, last / h);
+            xs = xs.min(x_start);
+            xe = xe.max(x_end);
+            if x_start < x_end {
                 ys = 0;
                 ye = h - 1;
+            } else {
+                ys = ys.min(y_start);
+                ye = ye.max(y_end);
             }
-            xs = xs.min(x);
-            xe = xe.max(x);
-            ys = ys.min(y);
-            ye = ye.max(y);
         }
         [
             xs as f64,
             ys as f64,
-            (xe - xs + 1) as f64,
-            (ye - ys + 1) as f64,
+            xe.wrapping_sub(xs).wrapping_add(1) as f64,
+            ye.wrapping_sub(ys).wrapping_add(1) as f64,
         ]
     }
 

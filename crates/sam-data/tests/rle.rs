@@ -130,3 +130,20 @@ fn random_strings_never_panic() {
     }
     assert!(accepted > 0);
 }
+
+/// pycocotools ≥ 2.0.3 skips zero-length foreground runs in `toBbox` (values from pycocotools
+/// 2.0.11; the generated fixtures never contain such runs).
+#[test]
+fn bbox_skips_empty_foreground_runs() {
+    for (counts, bbox) in [
+        (vec![2, 0, 3, 2, 3], [1.0, 0.0, 1.0, 2.0]),
+        (vec![3, 0, 2, 5], [1.0, 0.0, 1.0, 5.0]),
+        (vec![10], [0.0; 4]),
+    ] {
+        let rle = sam_data::Rle {
+            size: [5, 2],
+            counts,
+        };
+        assert_eq!(rle.to_bbox(), bbox);
+    }
+}

@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 use super::sa1b::{RleJson, Sa1bAnnotation, Sa1bFile, Sa1bImageInfo};
 use crate::error::{DataError, Result};
 use crate::rle::Rle;
+use crate::seed::mix_seed;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -192,14 +193,6 @@ fn size_word(area: u64, w: usize, h: usize) -> &'static str {
     } else {
         "large"
     }
-}
-
-/// splitmix64, to derive independent per-image streams from one seed.
-pub(crate) fn mix_seed(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// One generated image: RGB pixels and its SA-1B JSON.
