@@ -4,12 +4,16 @@
 //!
 //! `cargo bench -p sam-data --bench loader` (workers: 1 and 2; `SAM_BENCH_WORKERS=1,2,4` to
 //! choose). The data set (8 images of 1500–2250 px with 20–64 objects, like SA-1B's) is
-//! generated once into a temporary folder.
+//! generated once into a temporary folder. A second group times `train_sample` alone, on one
+//! thread, over the images already decoded (each iteration clones them, ~7 MB apiece), to
+//! separate the transform from JPEG and JSON decoding.
 
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sam_data::dataset::{Sa1bDataset, SyntheticConfig, write_synthetic_dataset};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use sam_data::dataset::{Dataset, Sa1bDataset, SyntheticConfig, write_synthetic_dataset};
 use sam_data::{DataLoader, LoaderConfig, TrainSampleConfig, train_sample};
 
 const IMAGES: usize = 8;
@@ -31,10 +35,7 @@ fn bench(c: &mut Criterion) {
         .ok()
         .map(|s| s.split(',').filter_map(|w| w.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 2]);
-    let mut group = c.benchmark_group("loader_1024");
-    group.sample_size(10);
-    group.throughput(Throughput::Elements(IMAGES as u64));
-    for (name, config) in [
+    let configs = [
         ("augmented", TrainSampleConfig::default()),
         (
             "resize_only",
@@ -43,7 +44,11 @@ fn bench(c: &mut Criterion) {
                 ..TrainSampleConfig::default()
             },
         ),
-    ] {
+    ];
+    let mut group = c.benchmark_group("loader_1024");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(IMAGES as u64));
+    for &(name, ref config) in &configs {
         for &w in &workers {
             let config = config.clone();
             let loader = DataLoader::new(
@@ -70,6 +75,24 @@ fn bench(c: &mut Criterion) {
                 })
             });
         }
+    }
+    group.finish();
+
+    let items: Vec<_> = (0..IMAGES).map(|i| dataset.get(i).expect("item")).collect();
+    let mut group = c.benchmark_group("train_sample_1024");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(IMAGES as u64));
+    for &(name, ref config) in &configs {
+        group.bench_function(name, |b| {
+            let mut seed = 0;
+            b.iter(|| {
+                for item in &items {
+                    seed += 1;
+                    let mut rng = StdRng::seed_from_u64(seed);
+                    train_sample(item.clone(), config, &mut rng).expect("sample");
+                }
+            })
+        });
     }
     group.finish();
 }

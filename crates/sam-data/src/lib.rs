@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod error;
 pub mod image_io;
 pub mod loader;
+mod mask_resample;
 pub mod npy;
 pub mod overlay;
 pub mod pillow_resize;

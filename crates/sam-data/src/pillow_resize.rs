@@ -6,6 +6,8 @@
 //! normalised in f64 and converted to 22-bit fixed point. No crate reproduces those steps exactly
 //! (`fast_image_resize` differs by ±1–2 on up to 27% of pixels), so they are written out here.
 
+use std::ops::Range;
+
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// Fixed-point taps of one output pixel: the first source index and the weights.
@@ -19,13 +21,14 @@ fn triangle(x: f64) -> f64 {
     if x < 1.0 { 1.0 - x } else { 0.0 }
 }
 
-/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for a full-range box.
-fn coefficients(in_size: usize, out_size: usize) -> Vec<Taps> {
+/// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for a full-range box, for the output
+/// pixels `outputs` (each one's taps depend on its index alone).
+fn coefficients(in_size: usize, out_size: usize, outputs: Range<usize>) -> Vec<Taps> {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filterscale; // the bilinear filter's support is 1
     let ss = 1.0 / filterscale;
-    (0..out_size)
+    outputs
         .map(|xx| {
             let center = (xx as f64 + 0.5) * scale;
             // C's (int) cast truncates toward zero.
@@ -58,49 +61,103 @@ fn coefficients(in_size: usize, out_size: usize) -> Vec<Taps> {
         .collect()
 }
 
+/// The source pixels `taps` read, as a range.
+fn reads(taps: &[Taps]) -> Range<usize> {
+    let lo = taps.iter().map(|t| t.start).min().unwrap_or(0);
+    let hi = taps
+        .iter()
+        .map(|t| t.start + t.weights.len())
+        .max()
+        .unwrap_or(0);
+    lo..hi.max(lo)
+}
+
+/// The horizontal taps of the output columns `cols`; with `mirror`, of the image mirrored
+/// left–right first, read from the unmirrored one: output `x` reads the mirrored pixels
+/// `start..start + n`, which are the source pixels `width − start − n..width − start` in reverse
+/// order, so the weights are reversed (an integer sum does not depend on its order).
+fn horizontal_taps(width: usize, out_w: usize, cols: Range<usize>, mirror: bool) -> Vec<Taps> {
+    let mut taps = coefficients(width, out_w, cols);
+    if mirror {
+        for t in &mut taps {
+            t.start = width - t.start - t.weights.len();
+            t.weights.reverse();
+        }
+    }
+    taps
+}
+
+/// Mirrors each row of an RGB image `width` pixels wide.
+pub(crate) fn mirror_rows(image: &mut [u8], width: usize) {
+    if width == 0 {
+        return;
+    }
+    for row in image.chunks_exact_mut(width * 3) {
+        row.as_chunks_mut::<3>().0.reverse();
+    }
+}
+
+/// `taps` reading from a buffer that starts at source pixel `offset`.
+fn shifted(mut taps: Vec<Taps>, offset: usize) -> Vec<Taps> {
+    taps.iter_mut().for_each(|t| t.start -= offset);
+    taps
+}
+
 #[inline]
 fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Horizontal pass: `height × width` → `height × out_w`.
-fn horizontal_pass(src: &[u8], width: usize, height: usize, out_w: usize) -> Vec<u8> {
+/// Horizontal pass over the rows `rows` of a `width`-pixel-wide image: one output pixel per tap
+/// set, `rows.len() × taps.len()`.
+fn horizontal_pass(src: &[u8], width: usize, rows: Range<usize>, taps: &[Taps]) -> Vec<u8> {
     let half = 1i32 << (PRECISION_BITS - 1);
-    let taps = coefficients(width, out_w);
-    let mut out = vec![0u8; out_w * height * 3];
-    for y in 0..height {
+    let out_w = taps.len();
+    let mut out = vec![0u8; out_w * rows.len() * 3];
+    if out_w == 0 {
+        return out;
+    }
+    for (y, dst) in rows.zip(out.chunks_exact_mut(out_w * 3)) {
         let row = &src[y * width * 3..(y + 1) * width * 3];
-        let dst = &mut out[y * out_w * 3..(y + 1) * out_w * 3];
-        for (xx, t) in taps.iter().enumerate() {
+        for (t, d) in taps.iter().zip(dst.chunks_exact_mut(3)) {
+            let pixels = &row[t.start * 3..(t.start + t.weights.len()) * 3];
             let mut acc = [half; 3];
-            for (i, &k) in t.weights.iter().enumerate() {
-                let p = &row[(t.start + i) * 3..(t.start + i) * 3 + 3];
+            for (p, &k) in pixels.chunks_exact(3).zip(&t.weights) {
                 acc[0] += p[0] as i32 * k;
                 acc[1] += p[1] as i32 * k;
                 acc[2] += p[2] as i32 * k;
             }
-            dst[xx * 3] = clip8(acc[0]);
-            dst[xx * 3 + 1] = clip8(acc[1]);
-            dst[xx * 3 + 2] = clip8(acc[2]);
+            d[0] = clip8(acc[0]);
+            d[1] = clip8(acc[1]);
+            d[2] = clip8(acc[2]);
         }
     }
     out
 }
 
-/// Vertical pass: `height × width` → `out_h × width`.
-fn vertical_pass(src: &[u8], width: usize, height: usize, out_h: usize) -> Vec<u8> {
+/// Vertical pass over the columns `cols` of a `width`-pixel-wide image: one output row per tap
+/// set, `taps.len() × cols.len()`. Whole rows are accumulated at a time, which vectorises;
+/// each pixel still sums its taps in order.
+fn vertical_pass(src: &[u8], width: usize, cols: Range<usize>, taps: &[Taps]) -> Vec<u8> {
     let half = 1i32 << (PRECISION_BITS - 1);
-    let taps = coefficients(height, out_h);
     let stride = width * 3;
-    let mut out = vec![0u8; stride * out_h];
-    for (yy, t) in taps.iter().enumerate() {
-        let dst = &mut out[yy * stride..(yy + 1) * stride];
-        for (x, d) in dst.iter_mut().enumerate() {
-            let mut acc = half;
-            for (i, &k) in t.weights.iter().enumerate() {
-                acc += src[(t.start + i) * stride + x] as i32 * k;
+    let (a, b) = (cols.start * 3, cols.end * 3);
+    let n = b - a;
+    let mut out = vec![0u8; n * taps.len()];
+    if n == 0 {
+        return out;
+    }
+    let mut acc = vec![0i32; n];
+    for (t, dst) in taps.iter().zip(out.chunks_exact_mut(n)) {
+        acc.fill(half);
+        for (i, &k) in t.weights.iter().enumerate() {
+            let row = &src[(t.start + i) * stride + a..(t.start + i) * stride + b];
+            for (s, &v) in acc.iter_mut().zip(row) {
+                *s += v as i32 * k;
             }
-            *d = clip8(acc);
+        }
+        for (d, &s) in dst.iter_mut().zip(&acc) {
+            *d = clip8(s);
         }
     }
     out
@@ -126,22 +183,134 @@ pub fn resize_bilinear_rgb(
     out_w: usize,
     out_h: usize,
 ) -> Vec<u8> {
+    let whole = [0, 0, out_w, out_h];
+    resize_bilinear_rgb_window(src, width, height, (out_w, out_h), whole, false)
+}
+
+/// The `window = [x0, y0, w, h]` part of [`resize_bilinear_rgb`]'s output for `src`, mirrored
+/// left–right first when `mirror`, computed alone: the same taps over the same intermediate
+/// rows or columns, so the same bytes, without mirroring a full-size image or resizing what a
+/// crop would throw away.
+///
+/// Panics if `src.len() != width·height·3` or the window is not inside `out = (w, h)`.
+pub(crate) fn resize_bilinear_rgb_window(
+    src: &[u8],
+    width: usize,
+    height: usize,
+    (out_w, out_h): (usize, usize),
+    window: [usize; 4],
+    mirror: bool,
+) -> Vec<u8> {
     assert_eq!(
         src.len(),
         width * height * 3,
         "buffer is not width × height × 3"
     );
+    let [x0, y0, cw, ch] = window;
+    assert!(
+        x0 + cw <= out_w && y0 + ch <= out_h,
+        "window {window:?} outside {out_w}×{out_h}"
+    );
+    let (cols, rows) = (x0..x0 + cw, y0..y0 + ch);
+    // Without a horizontal pass (`out_w == width`) the output columns are source columns,
+    // mirrored or not.
+    let same_cols = || {
+        if mirror {
+            width - x0 - cw..width - x0
+        } else {
+            x0..x0 + cw
+        }
+    };
     match (out_w != width, out_h != height) {
-        (false, false) => src.to_vec(),
-        (true, false) => horizontal_pass(src, width, height, out_w),
-        (false, true) => vertical_pass(src, width, height, out_h),
+        (false, false) => {
+            let mut out = Vec::with_capacity(cw * ch * 3);
+            let kept = same_cols();
+            for y in rows {
+                let row = &src[y * width * 3..(y + 1) * width * 3];
+                out.extend_from_slice(&row[kept.start * 3..kept.end * 3]);
+            }
+            if mirror {
+                mirror_rows(&mut out, cw);
+            }
+            out
+        }
+        (false, true) => {
+            let mut out =
+                vertical_pass(src, width, same_cols(), &coefficients(height, out_h, rows));
+            if mirror {
+                mirror_rows(&mut out, cw);
+            }
+            out
+        }
+        (true, false) => horizontal_pass(
+            src,
+            width,
+            rows,
+            &horizontal_taps(width, out_w, cols, mirror),
+        ),
         (true, true) if vertical_first(width, height, out_w, out_h) => {
-            let tmp = vertical_pass(src, width, height, out_h);
-            horizontal_pass(&tmp, width, out_h, out_w)
+            let h_taps = horizontal_taps(width, out_w, cols, mirror);
+            let used = reads(&h_taps);
+            let tmp = vertical_pass(src, width, used.clone(), &coefficients(height, out_h, rows));
+            horizontal_pass(&tmp, used.len(), 0..ch, &shifted(h_taps, used.start))
         }
         (true, true) => {
-            let tmp = horizontal_pass(src, width, height, out_w);
-            vertical_pass(&tmp, out_w, height, out_h)
+            let v_taps = coefficients(height, out_h, rows);
+            let used = reads(&v_taps);
+            let h_taps = horizontal_taps(width, out_w, cols, mirror);
+            let tmp = horizontal_pass(src, width, used.clone(), &h_taps);
+            vertical_pass(&tmp, cw, 0..cw, &shifted(v_taps, used.start))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    #[test]
+    fn a_window_is_the_same_part_of_the_whole_resize_mirrored_or_not() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut orders = [0usize; 4];
+        for case in 0..600 {
+            let (w, h) = (rng.random_range(1..48), rng.random_range(1..48));
+            let src: Vec<u8> = (0..w * h * 3).map(|_| rng.random()).collect();
+            // Keep a side unchanged now and then, for the single-pass and copy branches.
+            let side = |n: usize, rng: &mut StdRng| {
+                if rng.random_bool(0.25) {
+                    n
+                } else {
+                    rng.random_range(1..96)
+                }
+            };
+            let (ow, oh) = (side(w, &mut rng), side(h, &mut rng));
+            let (cw, ch) = (rng.random_range(0..=ow), rng.random_range(0..=oh));
+            let (x0, y0) = (rng.random_range(0..=ow - cw), rng.random_range(0..=oh - ch));
+            let mirror = rng.random_bool(0.5);
+            let mut mirrored = src.clone();
+            if mirror {
+                mirror_rows(&mut mirrored, w);
+            }
+            let full = resize_bilinear_rgb(&mirrored, w, h, ow, oh);
+            let mut expected = Vec::new();
+            for y in y0..y0 + ch {
+                expected.extend_from_slice(&full[(y * ow + x0) * 3..(y * ow + x0 + cw) * 3]);
+            }
+            let window = resize_bilinear_rgb_window(&src, w, h, (ow, oh), [x0, y0, cw, ch], mirror);
+            assert!(
+                window == expected,
+                "case {case}: {w}×{h} → {ow}×{oh}, mirror {mirror}"
+            );
+            orders[match (ow != w, oh != h) {
+                (true, true) if vertical_first(w, h, ow, oh) => 0,
+                (true, true) => 1,
+                (true, false) | (false, true) => 2,
+                (false, false) => 3,
+            }] += 1;
+        }
+        assert!(orders.iter().all(|&n| n > 10), "{orders:?}");
     }
 }

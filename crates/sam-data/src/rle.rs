@@ -50,7 +50,17 @@ impl Rle {
             .iter()
             .try_fold(0u64, |a, &c| a.checked_add(c as u64))
             .ok_or_else(|| DataError::InvalidValue("RLE counts overflow".into()))?;
-        let expected = self.size[0] as u64 * self.size[1] as u64;
+        // pycocotools keeps sizes and pixel indices in 32-bit `uint`s; larger sizes would
+        // overflow here and in `to_bbox`.
+        let expected = (self.size[0] as u64)
+            .checked_mul(self.size[1] as u64)
+            .filter(|&n| n <= u32::MAX as u64)
+            .ok_or_else(|| {
+                DataError::InvalidValue(format!(
+                    "RLE size {:?} has more than 2^32 - 1 pixels",
+                    self.size
+                ))
+            })?;
         if total != expected {
             return Err(DataError::InvalidValue(format!(
                 "RLE counts sum to {total}, but the size {:?} has {expected} pixels",
@@ -68,13 +78,20 @@ impl Rle {
         let mut idx = 0usize;
         let mut value = false;
         for &c in &self.counts {
-            if value {
-                for i in idx..idx + c as usize {
-                    let (x, y) = (i / h, i % h);
+            let c = c as usize;
+            if value && c > 0 {
+                // One division per run, not per pixel: walk down the column, wrapping to the
+                // top of the next one. `h > 0` here, since the runs cover `h·w > 0` pixels.
+                let (mut x, mut y) = (idx / h, idx % h);
+                for _ in 0..c {
                     mask[y * w + x] = true;
+                    y += 1;
+                    if y == h {
+                        (x, y) = (x + 1, 0);
+                    }
                 }
             }
-            idx += c as usize;
+            idx += c;
             value = !value;
         }
         Ok(mask)

@@ -10,12 +10,11 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::augment::{AugmentConfig, augment, low_res_mask};
-use crate::dataset::AnnotatedImage;
+use crate::augment::{AugmentConfig, Geometry, check_image, color_jitter};
+use crate::dataset::{AnnotatedImage, Annotation};
 use crate::error::{DataError, Result};
-use crate::prompt_sampling::{
-    PromptSamplingConfig, mask_box, noisy_box, sample_positive_point, select_masks,
-};
+use crate::mask_resample::{ColumnSpans, NearestGrid};
+use crate::prompt_sampling::{PromptSamplingConfig, noisy_box, select_masks};
 use crate::transforms::ResizeLongestSide;
 
 /// How images become training samples.
@@ -76,7 +75,21 @@ pub struct TrainSample {
 }
 
 /// Selects up to `prompts.max_masks_per_image` objects (dropping those over the area limit),
-/// decodes their masks, augments or resizes, and draws each object's first prompts.
+/// augments or resizes, and draws each object's first prompts.
+///
+/// The result is that of decoding the chosen masks with [`AnnotatedImage::to_sample`], then
+/// [`augment`] (or [`Sample::resize`] when not augmenting), and per object [`mask_box`],
+/// [`sample_positive_point`], [`low_res_mask`] and [`noisy_box`], with the same random draws
+/// (`tests/train_sample_equivalence.rs` holds that pipeline and checks it). It is computed
+/// without full-resolution masks, though: each RLE goes straight to the output grid, and the
+/// image is flipped, resized and cropped in one pass, which is what makes SA-1B-sized images
+/// with 64 masks affordable.
+///
+/// [`augment`]: crate::augment::augment
+/// [`Sample::resize`]: crate::augment::Sample::resize
+/// [`mask_box`]: crate::prompt_sampling::mask_box
+/// [`sample_positive_point`]: crate::prompt_sampling::sample_positive_point
+/// [`low_res_mask`]: crate::augment::low_res_mask
 pub fn train_sample(
     item: AnnotatedImage,
     config: &TrainSampleConfig,
@@ -91,44 +104,74 @@ pub fn train_sample(
     }
     let (h, w) = item.size();
     let chosen = select_masks(&item.mask_areas(), (h * w) as u64, &config.prompts, rng);
-    let mut sample = item.to_sample(&chosen)?;
-    sample = match &config.augment {
-        Some(a) => {
-            if a.target_size != s {
-                return Err(DataError::InvalidValue(format!(
-                    "augment.target_size {} differs from image_size {s}",
-                    a.target_size
-                )));
-            }
-            augment(sample, a, rng)?
-        }
-        None => {
-            let (nh, nw) = ResizeLongestSide::new(s).get_preprocess_shape(h, w);
-            sample.resize(nw, nh);
-            sample
-        }
-    };
-    let (w, h) = (sample.width, sample.height);
-    let mut objects = Vec::with_capacity(sample.masks.len());
-    for mask in &sample.masks {
+    let annotations = item.chosen(&chosen)?;
+    let geometry = draw_geometry((w, h), config, rng)?;
+    let masks = resample_masks(&annotations, (w, h), &geometry);
+    let mut image = geometry.apply_to_image(item.image.as_raw(), w, h);
+    if let Some(a) = &config.augment {
+        color_jitter(&mut image, a, rng);
+    }
+    let [_, _, w, h] = geometry.window();
+    let mut objects = Vec::with_capacity(masks.len());
+    for mask in &masks {
         // Resizing down can erase a thin mask; such an object has nothing left to segment.
-        let (Some(b), Some(click)) = (mask_box(mask, w), sample_positive_point(mask, w, rng))
-        else {
+        let (Some(b), Some(click)) = (mask.bbox(), mask.positive_point(rng)) else {
             continue;
         };
         objects.push(TrainObject {
-            gt_low_res: low_res_mask(mask, h, w, s, config.low_res_size)?,
+            gt_low_res: mask.low_res(s, config.low_res_size)?,
             bbox: b.map(|v| v as f64),
             noisy_box: noisy_box(b, h, w, &config.prompts, rng),
             point: [click.x, click.y],
-            area: mask.iter().filter(|&&m| m).count() as u64,
+            area: mask.area(),
         });
     }
     Ok(TrainSample {
         image_id: item.image_id,
-        image: sample.image,
+        image,
         width: w,
         height: h,
         objects,
     })
+}
+
+/// The flip, resize and crop of `config.augment` for a `w × h` image (checked as `augment`
+/// checks them, and drawn as it draws them), or the plain resize to `image_size`.
+fn draw_geometry(
+    (w, h): (usize, usize),
+    config: &TrainSampleConfig,
+    rng: &mut impl Rng,
+) -> Result<Geometry> {
+    let s = config.image_size;
+    let Some(a) = &config.augment else {
+        let (nh, nw) = ResizeLongestSide::new(s).get_preprocess_shape(h, w);
+        return Ok(Geometry {
+            flip: false,
+            resized: (nw, nh),
+            crop: None,
+        });
+    };
+    if a.target_size != s {
+        return Err(DataError::InvalidValue(format!(
+            "augment.target_size {} differs from image_size {s}",
+            a.target_size
+        )));
+    }
+    check_image(w * h * 3, w, h)?;
+    a.validate()?;
+    Ok(Geometry::draw(w, h, a, rng))
+}
+
+/// The chosen masks on the output grid of `geometry`, for a `w × h` source.
+fn resample_masks(
+    annotations: &[&Annotation],
+    (w, h): (usize, usize),
+    geometry: &Geometry,
+) -> Vec<ColumnSpans> {
+    // An image without pixels has no mask to choose, and no grid to map.
+    if annotations.is_empty() {
+        return Vec::new();
+    }
+    let grid = NearestGrid::new((w, h), geometry.flip, geometry.resized, geometry.window());
+    annotations.iter().map(|a| grid.resample(&a.rle)).collect()
 }

@@ -147,3 +147,13 @@ fn bbox_skips_empty_foreground_runs() {
         assert_eq!(rle.to_bbox(), bbox);
     }
 }
+
+/// Sizes past pycocotools' 32-bit pixel indices are errors, not overflows (found by reading the
+/// code while fuzzing).
+#[test]
+fn huge_sizes_are_errors() {
+    for size in [[1usize << 32, 1usize << 32], [1 << 32, 1], [70_000, 70_000]] {
+        let e = sam_data::Rle::from_coco_string("", size).unwrap_err();
+        assert!(e.to_string().contains("2^32"), "{e}");
+    }
+}

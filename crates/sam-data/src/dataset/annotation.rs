@@ -77,7 +77,7 @@ impl AnnotatedImage {
     /// with exclusive ends, taken from the decoded mask so that they agree with it exactly;
     /// points are the annotation's `point_coords`.
     pub fn to_sample(&self, objects: &[usize]) -> Result<Sample> {
-        self.check_sizes()?;
+        let chosen = self.chosen(objects)?;
         let (h, w) = self.size();
         let mut sample = Sample {
             image: self.image.as_raw().clone(),
@@ -87,17 +87,7 @@ impl AnnotatedImage {
             boxes: Vec::with_capacity(objects.len()),
             points: Vec::with_capacity(objects.len()),
         };
-        for &i in objects {
-            let a = self
-                .annotations
-                .get(i)
-                .ok_or_else(|| DataError::DatasetFile {
-                    path: self.path.clone(),
-                    reason: format!(
-                        "object {i} requested, the image has {}",
-                        self.annotations.len()
-                    ),
-                })?;
+        for a in chosen {
             let mask = a.rle.to_mask()?;
             let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
             for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
@@ -117,6 +107,30 @@ impl AnnotatedImage {
             sample.points.push(a.point_coords.clone());
         }
         Ok(sample)
+    }
+
+    /// The annotations `objects` names, in that order, once every mask is known to have the
+    /// image's size and each chosen RLE to be valid. Fails as [`to_sample`](Self::to_sample)
+    /// fails, at the same object.
+    pub(crate) fn chosen(&self, objects: &[usize]) -> Result<Vec<&Annotation>> {
+        self.check_sizes()?;
+        objects
+            .iter()
+            .map(|&i| {
+                let a = self
+                    .annotations
+                    .get(i)
+                    .ok_or_else(|| DataError::DatasetFile {
+                        path: self.path.clone(),
+                        reason: format!(
+                            "object {i} requested, the image has {}",
+                            self.annotations.len()
+                        ),
+                    })?;
+                a.rle.validate()?;
+                Ok(a)
+            })
+            .collect()
     }
 
     /// Checks that every mask has the image's size; `Err` names the file and the annotation.
