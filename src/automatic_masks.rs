@@ -10,7 +10,7 @@ use sam_data::overlay;
 use sam_model::Sam;
 
 use crate::backend;
-use crate::cli::{CliError, ModelArgs, write_file};
+use crate::cli::{CliError, ModelArgs, number, write_file};
 
 type Result<T> = std::result::Result<T, CliError>;
 
@@ -39,10 +39,6 @@ pub struct AutomaticMasksArgs {
     pub progress: bool,
 }
 
-fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T> {
-    text.parse::<T>()
-        .map_err(|_| CliError::Usage(format!("{flag} {text:?}: not a valid number")))
-}
 
 impl AutomaticMasksArgs {
     /// Parses arguments (without the program name).

@@ -24,6 +24,9 @@ pub enum CliError {
     /// Automatic mask generation problem.
     #[error(transparent)]
     Amg(#[from] sam_amg::AmgError),
+    /// Training or evaluation problem.
+    #[error(transparent)]
+    Train(#[from] sam_train::TrainError),
     /// Device problem.
     #[error(transparent)]
     Backend(#[from] backend::BackendError),
@@ -35,6 +38,12 @@ pub enum CliError {
         /// Why.
         reason: String,
     },
+}
+
+/// Parses a number given to `flag`, naming both on failure.
+pub fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, CliError> {
+    text.parse::<T>()
+        .map_err(|_| CliError::Usage(format!("{flag} {text:?}: not a valid number")))
 }
 
 /// Where the bundled demo files live.

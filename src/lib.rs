@@ -12,9 +12,13 @@ pub use sam_model::{PointPrompt, Prompts, Sam, SamConfig, SamError};
 pub mod automatic_masks;
 pub mod backend;
 pub mod cli;
+pub mod evaluate;
 pub mod segment;
+pub mod train;
 
 pub use sam_amg as amg;
 pub use sam_data as data;
 pub use sam_losses as losses;
+pub use sam_optim as optim;
 pub use sam_predictor as predictor;
+pub use sam_train as training;

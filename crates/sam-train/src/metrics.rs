@@ -1,0 +1,149 @@
+//! Per-step metrics: kept in memory, appended to `metrics.csv` and `metrics.jsonl` as they come,
+//! and drawn as `curves.png` at the end.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// What one optimizer step measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    /// Optimizer step (0-based).
+    pub step: usize,
+    /// Base learning rate of the step.
+    pub lr: f64,
+    /// Weighted loss, averaged over rounds and micro-batches.
+    pub loss: f64,
+    /// Focal term.
+    pub focal: f64,
+    /// Dice term.
+    pub dice: f64,
+    /// IoU-prediction term.
+    pub iou_loss: f64,
+    /// Training mIoU after the first prompt.
+    pub miou_first: f64,
+    /// Training mIoU after the last round.
+    pub miou_last: f64,
+    /// Images in the step.
+    pub images: usize,
+    /// Objects in the step.
+    pub objects: usize,
+    /// Global gradient norm before clipping (when clipping is on).
+    pub grad_norm: Option<f64>,
+    /// Wall-clock seconds of the step.
+    pub seconds: f64,
+    /// Whether the step was skipped for a non-finite loss.
+    pub skipped_nonfinite: bool,
+    /// Validation mIoU after 1 click, when validation ran after this step.
+    pub val_miou_1click: Option<f64>,
+}
+
+const HEADER: &str = "step,lr,loss,focal,dice,iou_loss,miou_first,miou_last,images,objects,grad_norm,seconds,skipped_nonfinite,val_miou_1click";
+
+impl StepMetrics {
+    fn csv_row(&self) -> String {
+        let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
+        format!(
+            "{},{:e},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{},{},{},{:.4},{},{}",
+            self.step,
+            self.lr,
+            self.loss,
+            self.focal,
+            self.dice,
+            self.iou_loss,
+            self.miou_first,
+            self.miou_last,
+            self.images,
+            self.objects,
+            opt(self.grad_norm),
+            self.seconds,
+            self.skipped_nonfinite,
+            opt(self.val_miou_1click),
+        )
+    }
+}
+
+/// The run's metrics files.
+#[derive(Debug)]
+pub struct MetricsLog {
+    dir: PathBuf,
+    /// Every step so far.
+    pub history: Vec<StepMetrics>,
+}
+
+impl MetricsLog {
+    /// Opens the log in `dir`, keeping the steps before `resume_step` of an earlier run (a
+    /// resumed run rewrites what came after its checkpoint).
+    pub fn open(dir: &Path, resume_step: usize) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
+        let jsonl = dir.join("metrics.jsonl");
+        let mut history = Vec::new();
+        if resume_step > 0 && jsonl.is_file() {
+            let text = std::fs::read_to_string(&jsonl).map_err(|e| TrainError::file(&jsonl, e))?;
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let m: StepMetrics = serde_json::from_str(line)
+                    .map_err(|e| TrainError::file(&jsonl, format!("malformed line: {e}")))?;
+                if m.step < resume_step {
+                    history.push(m);
+                }
+            }
+        }
+        let log = Self {
+            dir: dir.to_path_buf(),
+            history,
+        };
+        log.rewrite()?;
+        Ok(log)
+    }
+
+    fn rewrite(&self) -> Result<()> {
+        let mut csv = format!("{HEADER}\n");
+        let mut jsonl = String::new();
+        for m in &self.history {
+            csv.push_str(&m.csv_row());
+            csv.push('\n');
+            jsonl.push_str(&serde_json::to_string(m).unwrap_or_default());
+            jsonl.push('\n');
+        }
+        for (name, text) in [("metrics.csv", csv), ("metrics.jsonl", jsonl)] {
+            let path = self.dir.join(name);
+            std::fs::write(&path, text).map_err(|e| TrainError::file(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Records a step and appends it to both files.
+    pub fn push(&mut self, m: StepMetrics) -> Result<()> {
+        for (name, line) in [
+            ("metrics.csv", m.csv_row()),
+            ("metrics.jsonl", serde_json::to_string(&m).unwrap_or_default()),
+        ] {
+            let path = self.dir.join(name);
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(|e| TrainError::file(&path, e))?;
+            writeln!(f, "{line}").map_err(|e| TrainError::file(&path, e))?;
+        }
+        self.history.push(m);
+        Ok(())
+    }
+
+    /// Attaches a validation result to the last step and rewrites the files.
+    pub fn set_validation(&mut self, miou_1click: f64) -> Result<()> {
+        if let Some(last) = self.history.last_mut() {
+            last.val_miou_1click = Some(miou_1click);
+        }
+        self.rewrite()
+    }
+
+    /// Draws `curves.png`: loss (top) and training/validation mIoU (bottom) against the step.
+    pub fn plot(&self) -> Result<PathBuf> {
+        let path = self.dir.join("curves.png");
+        crate::plot::draw_curves(&self.history, &path)?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,418 @@
+//! The training loop: micro-batches from the loader, the interactive simulation and SAM's loss
+//! per image, gradient accumulation to the global batch, the optimizer step, non-finite-loss
+//! skipping, validation, metrics and checkpoints.
+//!
+//! Every random choice is derived from `(seed, loader position)`, and checkpoints are taken at
+//! optimizer-step boundaries with the loader position, so a resumed run repeats the
+//! uninterrupted one exactly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::Device;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use sam_data::dataset::{AnnotatedImage, Dataset};
+use sam_data::loader::LoaderIter;
+use sam_data::seed::mix_seed;
+use sam_data::{DataError, DataLoader, LoaderPosition, TrainSample, train_sample};
+use sam_losses::SamLoss;
+use sam_model::Sam;
+use sam_optim::{GradAccumulator, SamOptimizer};
+
+use crate::batch::{Targets, model_input};
+use crate::checkpoint::{
+    MODEL_FILE, OPTIMIZER_FILE, TrainState, latest_checkpoint, read_state, write_checkpoint,
+};
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::evaluate::{EvalConfig, EvalReport, evaluate};
+use crate::interactive::{LossParts, Simulation, ClickPolicy, split_first_prompt, training_rounds};
+use crate::metrics::{MetricsLog, StepMetrics};
+
+type SharedDataset = Arc<dyn Dataset<AnnotatedImage, DataError>>;
+
+/// Host values of one micro-batch.
+#[derive(Debug, Default, Clone, Copy)]
+struct MicroStats {
+    loss: f64,
+    focal: f64,
+    dice: f64,
+    iou: f64,
+    iou_first: f64,
+    iou_last: f64,
+    images: usize,
+    objects: usize,
+}
+
+/// A training run.
+pub struct Trainer {
+    config: TrainConfig,
+    model: Option<Sam>,
+    optim: SamOptimizer,
+    loss: SamLoss,
+    accumulator: GradAccumulator,
+    loader: DataLoader<AnnotatedImage, TrainSample>,
+    iter: Option<LoaderIter<AnnotatedImage, TrainSample>>,
+    position: LoaderPosition,
+    step: usize,
+    nonfinite: usize,
+    validation: Option<(SharedDataset, EvalConfig)>,
+    out_dir: PathBuf,
+    /// The run's metrics.
+    pub metrics: MetricsLog,
+}
+
+/// The model is only absent while an optimizer step owns it; a failed step leaves it so.
+fn present(model: &Option<Sam>) -> Result<&Sam> {
+    model
+        .as_ref()
+        .ok_or_else(|| TrainError::config("model", "lost after a failed optimizer step"))
+}
+
+/// Fresh weights drawn from the device's RNG seeded with `config.seed`. Burn initialises
+/// parameters lazily, at first use; reading every one right away keeps the draws in module
+/// order, so the same seed gives the same model.
+fn seeded_init(config: &TrainConfig, device: &Device) -> Result<Sam> {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    device.seed(config.seed);
+    let model = config.model.init(device)?;
+    model.visit(&mut Touch);
+    Ok(model)
+}
+
+fn train_device(device: &Device, checkpointing: bool) -> Device {
+    let d = device.clone().autodiff();
+    if checkpointing {
+        d.gradient_checkpointing()
+    } else {
+        d
+    }
+}
+
+impl Trainer {
+    /// A new run writing into `out_dir`: fresh weights, or `weights` (an official `.pth`,
+    /// `.safetensors` or `.bpk`) to fine-tune.
+    pub fn new(
+        config: TrainConfig,
+        train_set: SharedDataset,
+        out_dir: impl AsRef<Path>,
+        device: &Device,
+        weights: Option<&Path>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let device = train_device(device, config.gradient_checkpointing);
+        let model = match weights {
+            Some(path) => Sam::load(path, &config.model, &device)?,
+            None => seeded_init(&config, &device)?,
+        };
+        Self::build(config, model, train_set, out_dir.as_ref(), None)
+    }
+
+    /// Continues the run in `out_dir` from its latest complete checkpoint.
+    pub fn resume(
+        train_set: SharedDataset,
+        out_dir: impl AsRef<Path>,
+        device: &Device,
+    ) -> Result<Self> {
+        let out_dir = out_dir.as_ref();
+        let ckpt_dir = out_dir.join("checkpoints");
+        let checkpoint = latest_checkpoint(&ckpt_dir)?.ok_or_else(|| {
+            TrainError::file(&ckpt_dir, "no checkpoint to resume from")
+        })?;
+        let state = read_state(&checkpoint)?;
+        state.config.validate()?;
+        let device = train_device(device, state.config.gradient_checkpointing);
+        let model = Sam::load(checkpoint.join(MODEL_FILE), &state.config.model, &device)?;
+        let mut trainer = Self::build(state.config.clone(), model, train_set, out_dir, Some(&state))?;
+        trainer.optim.load(checkpoint.join(OPTIMIZER_FILE), &device)?;
+        Ok(trainer)
+    }
+
+    fn build(
+        config: TrainConfig,
+        model: Sam,
+        train_set: SharedDataset,
+        out_dir: &Path,
+        state: Option<&TrainState>,
+    ) -> Result<Self> {
+        let mut optim_config = config.optim.clone();
+        if config.freeze_image_encoder {
+            optim_config.groups.frozen.push("^image_encoder\\.".into());
+        }
+        if config.freeze_prompt_encoder {
+            optim_config.groups.frozen.push("^prompt_encoder\\.".into());
+        }
+        let optim = SamOptimizer::new(optim_config, &model)?;
+        let model = optim.freeze(model);
+        let data = config.data.clone();
+        let loader = DataLoader::new(
+            train_set,
+            move |item, rng| train_sample(item, &data, rng),
+            config.loader.clone(),
+        )?;
+        let step = state.map_or(0, |s| s.step);
+        Ok(Self {
+            loss: config.loss.init()?,
+            accumulator: optim.accumulator()?,
+            optim,
+            loader,
+            iter: None,
+            position: state.map_or_else(LoaderPosition::default, |s| s.position),
+            step,
+            nonfinite: state.map_or(0, |s| s.nonfinite_steps),
+            validation: None,
+            metrics: MetricsLog::open(out_dir, step)?,
+            out_dir: out_dir.to_path_buf(),
+            model: Some(model),
+            config,
+        })
+    }
+
+    /// Validates on `dataset` every `eval_every` steps and at the end.
+    pub fn with_validation(mut self, dataset: SharedDataset, config: EvalConfig) -> Self {
+        self.validation = Some((dataset, config));
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Optimizer steps done.
+    pub fn step_count(&self) -> usize {
+        self.step
+    }
+
+    /// The model being trained (on the autodiff device).
+    pub fn model(&self) -> Result<&Sam> {
+        present(&self.model)
+    }
+
+    /// Items the loader skipped (unreadable images or annotations).
+    pub fn skipped_items(&self) -> u64 {
+        self.loader.skipped_count()
+    }
+
+    fn next_batch(&mut self) -> Result<(Vec<TrainSample>, LoaderPosition)> {
+        if self.iter.is_none() {
+            self.iter = Some(self.loader.iter_from(self.position)?);
+        }
+        let iter = self.iter.as_mut().ok_or_else(|| TrainError::config("loader", "no iterator"))?;
+        let batch = iter
+            .next()
+            .ok_or_else(|| TrainError::config("loader", "the loader ended"))??;
+        Ok((batch.items, batch.next))
+    }
+
+    /// The loss of one micro-batch (rounds averaged, objects normalised over the micro-batch).
+    fn micro_batch(
+        &self,
+        samples: &[TrainSample],
+        rng: &mut StdRng,
+    ) -> Result<(Option<LossParts>, MicroStats)> {
+        let sam = self.model()?;
+        let samples: Vec<&TrainSample> = samples.iter().filter(|s| !s.objects.is_empty()).collect();
+        let mut stats = MicroStats::default();
+        if samples.is_empty() {
+            return Ok((None, stats));
+        }
+        let owned: Vec<TrainSample> = samples.iter().map(|s| (*s).clone()).collect();
+        let s = self.config.model.image_size;
+        let side = self.config.model.mask_input_size();
+        let embeddings = sam.image_embeddings(model_input(sam, &owned, &sam.device())?)?;
+        let n_total: usize = owned.iter().map(|s| s.objects.len()).sum();
+        let mut total = None;
+        let rounds_per_image = self.config.interactive.total_rounds();
+        for (b, sample) in owned.iter().enumerate() {
+            let targets = Targets::new(sample, s, side);
+            let rounds = training_rounds(&self.config.interactive, rng);
+            let (boxes, points) = split_first_prompt(
+                sample.objects.len(),
+                self.config.interactive.box_probability,
+                rng,
+            );
+            for (which, first_box) in [(boxes, true), (points, false)] {
+                if which.is_empty() {
+                    continue;
+                }
+                let sim = Simulation {
+                    sam,
+                    embedding: embeddings.clone().slice([b..b + 1]),
+                    objects: &sample.objects,
+                    targets: &targets,
+                    which,
+                    first_box,
+                    policy: ClickPolicy::Random,
+                };
+                let out = sim.run(&rounds, Some((&self.loss, n_total as f64)), rng)?;
+                total = LossParts::sum(total, out.loss);
+                let sum = |r: Option<&Vec<f64>>| r.map_or(0.0, |v| v.iter().sum::<f64>());
+                stats.iou_first += sum(out.ious.first());
+                stats.iou_last += sum(out.ious.last());
+            }
+            stats.images += 1;
+        }
+        stats.objects = n_total;
+        stats.iou_first /= n_total as f64;
+        stats.iou_last /= n_total as f64;
+        let total = total.map(|t| t.scale(1.0 / rounds_per_image as f64));
+        if let Some(t) = &total {
+            let v = |x: &burn::tensor::Tensor<1>| x.clone().into_scalar::<f64>();
+            stats.loss = v(&t.total);
+            stats.focal = v(&t.focal);
+            stats.dice = v(&t.dice);
+            stats.iou = v(&t.iou);
+        }
+        Ok((total, stats))
+    }
+
+    /// One optimizer step: as many micro-batches as the accumulation needs (micro-batches
+    /// without objects do not count), then the update. A non-finite loss discards the step's
+    /// gradients and counts it; past `max_nonfinite_steps` the run stops with an error.
+    pub fn train_step(&mut self) -> Result<StepMetrics> {
+        let start = Instant::now();
+        let steps = self.accumulator.steps();
+        let mut agg = MicroStats::default();
+        let mut micro = 0;
+        let mut nonfinite = false;
+        let mut report = None;
+        while micro < steps {
+            let (samples, next) = self.next_batch()?;
+            let mut rng = StdRng::seed_from_u64(mix_seed(
+                mix_seed(self.config.seed, self.position.epoch),
+                self.position.batch as u64,
+            ));
+            self.position = next;
+            let (loss, stats) = self.micro_batch(&samples, &mut rng)?;
+            let Some(loss) = loss else { continue };
+            micro += 1;
+            agg.images += stats.images;
+            agg.objects += stats.objects;
+            for (a, v) in [
+                (&mut agg.loss, stats.loss),
+                (&mut agg.focal, stats.focal),
+                (&mut agg.dice, stats.dice),
+                (&mut agg.iou, stats.iou),
+                (&mut agg.iou_first, stats.iou_first),
+                (&mut agg.iou_last, stats.iou_last),
+            ] {
+                *a += v / steps as f64;
+            }
+            if !stats.loss.is_finite() {
+                nonfinite = true;
+            }
+            if nonfinite {
+                // The rest of the window still runs so the data position stays aligned with
+                // the steps; its gradients are dropped with the window.
+                continue;
+            }
+            let model = present(&self.model)?;
+            let grads = GradientsParams::from_grads(loss.total.backward(), model);
+            if let Some(mean) = self.accumulator.push(model, grads) {
+                let model = self
+                    .model
+                    .take()
+                    .ok_or_else(|| TrainError::config("model", "missing"))?;
+                let (model, r) = self.optim.step(model, mean)?;
+                self.model = Some(model);
+                report = Some(r);
+            }
+        }
+        let lr = self.optim.lr();
+        if nonfinite {
+            let _ = self.accumulator.flush(present(&self.model)?);
+            self.nonfinite += 1;
+            if self.nonfinite > self.config.max_nonfinite_steps {
+                return Err(TrainError::NonFinite {
+                    count: self.nonfinite,
+                    limit: self.config.max_nonfinite_steps,
+                    step: self.step,
+                });
+            }
+        }
+        let m = StepMetrics {
+            step: self.step,
+            lr: report.as_ref().map_or(lr, |r| r.lr),
+            loss: agg.loss,
+            focal: agg.focal,
+            dice: agg.dice,
+            iou_loss: agg.iou,
+            miou_first: agg.iou_first,
+            miou_last: agg.iou_last,
+            images: agg.images,
+            objects: agg.objects,
+            grad_norm: report.and_then(|r| r.grad_norm),
+            seconds: start.elapsed().as_secs_f64(),
+            skipped_nonfinite: nonfinite,
+            val_miou_1click: None,
+        };
+        self.step += 1;
+        self.metrics.push(m.clone())?;
+        Ok(m)
+    }
+
+    /// Runs validation (when configured) and records it on the last step.
+    pub fn validate(&mut self) -> Result<Option<EvalReport>> {
+        let Some((dataset, config)) = self.validation.clone() else {
+            return Ok(None);
+        };
+        let report = evaluate(&self.model()?.valid(), dataset, &config)?;
+        if let Some(&first) = report.miou_clicks.first() {
+            self.metrics.set_validation(first)?;
+        }
+        Ok(Some(report))
+    }
+
+    /// Writes a checkpoint of the current state; returns its folder.
+    pub fn save_checkpoint(&self) -> Result<PathBuf> {
+        let state = TrainState {
+            step: self.step,
+            position: self.position,
+            nonfinite_steps: self.nonfinite,
+            config: self.config.clone(),
+        };
+        let model = self.model()?;
+        let optim = &self.optim;
+        write_checkpoint(&self.out_dir.join("checkpoints"), &state, |dir| {
+            model.save(dir.join(MODEL_FILE))?;
+            optim.save(dir.join(OPTIMIZER_FILE))?;
+            Ok(())
+        })
+    }
+
+    /// Trains until `config.steps`, calling `on_step` after each step (and after validation,
+    /// with the report), checkpointing every `checkpoint_every` steps and at the end, and
+    /// drawing the curves at the end. Returns the final checkpoint's folder.
+    pub fn run(
+        &mut self,
+        mut on_step: impl FnMut(&StepMetrics, Option<&EvalReport>),
+    ) -> Result<PathBuf> {
+        let every = |n: usize, step: usize| n > 0 && step.is_multiple_of(n);
+        while self.step < self.config.steps {
+            let m = self.train_step()?;
+            let done = self.step >= self.config.steps;
+            let report = if every(self.config.eval_every, self.step) || done {
+                self.validate()?
+            } else {
+                None
+            };
+            on_step(&m, report.as_ref());
+            if every(self.config.checkpoint_every, self.step) && !done {
+                self.save_checkpoint()?;
+            }
+        }
+        let last = self.save_checkpoint()?;
+        self.metrics.plot()?;
+        Ok(last)
+    }
+}

@@ -1,0 +1,123 @@
+//! The `evaluate` command: mIoU of a model after 1..N simulated clicks and with box prompts on
+//! an SA-1B-format folder or a COCO instances file. `examples/evaluate.rs` only calls [`main`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sam_data::DataError;
+use sam_data::dataset::{AnnotatedImage, CocoDataset, Dataset, Sa1bDataset};
+use sam_model::Sam;
+use sam_train::{EvalConfig, EvalReport, evaluate};
+
+use crate::backend;
+use crate::cli::{CliError, ModelArgs, number, write_file};
+
+type Result<T> = std::result::Result<T, CliError>;
+
+/// The usage text.
+pub const USAGE: &str = "\
+usage: evaluate (--data DIR | --coco FILE.json --images DIR) [--checkpoint FILE]
+                [--model-type vit_b|vit_l|vit_h | --config FILE.json] [--clicks N] [--no-boxes]
+                [--max-images N] [--max-objects N] [--device NAME] [--out FILE.json]
+
+--data DIR        an SA-1B-format folder (sa_<id>.jpg + sa_<id>.json)
+--coco FILE       a COCO instances file, with its images in --images DIR
+--clicks N        clicks per object (default 5): mIoU after each, at the error's most interior cell
+--no-boxes        skip the box-prompt mIoU
+Without --checkpoint, the bundled demo model is evaluated. Unreadable items are skipped and counted.";
+
+/// Parsed arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluateArgs {
+    /// Model and device (`image` unused).
+    pub model: ModelArgs,
+    /// SA-1B folder.
+    pub data: Option<PathBuf>,
+    /// COCO file and image folder.
+    pub coco: Option<(PathBuf, PathBuf)>,
+    /// What to measure.
+    pub eval: EvalConfig,
+    /// Where to write the report.
+    pub out: Option<PathBuf>,
+}
+
+impl EvaluateArgs {
+    /// Parses arguments (without the program name).
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self> {
+        let mut model = ModelArgs::default();
+        let (mut data, mut coco, mut images, mut out) = (None, None, None, None);
+        let mut eval = EvalConfig::default();
+        let mut it = args.into_iter();
+        while let Some(flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .ok_or_else(|| CliError::Usage(format!("{flag} needs a value")))
+            };
+            if flag != "--image" && model.take(&flag, &mut value)? {
+                continue;
+            }
+            match flag.as_str() {
+                "--data" => data = Some(PathBuf::from(value()?)),
+                "--coco" => coco = Some(PathBuf::from(value()?)),
+                "--images" => images = Some(PathBuf::from(value()?)),
+                "--out" => out = Some(PathBuf::from(value()?)),
+                "--clicks" => eval.clicks = number(&flag, &value()?)?,
+                "--max-images" => eval.max_images = Some(number(&flag, &value()?)?),
+                "--max-objects" => eval.max_objects = number(&flag, &value()?)?,
+                "--no-boxes" => eval.boxes = false,
+                "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
+                other => {
+                    return Err(CliError::Usage(format!("unknown argument {other:?}\n{USAGE}")));
+                }
+            }
+        }
+        model.validate()?;
+        if eval.clicks == 0 {
+            return Err(CliError::Usage("--clicks must be ≥ 1".into()));
+        }
+        let coco = match (coco, images) {
+            (Some(c), Some(i)) => Some((c, i)),
+            (None, None) => None,
+            _ => return Err(CliError::Usage("--coco and --images go together".into())),
+        };
+        if data.is_some() == coco.is_some() {
+            return Err(CliError::Usage(format!(
+                "give either --data DIR or --coco FILE --images DIR\n{USAGE}"
+            )));
+        }
+        Ok(Self {
+            model,
+            data,
+            coco,
+            eval,
+            out,
+        })
+    }
+}
+
+/// Runs the command and prints the report.
+pub fn run(args: EvaluateArgs) -> Result<EvalReport> {
+    let device = backend::device(&args.model.device)?;
+    let (checkpoint, config, demo) = args.model.checkpoint_and_config()?;
+    if demo {
+        eprintln!("note: no --checkpoint given: evaluating the bundled demo model");
+    }
+    let sam = Sam::load(&checkpoint, &config, &device)?;
+    let dataset: Arc<dyn Dataset<AnnotatedImage, DataError>> = match (&args.data, &args.coco) {
+        (Some(dir), _) => Arc::new(Sa1bDataset::open(dir)?),
+        (None, Some((file, images))) => Arc::new(CocoDataset::open(file, images)?),
+        (None, None) => return Err(CliError::Usage(USAGE.into())),
+    };
+    let report = evaluate(&sam, dataset, &args.eval)?;
+    let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    println!("{text}");
+    if let Some(out) = &args.out {
+        write_file(out, &text)?;
+    }
+    Ok(report)
+}
+
+/// `evaluate` with command-line arguments; prints errors and returns the exit code.
+pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
+    crate::cli::exit_code(EvaluateArgs::parse(args).and_then(run))
+}
