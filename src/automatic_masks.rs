@@ -39,7 +39,6 @@ pub struct AutomaticMasksArgs {
     pub progress: bool,
 }
 
-
 impl AutomaticMasksArgs {
     /// Parses arguments (without the program name).
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self> {

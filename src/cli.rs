@@ -79,8 +79,9 @@ pub fn resolve_config(
     )))
 }
 
-/// The checkpoint and config to use: the given ones, or the bundled tiny random-weights demo
-/// model when no checkpoint is given (`true` in the result).
+/// The checkpoint and config to use: the given ones, or the bundled demo model (a small SAM
+/// trained on synthetic shapes by `examples/train --preset demo`) when no checkpoint is given
+/// (`true` in the result).
 pub fn checkpoint_and_config(
     checkpoint: Option<&Path>,
     model_type: Option<&str>,
@@ -93,10 +94,10 @@ pub fn checkpoint_and_config(
             false,
         )),
         None => {
-            let dir = bundled("crates/sam-model/tests/fixtures");
+            let dir = bundled("assets/demo_model");
             Ok((
-                dir.join("sam_tiny.pth"),
-                SamConfig::load(dir.join("sam_tiny.json"))?,
+                dir.join("model.bpk"),
+                SamConfig::load(dir.join("config.json"))?,
                 true,
             ))
         }
@@ -202,9 +203,9 @@ pub fn exit_code<T>(result: Result<T, CliError>) -> std::process::ExitCode {
 /// Printed when a command runs without `--checkpoint`.
 pub fn demo_notice(example: &str, prompt_flags: &str) {
     eprintln!(
-        "note: no --checkpoint given, so this runs the bundled tiny model with RANDOM weights \
-         (the pipeline is real; the masks are not meaningful).\n      \
-         For real masks, download an official checkpoint, e.g. sam_vit_b_01ec64.pth, and run:\n      \
+        "note: no --checkpoint given, so this runs the bundled demo model: a small SAM trained \
+         in minutes on synthetic shapes (docs/training.md), not a model of real photos.\n      \
+         For real photos, download an official checkpoint, e.g. sam_vit_b_01ec64.pth, and run:\n      \
          cargo run --release --example {example} -- --checkpoint sam_vit_b_01ec64.pth \
          --model-type vit_b --image assets/scene.png{prompt_flags}"
     );

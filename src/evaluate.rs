@@ -67,7 +67,9 @@ impl EvaluateArgs {
                 "--no-boxes" => eval.boxes = false,
                 "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
                 other => {
-                    return Err(CliError::Usage(format!("unknown argument {other:?}\n{USAGE}")));
+                    return Err(CliError::Usage(format!(
+                        "unknown argument {other:?}\n{USAGE}"
+                    )));
                 }
             }
         }

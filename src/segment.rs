@@ -26,8 +26,9 @@ usage: segment [--checkpoint FILE (.pth|.safetensors|.bpk)] [--model-type vit_b|
 
 Points and boxes are in pixels of the image. Several --box run as one batch (each box with all
 --point). LABEL is 1 (foreground, default) or 0 (background). --mask-input reads low-res logits
-([1,h,w] or [1,1,h,w] .npy, e.g. a previous --save-logits). With no --checkpoint, a bundled
-tiny random-weights model runs on the bundled image (the pipeline is real, the masks are not).";
+([1,h,w] or [1,1,h,w] .npy, e.g. a previous --save-logits). With no --checkpoint, the bundled
+demo model (a small SAM trained here on synthetic shapes, see docs/training.md) segments the
+bundled image.";
 
 /// Parsed arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -281,7 +282,7 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
     let json = serde_json::json!({
         "image": image_path,
         "checkpoint": checkpoint,
-        "demo_random_weights": demo,
+        "demo_model": demo,
         "device": args.model.device,
         "image_size": [image.height(), image.width()],
         "multimask": args.multimask,

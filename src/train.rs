@@ -83,13 +83,17 @@ impl TrainArgs {
                 "--no-progress" => progress = false,
                 "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
                 other => {
-                    return Err(CliError::Usage(format!("unknown argument {other:?}\n{USAGE}")));
+                    return Err(CliError::Usage(format!(
+                        "unknown argument {other:?}\n{USAGE}"
+                    )));
                 }
             }
         }
         let data = data.ok_or_else(|| CliError::Usage(format!("--data is required\n{USAGE}")))?;
         if preset.is_some() && config_file.is_some() {
-            return Err(CliError::Usage("give --preset or --config, not both".into()));
+            return Err(CliError::Usage(
+                "give --preset or --config, not both".into(),
+            ));
         }
         if resume && (checkpoint.is_some() || preset.is_some() || config_file.is_some()) {
             return Err(CliError::Usage(
@@ -179,8 +183,10 @@ pub fn run(args: TrainArgs) -> Result<PathBuf> {
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_position(trainer.step_count() as u64);
     let last = trainer.run(|m, report| {

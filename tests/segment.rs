@@ -56,7 +56,8 @@ fn demo_run_writes_masks_overlay_json_and_logits_that_feed_back() {
     let overlay = image::open(out.join("overlay.png")).unwrap();
     assert_eq!((overlay.width(), overlay.height()), (320, 240));
     let (shape, logits) = sam_burn::data::read_npy_f32(out.join("low_res_logits.npy")).unwrap();
-    assert_eq!(shape, vec![3, 1, 36, 36]);
+    // The demo model: 128² input, 8² embedding, 32² low-res masks.
+    assert_eq!(shape, vec![3, 1, 32, 32]);
     let (ishape, scores) = sam_burn::data::read_npy_f32(out.join("iou_predictions.npy")).unwrap();
     assert_eq!(ishape, vec![3, 1]);
     assert_eq!(
@@ -64,9 +65,9 @@ fn demo_run_writes_masks_overlay_json_and_logits_that_feed_back() {
         masks[1]["score"].as_f64().unwrap() as f32 as f64
     );
 
-    // The first prompt's logits, as [1, 1, 36, 36], fed back with a point.
+    // The first prompt's logits, as [1, 1, 32, 32], fed back with a point.
     let first = out.join("first.npy");
-    sam_burn::data::write_npy_f32(&first, &[1, 1, 36, 36], &logits[..36 * 36]).unwrap();
+    sam_burn::data::write_npy_f32(&first, &[1, 1, 32, 32], &logits[..32 * 32]).unwrap();
     let again = SegmentArgs::parse(args(&[
         "--out",
         dir.path().join("again").to_str().unwrap(),

@@ -60,7 +60,8 @@ pub fn write_checkpoint(
     std::fs::rename(&tmp, &final_dir).map_err(|e| TrainError::file(&final_dir, e))?;
     let pointer = dir.join(format!(".{LATEST}.tmp"));
     std::fs::write(&pointer, &name).map_err(|e| TrainError::file(&pointer, e))?;
-    std::fs::rename(&pointer, dir.join(LATEST)).map_err(|e| TrainError::file(dir.join(LATEST), e))?;
+    std::fs::rename(&pointer, dir.join(LATEST))
+        .map_err(|e| TrainError::file(dir.join(LATEST), e))?;
     Ok(final_dir)
 }
 
@@ -75,7 +76,10 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
     if !path.join(STATE_FILE).is_file() {
         return Err(TrainError::file(
             &pointer,
-            format!("names {}, which is not a complete checkpoint", path.display()),
+            format!(
+                "names {}, which is not a complete checkpoint",
+                path.display()
+            ),
         ));
     }
     Ok(Some(path))

@@ -80,7 +80,10 @@ pub fn random_click(pred: &[bool], gt: &[bool], grid: &Grid, rng: &mut impl Rng)
         return None;
     }
     let i = cells[rng.random_range(0..cells.len())];
-    let offset = [rng.random_range(0..grid.scale), rng.random_range(0..grid.scale)];
+    let offset = [
+        rng.random_range(0..grid.scale),
+        rng.random_range(0..grid.scale),
+    ];
     Some(Click {
         xy: grid.cell_to_pixel(i, offset),
         label: gt[i] as i64,
@@ -177,7 +180,9 @@ mod tests {
     fn clicks_fall_in_the_error_region_with_the_right_label() {
         let grid = Grid::new(64, 16, 50, 64);
         assert_eq!((grid.valid_h, grid.valid_w), (13, 16));
-        let gt: Vec<bool> = (0..256).map(|i| (4..10).contains(&(i / 16)) && (3..9).contains(&(i % 16))).collect();
+        let gt: Vec<bool> = (0..256)
+            .map(|i| (4..10).contains(&(i / 16)) && (3..9).contains(&(i % 16)))
+            .collect();
         let pred = vec![false; 256];
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         for _ in 0..50 {

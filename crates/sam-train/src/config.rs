@@ -117,7 +117,8 @@ impl TrainConfig {
     }
 
     /// A small SAM (128² input, 8² embedding, 32² masks) that learns the synthetic shapes
-    /// dataset on a 2-core CPU in minutes: lr 1e-3 with 50 warmup steps then cosine, batch 8.
+    /// dataset on a 2-core CPU in minutes: lr 1e-3 with 50 warmup steps then cosine over 1,500
+    /// steps of 4 images, at most 4 objects per image, 1 + 2 click + 1 mask-only rounds.
     pub fn demo() -> Self {
         let model = SamConfig {
             image_size: 128,
@@ -137,7 +138,7 @@ impl TrainConfig {
             iou_head_depth: 3,
             iou_head_hidden_dim: 64,
         };
-        let steps = 600;
+        let steps = 1500;
         let mut optim = SamOptimConfig::default();
         optim.schedule = ScheduleConfig {
             peak_lr: 1e-3,
@@ -148,7 +149,7 @@ impl TrainConfig {
         };
         optim.groups.layer_decay = 1.0;
         optim.batch = BatchConfig {
-            global_batch_size: 8,
+            global_batch_size: 4,
             micro_batch_size: 4,
             num_devices: 1,
         };
@@ -162,7 +163,7 @@ impl TrainConfig {
                 ..AugmentConfig::default()
             }),
             prompts: sam_data::prompt_sampling::PromptSamplingConfig {
-                max_masks_per_image: 8,
+                max_masks_per_image: 4,
                 ..Default::default()
             },
         };
@@ -175,13 +176,13 @@ impl TrainConfig {
             optim,
             data,
             interactive: InteractiveConfig {
-                point_rounds: 4,
+                point_rounds: 2,
                 mask_only_rounds: 1,
                 box_probability: 0.5,
             },
             steps,
-            checkpoint_every: 200,
-            eval_every: 200,
+            checkpoint_every: 250,
+            eval_every: 250,
             ..Self::default()
         }
     }

@@ -34,7 +34,9 @@ pub enum TrainError {
         reason: String,
     },
     /// Too many steps had a non-finite loss.
-    #[error("training stopped: {count} steps had a non-finite loss (limit {limit}); last at step {step}")]
+    #[error(
+        "training stopped: {count} steps had a non-finite loss (limit {limit}); last at step {step}"
+    )]
     NonFinite {
         /// Skipped steps so far.
         count: usize,

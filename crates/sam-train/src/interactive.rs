@@ -170,7 +170,9 @@ impl Simulation<'_> {
                 boxes: boxes.clone(),
                 masks: prev.clone(),
             };
-            let pred = self.sam.predict(self.embedding.clone(), prompts, multimask)?;
+            let pred = self
+                .sam
+                .predict(self.embedding.clone(), prompts, multimask)?;
             if let Some((loss_fn, norm)) = loss {
                 let out = loss_fn.forward(
                     pred.low_res_masks.clone(),
@@ -239,9 +241,11 @@ impl Simulation<'_> {
             let o = &self.objects[i];
             let click = match self.policy {
                 ClickPolicy::Random => None,
-                ClickPolicy::Center => {
-                    center_click(&vec![false; grid.side * grid.side], &self.targets.masks[i], grid)
-                }
+                ClickPolicy::Center => center_click(
+                    &vec![false; grid.side * grid.side],
+                    &self.targets.masks[i],
+                    grid,
+                ),
             };
             // An object too thin for a whole low-res cell keeps its exact random point.
             clicks[k].push(click.unwrap_or(Click {
@@ -262,7 +266,10 @@ fn point_prompt(clicks: &[Vec<Click>], device: &Device) -> Option<PointPrompt> {
         .iter()
         .flat_map(|c| c.iter().flat_map(|p| p.xy.map(|v| v as f32)))
         .collect();
-    let labels: Vec<i64> = clicks.iter().flat_map(|c| c.iter().map(|p| p.label)).collect();
+    let labels: Vec<i64> = clicks
+        .iter()
+        .flat_map(|c| c.iter().map(|p| p.label))
+        .collect();
     Some(PointPrompt {
         coords: Tensor::from_data(TensorData::new(coords, [n, k, 2]), device),
         labels: Tensor::<2, Int>::from_data(TensorData::new(labels, [n, k]), device),
@@ -273,7 +280,10 @@ fn point_prompt(clicks: &[Vec<Click>], device: &Device) -> Option<PointPrompt> {
 fn binary_rows(logits: Tensor<4>, n: usize) -> Result<Vec<Vec<bool>>> {
     let values = sam_model::f32_values(logits);
     let per = values.len() / n.max(1);
-    Ok(values.chunks(per).map(|c| c.iter().map(|&v| v > 0.0).collect()).collect())
+    Ok(values
+        .chunks(per)
+        .map(|c| c.iter().map(|&v| v > 0.0).collect())
+        .collect())
 }
 
 /// Splits an image's objects by their first prompt (box with probability `p`).
@@ -289,4 +299,3 @@ pub fn split_first_prompt(n: usize, p: f64, rng: &mut impl Rng) -> (Vec<usize>, 
     }
     (boxes, points)
 }
-

@@ -119,7 +119,10 @@ impl MetricsLog {
     pub fn push(&mut self, m: StepMetrics) -> Result<()> {
         for (name, line) in [
             ("metrics.csv", m.csv_row()),
-            ("metrics.jsonl", serde_json::to_string(&m).unwrap_or_default()),
+            (
+                "metrics.jsonl",
+                serde_json::to_string(&m).unwrap_or_default(),
+            ),
         ] {
             let path = self.dir.join(name);
             let mut f = std::fs::OpenOptions::new()

@@ -64,7 +64,12 @@ fn frame(img: &mut RgbImage, top: u32) {
         let y = (top + MARGIN) as f64 + k as f64 * (PANEL - 2 * MARGIN) as f64 / 10.0;
         line(img, (MARGIN as f64, y), ((W - MARGIN) as f64, y), grey);
         let x = MARGIN as f64 + k as f64 * (W - 2 * MARGIN) as f64 / 10.0;
-        line(img, (x, (top + MARGIN) as f64), (x, (top + PANEL - MARGIN) as f64), grey);
+        line(
+            img,
+            (x, (top + MARGIN) as f64),
+            (x, (top + PANEL - MARGIN) as f64),
+            grey,
+        );
     }
 }
 
@@ -84,7 +89,14 @@ pub fn draw_curves(history: &[StepMetrics], path: &Path) -> Result<()> {
     let hi = losses.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
     if lo.is_finite() && hi.is_finite() {
         let pad = ((hi - lo) * 0.05).max(1e-3);
-        series(&mut img, 0, &losses, (x_max, lo - pad, hi + pad), Rgb([40, 90, 200]), false);
+        series(
+            &mut img,
+            0,
+            &losses,
+            (x_max, lo - pad, hi + pad),
+            Rgb([40, 90, 200]),
+            false,
+        );
     }
     let range = (x_max, 0.0, 1.0);
     let first: Vec<_> = kept.iter().map(|m| (m.step as f64, m.miou_first)).collect();

@@ -30,7 +30,7 @@ use crate::checkpoint::{
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::evaluate::{EvalConfig, EvalReport, evaluate};
-use crate::interactive::{LossParts, Simulation, ClickPolicy, split_first_prompt, training_rounds};
+use crate::interactive::{ClickPolicy, LossParts, Simulation, split_first_prompt, training_rounds};
 use crate::metrics::{MetricsLog, StepMetrics};
 
 type SharedDataset = Arc<dyn Dataset<AnnotatedImage, DataError>>;
@@ -79,7 +79,10 @@ fn present(model: &Option<Sam>) -> Result<&Sam> {
 fn seeded_init(config: &TrainConfig, device: &Device) -> Result<Sam> {
     struct Touch;
     impl burn::module::ModuleVisitor for Touch {
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+        fn visit_float<const D: usize>(
+            &mut self,
+            param: &burn::module::Param<burn::tensor::Tensor<D>>,
+        ) {
             let _ = param.val();
         }
     }
@@ -125,15 +128,22 @@ impl Trainer {
     ) -> Result<Self> {
         let out_dir = out_dir.as_ref();
         let ckpt_dir = out_dir.join("checkpoints");
-        let checkpoint = latest_checkpoint(&ckpt_dir)?.ok_or_else(|| {
-            TrainError::file(&ckpt_dir, "no checkpoint to resume from")
-        })?;
+        let checkpoint = latest_checkpoint(&ckpt_dir)?
+            .ok_or_else(|| TrainError::file(&ckpt_dir, "no checkpoint to resume from"))?;
         let state = read_state(&checkpoint)?;
         state.config.validate()?;
         let device = train_device(device, state.config.gradient_checkpointing);
         let model = Sam::load(checkpoint.join(MODEL_FILE), &state.config.model, &device)?;
-        let mut trainer = Self::build(state.config.clone(), model, train_set, out_dir, Some(&state))?;
-        trainer.optim.load(checkpoint.join(OPTIMIZER_FILE), &device)?;
+        let mut trainer = Self::build(
+            state.config.clone(),
+            model,
+            train_set,
+            out_dir,
+            Some(&state),
+        )?;
+        trainer
+            .optim
+            .load(checkpoint.join(OPTIMIZER_FILE), &device)?;
         Ok(trainer)
     }
 
@@ -207,7 +217,10 @@ impl Trainer {
         if self.iter.is_none() {
             self.iter = Some(self.loader.iter_from(self.position)?);
         }
-        let iter = self.iter.as_mut().ok_or_else(|| TrainError::config("loader", "no iterator"))?;
+        let iter = self
+            .iter
+            .as_mut()
+            .ok_or_else(|| TrainError::config("loader", "no iterator"))?;
         let batch = iter
             .next()
             .ok_or_else(|| TrainError::config("loader", "the loader ended"))??;

@@ -85,8 +85,14 @@ fn loss_falls_on_synthetic_shapes() {
     let data = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let train = dataset(data.path(), 8);
-    let mut trainer =
-        Trainer::new(tiny_config(), train.clone(), out.path(), &Device::flex(), None).unwrap();
+    let mut trainer = Trainer::new(
+        tiny_config(),
+        train.clone(),
+        out.path(),
+        &Device::flex(),
+        None,
+    )
+    .unwrap();
     trainer = trainer.with_validation(
         train,
         EvalConfig {
@@ -98,21 +104,39 @@ fn loss_falls_on_synthetic_shapes() {
     let mut steps = Vec::new();
     let last = trainer.run(|m, _| steps.push(m.clone())).unwrap();
     assert_eq!(steps.len(), 40);
-    let mean = |s: &[sam_train::StepMetrics]| s.iter().map(|m| m.loss).sum::<f64>() / s.len() as f64;
+    let mean =
+        |s: &[sam_train::StepMetrics]| s.iter().map(|m| m.loss).sum::<f64>() / s.len() as f64;
     let (first, end) = (mean(&steps[..8]), mean(&steps[32..]));
     assert!(
         end < 0.8 * first,
         "loss should fall: first steps {first:.4}, last steps {end:.4}"
     );
-    assert!(steps.iter().all(|m| m.loss.is_finite() && !m.skipped_nonfinite));
+    assert!(
+        steps
+            .iter()
+            .all(|m| m.loss.is_finite() && !m.skipped_nonfinite)
+    );
     assert!(steps.iter().all(|m| m.images == 4 && m.objects > 0));
     // The run folder: metrics in both forms, the curves, a loadable checkpoint.
     let csv = std::fs::read_to_string(out.path().join("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 41);
-    assert!(csv.lines().last().unwrap().split(',').last().unwrap().parse::<f64>().is_ok());
+    assert!(
+        csv.lines()
+            .last()
+            .unwrap()
+            .split(',')
+            .last()
+            .unwrap()
+            .parse::<f64>()
+            .is_ok()
+    );
     assert!(out.path().join("curves.png").is_file());
-    let model = sam_model::Sam::load(last.join("model.bpk"), &tiny_config().model, &Device::flex())
-        .unwrap();
+    let model = sam_model::Sam::load(
+        last.join("model.bpk"),
+        &tiny_config().model,
+        &Device::flex(),
+    )
+    .unwrap();
     let report = evaluate(
         &model,
         dataset(tempfile::tempdir().unwrap().path(), 2),
@@ -213,7 +237,17 @@ fn non_finite_losses_are_skipped_then_stop_the_run() {
         assert!(m.skipped_nonfinite);
     }
     let e = t.train_step().err().unwrap();
-    assert!(matches!(e, TrainError::NonFinite { count: 3, limit: 2, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            TrainError::NonFinite {
+                count: 3,
+                limit: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -235,7 +269,9 @@ fn an_interrupted_checkpoint_leaves_the_last_complete_one() {
     assert_eq!(t.step_count(), 2);
     // A pointer to nothing is an error naming the file.
     std::fs::write(ckpts.join("latest"), "step_00000009").unwrap();
-    let e = Trainer::resume(train.clone(), out.path(), &device).err().unwrap();
+    let e = Trainer::resume(train.clone(), out.path(), &device)
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("latest"), "{e}");
     let empty = tempfile::tempdir().unwrap();
     let e = Trainer::resume(train, empty.path(), &device).err().unwrap();
@@ -246,20 +282,38 @@ fn an_interrupted_checkpoint_leaves_the_last_complete_one() {
 fn bad_configs_name_the_field() {
     let mut c = tiny_config();
     c.loader.batch_size = 3;
-    assert!(c.validate().unwrap_err().to_string().contains("loader.batch_size"));
+    assert!(
+        c.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("loader.batch_size")
+    );
     let mut c = tiny_config();
     c.data.low_res_size = 32;
-    assert!(c.validate().unwrap_err().to_string().contains("data.low_res_size"));
+    assert!(
+        c.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("data.low_res_size")
+    );
     let mut c = tiny_config();
     c.interactive.box_probability = 1.5;
-    assert!(c.validate().unwrap_err().to_string().contains("box_probability"));
+    assert!(
+        c.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("box_probability")
+    );
     let e = TrainConfig::from_json("{\"stepz\": 3}").unwrap_err();
     assert!(e.to_string().contains("stepz"), "{e}");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("train.json");
     std::fs::write(&path, "{\"steps\": 0}").unwrap();
     let e = TrainConfig::load(&path).unwrap_err();
-    assert!(e.to_string().contains("train.json") && e.to_string().contains("steps"), "{e}");
+    assert!(
+        e.to_string().contains("train.json") && e.to_string().contains("steps"),
+        "{e}"
+    );
     // The default is the seed recipe and round-trips through JSON.
     let seed = TrainConfig::default();
     assert_eq!(seed.optim.schedule.peak_lr, 1e-4);
@@ -268,4 +322,57 @@ fn bad_configs_name_the_field() {
     assert_eq!(seed.optim.batch.global_batch_size, 256);
     assert_eq!(seed.interactive.total_rounds(), 11);
     assert_eq!(TrainConfig::from_json(&seed.to_json()).unwrap(), seed);
+}
+
+#[test]
+fn fine_tunes_an_official_checkpoint_with_the_encoder_frozen() {
+    let _serial = serial();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sam-model/tests/fixtures");
+    let mut config = tiny_config();
+    config.model = SamConfig::load(fixtures.join("sam_tiny.json")).unwrap();
+    config.data.image_size = config.model.image_size;
+    config.data.low_res_size = config.model.mask_input_size();
+    config.data.augment.as_mut().unwrap().target_size = config.model.image_size;
+    config.freeze_image_encoder = true;
+    config.steps = 2;
+    let data = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let official = fixtures.join("sam_tiny.pth");
+    let mut t = Trainer::new(
+        config.clone(),
+        dataset(data.path(), 4),
+        out.path(),
+        &device,
+        Some(&official),
+    )
+    .unwrap();
+    let last = t.run(|m, _| assert!(m.loss.is_finite())).unwrap();
+    let before = sam_model::Sam::load(&official, &config.model, &device).unwrap();
+    let after = sam_model::Sam::load(last.join("model.bpk"), &config.model, &device).unwrap();
+    let values = |m: &sam_model::Sam| {
+        let mut v = Vec::new();
+        m.visit(&mut Collect(&mut v));
+        v
+    };
+    let encoder = |m: &sam_model::Sam| {
+        let mut v = Vec::new();
+        m.image_encoder.visit(&mut Collect(&mut v));
+        v
+    };
+    assert_eq!(
+        encoder(&before),
+        encoder(&after),
+        "the frozen encoder is untouched"
+    );
+    assert_ne!(values(&before), values(&after), "the rest is trained");
+}
+
+/// The bundled demo model was trained with `--preset demo`: its recorded config is the preset.
+#[test]
+fn the_bundled_demo_model_was_trained_with_the_demo_preset() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/demo_model/train_config.json");
+    let recorded = TrainConfig::load(&path).unwrap();
+    assert_eq!(recorded, TrainConfig::demo());
 }
