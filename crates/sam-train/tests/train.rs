@@ -376,3 +376,25 @@ fn the_bundled_demo_model_was_trained_with_the_demo_preset() {
     let recorded = TrainConfig::load(&path).unwrap();
     assert_eq!(recorded, TrainConfig::demo());
 }
+
+/// Gradient checkpointing recomputes activations in the backward pass: same losses.
+#[test]
+fn gradient_checkpointing_gives_the_same_training() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    let train = dataset(data.path(), 4);
+    let mut losses = Vec::new();
+    for checkpointing in [false, true] {
+        let mut config = tiny_config();
+        config.steps = 3;
+        config.gradient_checkpointing = checkpointing;
+        let out = tempfile::tempdir().unwrap();
+        let mut t = Trainer::new(config, train.clone(), out.path(), &Device::flex(), None).unwrap();
+        let mut l = Vec::new();
+        t.run(|m, _| l.push(m.loss)).unwrap();
+        losses.push(l);
+    }
+    for (a, b) in losses[0].iter().zip(&losses[1]) {
+        assert!((a - b).abs() <= 1e-5 * a.abs(), "{a} vs {b}");
+    }
+}

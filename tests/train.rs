@@ -1,0 +1,139 @@
+//! The `train` and `evaluate` commands: argument errors, bad folders, and a short run end to end
+//! on generated data.
+
+use sam_burn::cli::CliError;
+use sam_burn::evaluate::EvaluateArgs;
+use sam_burn::train::TrainArgs;
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn train_error(list: &[&str], expect: &str) {
+    let e = TrainArgs::parse(args(list)).unwrap_err();
+    assert!(e.to_string().contains(expect), "{list:?}: {e}");
+}
+
+fn eval_error(list: &[&str], expect: &str) {
+    let e = EvaluateArgs::parse(args(list)).unwrap_err();
+    assert!(e.to_string().contains(expect), "{list:?}: {e}");
+}
+
+#[test]
+fn bad_arguments_are_one_line_errors() {
+    train_error(&[], "--data is required");
+    train_error(&["--data", "d", "--frobnicate"], "unknown argument");
+    train_error(&["--data", "d", "--steps", "many"], "not a valid number");
+    train_error(&["--data", "d", "--steps", "0"], "steps");
+    train_error(
+        &["--data", "d", "--preset", "huge"],
+        "expected seed, paper or demo",
+    );
+    train_error(
+        &["--data", "d", "--preset", "demo", "--config", "c.json"],
+        "not both",
+    );
+    train_error(
+        &["--data", "d", "--resume", "--checkpoint", "a.pth"],
+        "--resume",
+    );
+    train_error(
+        &["--data", "d", "--config", "/no/such/train.json"],
+        "/no/such/train.json",
+    );
+    train_error(&["--data"], "--data needs a value");
+
+    eval_error(&[], "--data DIR or --coco");
+    eval_error(
+        &["--data", "d", "--coco", "c.json", "--images", "i"],
+        "either",
+    );
+    eval_error(&["--coco", "c.json"], "go together");
+    eval_error(&["--data", "d", "--clicks", "0"], "--clicks");
+    eval_error(&["--data", "d", "--image", "x.png"], "unknown argument");
+    eval_error(
+        &["--data", "d", "--model-type", "vit_b"],
+        "need a --checkpoint",
+    );
+}
+
+#[test]
+fn missing_folders_are_named() {
+    let out = tempfile::tempdir().unwrap();
+    let a = TrainArgs::parse(args(&[
+        "--data",
+        "/no/such/folder",
+        "--preset",
+        "demo",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--no-progress",
+    ]))
+    .unwrap();
+    let e = sam_burn::train::run(a).unwrap_err();
+    assert!(matches!(e, CliError::Data(_)), "{e}");
+    assert!(e.to_string().contains("/no/such/folder"), "{e}");
+    let a = EvaluateArgs::parse(args(&["--data", "/no/such/folder"])).unwrap();
+    let e = sam_burn::evaluate::run(a).unwrap_err();
+    assert!(e.to_string().contains("/no/such/folder"), "{e}");
+    let a = TrainArgs::parse(args(&[
+        "--data",
+        "/no/such/folder",
+        "--resume",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert!(sam_burn::train::run(a).is_err());
+}
+
+#[test]
+fn a_short_demo_run_then_evaluation_of_the_bundled_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, val, out) = (
+        dir.path().join("train"),
+        dir.path().join("val"),
+        dir.path().join("run"),
+    );
+    let a = TrainArgs::parse(args(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--val",
+        val.to_str().unwrap(),
+        "--synthetic",
+        "5",
+        "--preset",
+        "demo",
+        "--steps",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--no-progress",
+    ]))
+    .unwrap();
+    let last = sam_burn::train::run(a).unwrap();
+    assert!(last.join("model.bpk").is_file());
+    assert_eq!(
+        std::fs::read_to_string(out.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    let report_path = dir.path().join("report.json");
+    let a = EvaluateArgs::parse(args(&[
+        "--data",
+        val.to_str().unwrap(),
+        "--clicks",
+        "2",
+        "--out",
+        report_path.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let report = sam_burn::evaluate::run(a).unwrap();
+    assert_eq!(report.images, 1);
+    assert_eq!(report.miou_clicks.len(), 2);
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_path).unwrap()).unwrap();
+    assert_eq!(written["images"], 1);
+}
