@@ -2,7 +2,7 @@
 //! synthetic shapes dataset first), with a progress bar, metrics files, checkpoints and resume.
 //! `examples/train.rs` only calls [`main`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -133,7 +133,7 @@ impl TrainArgs {
     }
 }
 
-fn open(dir: &PathBuf) -> Result<Arc<Sa1bDataset>> {
+fn open(dir: &Path) -> Result<Arc<Sa1bDataset>> {
     Ok(Arc::new(Sa1bDataset::open(dir)?))
 }
 

@@ -115,7 +115,7 @@ pub fn evaluate(
                 break 'outer;
             }
             let targets = Targets::new(sample, s, side);
-            let embedding = embeddings.clone().slice([b..b + 1]);
+            let embedding = embeddings.clone().narrow(0, b, 1);
             let all: Vec<usize> = (0..sample.objects.len()).collect();
             let sim = |first_box| Simulation {
                 sam,

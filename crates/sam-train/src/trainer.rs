@@ -230,23 +230,22 @@ impl Trainer {
     /// The loss of one micro-batch (rounds averaged, objects normalised over the micro-batch).
     fn micro_batch(
         &self,
-        samples: &[TrainSample],
+        mut samples: Vec<TrainSample>,
         rng: &mut StdRng,
     ) -> Result<(Option<LossParts>, MicroStats)> {
         let sam = self.model()?;
-        let samples: Vec<&TrainSample> = samples.iter().filter(|s| !s.objects.is_empty()).collect();
+        samples.retain(|s| !s.objects.is_empty());
         let mut stats = MicroStats::default();
         if samples.is_empty() {
             return Ok((None, stats));
         }
-        let owned: Vec<TrainSample> = samples.iter().map(|s| (*s).clone()).collect();
         let s = self.config.model.image_size;
         let side = self.config.model.mask_input_size();
-        let embeddings = sam.image_embeddings(model_input(sam, &owned, &sam.device())?)?;
-        let n_total: usize = owned.iter().map(|s| s.objects.len()).sum();
+        let embeddings = sam.image_embeddings(model_input(sam, &samples, &sam.device())?)?;
+        let n_total: usize = samples.iter().map(|s| s.objects.len()).sum();
         let mut total = None;
         let rounds_per_image = self.config.interactive.total_rounds();
-        for (b, sample) in owned.iter().enumerate() {
+        for (b, sample) in samples.iter().enumerate() {
             let targets = Targets::new(sample, s, side);
             let rounds = training_rounds(&self.config.interactive, rng);
             let (boxes, points) = split_first_prompt(
@@ -260,7 +259,7 @@ impl Trainer {
                 }
                 let sim = Simulation {
                     sam,
-                    embedding: embeddings.clone().slice([b..b + 1]),
+                    embedding: embeddings.clone().narrow(0, b, 1),
                     objects: &sample.objects,
                     targets: &targets,
                     which,
@@ -306,7 +305,7 @@ impl Trainer {
                 self.position.batch as u64,
             ));
             self.position = next;
-            let (loss, stats) = self.micro_batch(&samples, &mut rng)?;
+            let (loss, stats) = self.micro_batch(samples, &mut rng)?;
             let Some(loss) = loss else { continue };
             micro += 1;
             agg.images += stats.images;

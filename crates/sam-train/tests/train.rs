@@ -122,10 +122,10 @@ fn loss_falls_on_synthetic_shapes() {
     assert_eq!(csv.lines().count(), 41);
     assert!(
         csv.lines()
-            .last()
+            .next_back()
             .unwrap()
             .split(',')
-            .last()
+            .next_back()
             .unwrap()
             .parse::<f64>()
             .is_ok()
