@@ -298,6 +298,9 @@ impl Trainer {
         let mut micro = 0;
         let mut nonfinite = false;
         let mut report = None;
+        // Batches without any object are passed over; a whole epoch of them means there is
+        // nothing to train on, which would otherwise loop for ever.
+        let mut empty_in_a_row = 0;
         while micro < steps {
             let (samples, next) = self.next_batch()?;
             let mut rng = StdRng::seed_from_u64(mix_seed(
@@ -306,7 +309,18 @@ impl Trainer {
             ));
             self.position = next;
             let (loss, stats) = self.micro_batch(samples, &mut rng)?;
-            let Some(loss) = loss else { continue };
+            let Some(loss) = loss else {
+                empty_in_a_row += 1;
+                if empty_in_a_row > self.loader.batches_per_epoch() {
+                    return Err(TrainError::config(
+                        "data",
+                        "no training object in a whole epoch: every image lacks annotations, or \
+                         every mask is over the area limit or vanishes when resized",
+                    ));
+                }
+                continue;
+            };
+            empty_in_a_row = 0;
             micro += 1;
             agg.images += stats.images;
             agg.objects += stats.objects;

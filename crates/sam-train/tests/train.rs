@@ -398,3 +398,23 @@ fn gradient_checkpointing_gives_the_same_training() {
         assert!((a - b).abs() <= 1e-5 * a.abs(), "{a} vs {b}");
     }
 }
+
+#[test]
+fn data_without_objects_is_an_error_not_an_endless_loop() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    let train = dataset(data.path(), 3);
+    for entry in std::fs::read_dir(data.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            v["annotations"] = serde_json::json!([]);
+            std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let mut t = Trainer::new(tiny_config(), train, out.path(), &Device::flex(), None).unwrap();
+    let e = t.train_step().err().unwrap();
+    assert!(e.to_string().contains("no training object"), "{e}");
+}
