@@ -140,7 +140,17 @@ pub fn evaluate(
             objects += sample.objects.len();
         }
     }
-    let n = objects.max(1) as f64;
+    if objects == 0 {
+        // An mIoU over nothing would read as a score of 0 (or 1); say what happened instead.
+        return Err(TrainError::config(
+            "data",
+            format!(
+                "no object to evaluate in {images} images ({} unreadable items skipped)",
+                loader.skipped_count()
+            ),
+        ));
+    }
+    let n = objects as f64;
     Ok(EvalReport {
         images,
         objects,

@@ -414,7 +414,11 @@ fn data_without_objects_is_an_error_not_an_endless_loop() {
         }
     }
     let out = tempfile::tempdir().unwrap();
-    let mut t = Trainer::new(tiny_config(), train, out.path(), &Device::flex(), None).unwrap();
+    let config = tiny_config();
+    let model = config.model.init(&Device::flex()).unwrap();
+    let e = evaluate(&model, train.clone(), &EvalConfig::default()).unwrap_err();
+    assert!(e.to_string().contains("no object to evaluate"), "{e}");
+    let mut t = Trainer::new(config, train, out.path(), &Device::flex(), None).unwrap();
     let e = t.train_step().err().unwrap();
     assert!(e.to_string().contains("no training object"), "{e}");
 }
