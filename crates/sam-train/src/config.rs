@@ -117,7 +117,7 @@ impl TrainConfig {
     }
 
     /// A small SAM (128² input, 8² embedding, 32² masks) that learns the synthetic shapes
-    /// dataset on a 2-core CPU in minutes: lr 1e-3 with 50 warmup steps then cosine over 1,500
+    /// dataset on a 2-core CPU in minutes: lr 1e-3 with 50 warmup steps then cosine over 3,000
     /// steps of 4 images, at most 4 objects per image, 1 + 2 click + 1 mask-only rounds.
     pub fn demo() -> Self {
         let model = SamConfig {
@@ -138,7 +138,7 @@ impl TrainConfig {
             iou_head_depth: 3,
             iou_head_hidden_dim: 64,
         };
-        let steps = 1500;
+        let steps = 3000;
         let mut optim = SamOptimConfig::default();
         optim.schedule = ScheduleConfig {
             peak_lr: 1e-3,
