@@ -128,8 +128,11 @@ impl Sa1bDataset {
             }
         }
         // A JSON whose image is missing stays an item, so that reading it names the image.
+        // A set, not a scan per JSON: an SA-1B shard folder holds ~11k pairs.
+        let paired: std::collections::HashSet<PathBuf> =
+            items.iter().map(|(_, j)| j.clone()).collect();
         for json in jsons {
-            if !items.iter().any(|(_, j)| *j == json) {
+            if !paired.contains(&json) {
                 items.push((json.with_extension("jpg"), json));
             }
         }
