@@ -56,6 +56,16 @@ pub enum SamError {
         details: String,
     },
 
+    /// A Hugging Face model folder is incomplete, or its config describes a model this
+    /// architecture cannot represent.
+    #[error("Hugging Face model {path}: {reason}")]
+    HfFolder {
+        /// The folder or file at fault.
+        path: PathBuf,
+        /// What is missing or unsupported.
+        reason: String,
+    },
+
     /// Saving the model failed.
     #[error("cannot save model to {path}: {reason}")]
     Save {

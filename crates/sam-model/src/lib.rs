@@ -8,16 +8,19 @@
 pub mod common;
 pub mod config;
 pub mod error;
+pub mod hf;
 pub mod image_encoder;
 pub mod interpolate;
 pub mod mask_decoder;
 pub mod prompt_encoder;
+pub mod resample;
 pub mod sam;
 pub mod util;
 pub mod weights;
 
 pub use config::SamConfig;
 pub use error::{Result, SamError};
+pub use hf::{hf_config, is_hf_folder};
 pub use mask_decoder::MaskPrediction;
 pub use prompt_encoder::{PointPrompt, PromptEmbeddings};
 pub use sam::{MASK_THRESHOLD, PIXEL_MEAN, PIXEL_STD, Prompts, Sam};

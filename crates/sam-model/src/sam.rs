@@ -57,6 +57,10 @@ impl Sam {
         &self.config
     }
 
+    pub(crate) fn set_config(&mut self, config: SamConfig) {
+        self.config = config;
+    }
+
     /// The device the weights live on.
     pub fn device(&self) -> Device {
         self.image_encoder.pos_embed.val().device()

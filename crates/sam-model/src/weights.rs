@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::store::{
-    ApplyResult, BurnpackStore, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore,
-    SafetensorsStore,
+    ApplyResult, BurnToPyTorchAdapter, BurnpackStore, ModuleSnapshot, ModuleStore,
+    PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 use burn::tensor::Device;
 
@@ -119,7 +119,7 @@ fn safetensors_store(path: &Path) -> SafetensorsStore {
 }
 
 /// Names and shapes of the tensors a store holds (after its key remapping).
-fn store_shapes<S: ModuleStore>(
+pub(crate) fn store_shapes<S: ModuleStore>(
     path: &Path,
     store: &mut S,
 ) -> Result<BTreeMap<String, Vec<usize>>> {
@@ -141,7 +141,7 @@ pub fn checkpoint_shapes(path: impl AsRef<Path>) -> Result<BTreeMap<String, Vec<
     }
 }
 
-fn check_readable(path: &Path) -> Result<()> {
+pub(crate) fn check_readable(path: &Path) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| read_error(path, e))?;
     if !meta.is_file() {
         return Err(read_error(path, "not a regular file"));
@@ -345,6 +345,26 @@ pub fn variant_mismatches(
     out
 }
 
+/// The input size a checkpoint was trained at: its position-embedding grid times the config's
+/// patch size (`None` when the file has no position embedding).
+fn checkpoint_image_size(path: &Path, config: &SamConfig) -> Result<Option<usize>> {
+    let shapes = checkpoint_shapes(path)?;
+    Ok(shapes
+        .get("image_encoder.pos_embed")
+        .and_then(|s| s.get(1).copied())
+        .map(|g| g * config.patch_size))
+}
+
+/// `our.name.` → `^our\.name\.` (a literal prefix as a regex).
+fn reverse_pattern(to: &str) -> String {
+    format!("^{}", to.replace('.', r"\."))
+}
+
+/// `^ref\.name\.0\.` → `ref.name.0.` (a [`KEY_REMAPS`] pattern as the literal it matches).
+fn unescape(from: &str) -> String {
+    from.trim_start_matches('^').replace(r"\.", ".")
+}
+
 fn list(items: &[String]) -> String {
     const SHOWN: usize = 12;
     let mut s = items
@@ -360,7 +380,7 @@ fn list(items: &[String]) -> String {
 }
 
 /// Turns a non-strict [`ApplyResult`] into the strict verdict.
-fn strict(path: &Path, result: ApplyResult) -> Result<()> {
+pub(crate) fn strict(path: &Path, result: ApplyResult) -> Result<()> {
     let mut parts = Vec::new();
     if !result.missing.is_empty() {
         let missing: Vec<String> = result.missing.iter().map(|(k, _)| k.clone()).collect();
@@ -385,10 +405,67 @@ fn strict(path: &Path, result: ApplyResult) -> Result<()> {
 
 impl Sam {
     /// Builds a model for `config` and loads a checkpoint into it (format from the extension).
+    ///
+    /// A checkpoint trained at another input size (its position embedding has another grid)
+    /// loads into a model of `config.image_size` by resampling its position tables
+    /// ([`Sam::resampled`]); every other dimension must match.
     pub fn load(path: impl AsRef<Path>, config: &SamConfig, device: &Device) -> Result<Self> {
+        let path = path.as_ref();
+        if let Some(size) = checkpoint_image_size(path, config)?
+            && size != config.image_size
+        {
+            let mut trained = config.clone();
+            trained.image_size = size;
+            trained.validate()?;
+            let mut model = trained.init(device)?;
+            model.load_weights(path)?;
+            return model.resampled(config.image_size);
+        }
         let mut model = config.init(device)?;
         model.load_weights(path)?;
         Ok(model)
+    }
+
+    /// Builds the model of a Hugging Face `SamModel` folder, or of a checkpoint file with
+    /// `config`, at `image_size` (the checkpoint's own when `None`).
+    pub fn load_sized(
+        path: impl AsRef<Path>,
+        config: &SamConfig,
+        image_size: Option<usize>,
+        device: &Device,
+    ) -> Result<Self> {
+        let path = path.as_ref();
+        if crate::hf::is_hf_folder(path) {
+            let model = Sam::load_hf(path, device)?;
+            return match image_size {
+                Some(s) => model.resampled(s),
+                None => Ok(model),
+            };
+        }
+        let mut config = config.clone();
+        if let Some(s) = image_size {
+            config.image_size = s;
+        } else if let Some(s) = checkpoint_image_size(path, &config)? {
+            config.image_size = s;
+        }
+        Sam::load(path, &config, device)
+    }
+
+    /// Saves the weights as safetensors under the reference's key names and layouts (linear
+    /// weights `[out, in]`, norms `weight`/`bias`), the twin of an official `.pth` file.
+    pub fn save_official_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let store = SafetensorsStore::from_file(path)
+            .with_to_adapter(BurnToPyTorchAdapter)
+            .overwrite(true)
+            .metadata("format", "pt");
+        let mut store = KEY_REMAPS.iter().fold(store, |s, (from, to)| {
+            s.with_key_remapping(reverse_pattern(to), unescape(from))
+        });
+        self.save_into(&mut store).map_err(|e| SamError::Save {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     }
 
     /// Loads a checkpoint into this model, strictly.
