@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use sam_amg::{AmgConfig, OutputMode, SamAutomaticMaskGenerator};
 use sam_data::overlay;
-use sam_model::Sam;
 
 use crate::backend;
 use crate::cli::{CliError, ModelArgs, number, write_file};
@@ -16,7 +15,8 @@ type Result<T> = std::result::Result<T, CliError>;
 
 /// The usage text.
 pub const USAGE: &str = "\
-usage: automatic_masks [--checkpoint FILE] [--model-type vit_b|vit_l|vit_h | --config FILE.json] [--image FILE]
+usage: automatic_masks [--checkpoint FILE|DIR] [--model-type vit_b|vit_l|vit_h | --config FILE.json]
+                       [--image-size N] [--image FILE]
                        [--points-per-side N] [--points-per-batch N] [--pred-iou-thresh F]
                        [--stability-score-thresh F] [--stability-score-offset F] [--box-nms-thresh F]
                        [--crop-n-layers N] [--crop-nms-thresh F] [--crop-overlap-ratio F]
@@ -92,10 +92,9 @@ impl AutomaticMasksArgs {
 /// Runs the generator and writes `masks.json` and `overlay.png`; returns the number of masks.
 pub fn run(args: &AutomaticMasksArgs) -> Result<usize> {
     let device = backend::device(&args.model.device)?;
-    let (checkpoint, config, _demo) = args.model.checkpoint_and_config()?;
     let image_path = args.model.image_path();
     let image = sam_data::load_rgb(&image_path)?;
-    let model = Sam::load(&checkpoint, &config, &device)?;
+    let (model, _demo) = args.model.load_model(&device)?;
     let generator = SamAutomaticMaskGenerator::new(model, args.amg.clone())?;
 
     let bar = indicatif::ProgressBar::new(0);

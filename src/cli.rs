@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use sam_model::SamConfig;
+use burn::tensor::Device;
+use sam_model::{Sam, SamConfig, is_hf_folder};
 
 use crate::backend;
 
@@ -107,8 +108,11 @@ pub fn checkpoint_and_config(
 /// The arguments every command shares: which model, which image, which device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelArgs {
-    /// Checkpoint file; `None` runs the bundled demo model.
+    /// Checkpoint file or Hugging Face `SamModel` folder; `None` runs the bundled demo model.
     pub checkpoint: Option<PathBuf>,
+    /// Input side to run the model at (its position tables resampled); the checkpoint's own
+    /// when `None`.
+    pub image_size: Option<usize>,
     /// Preset name.
     pub model_type: Option<String>,
     /// Config JSON (alternative to `model_type`).
@@ -123,6 +127,7 @@ impl Default for ModelArgs {
     fn default() -> Self {
         Self {
             checkpoint: None,
+            image_size: None,
             model_type: None,
             config: None,
             image: None,
@@ -141,6 +146,7 @@ impl ModelArgs {
         match flag {
             "--checkpoint" => self.checkpoint = Some(value()?.into()),
             "--model-type" => self.model_type = Some(value()?),
+            "--image-size" => self.image_size = Some(number(flag, &value()?)?),
             "--config" => self.config = Some(value()?.into()),
             "--image" => self.image = Some(value()?.into()),
             "--device" => self.device = value()?,
@@ -162,6 +168,42 @@ impl ModelArgs {
             ));
         }
         Ok(())
+    }
+
+    /// The model: a Hugging Face folder with its own config, a checkpoint file with the config
+    /// resolved as [`resolve_config`] does, or the bundled demo model (`true` in the result);
+    /// at `--image-size` when given.
+    pub fn load_model(&self, device: &Device) -> Result<(Sam, bool), CliError> {
+        if let Some(path) = &self.checkpoint
+            && path.is_dir()
+        {
+            if !is_hf_folder(path) {
+                return Err(CliError::Usage(format!(
+                    "{} is a folder without config.json; --checkpoint takes a checkpoint file or \
+                     a Hugging Face SamModel folder",
+                    path.display()
+                )));
+            }
+            if self.model_type.is_some() || self.config.is_some() {
+                return Err(CliError::Usage(
+                    "a Hugging Face folder carries its own config.json: drop --model-type/--config"
+                        .into(),
+                ));
+            }
+            let sam = Sam::load_hf(path, device)?;
+            return Ok((
+                match self.image_size {
+                    Some(size) => sam.resampled(size)?,
+                    None => sam,
+                },
+                false,
+            ));
+        }
+        let (checkpoint, config, demo) = self.checkpoint_and_config()?;
+        Ok((
+            Sam::load_sized(&checkpoint, &config, self.image_size, device)?,
+            demo,
+        ))
     }
 
     /// The image to segment: `--image`, or the bundled scene.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use sam_data::DataError;
 use sam_data::dataset::{AnnotatedImage, CocoDataset, Dataset, Sa1bDataset};
-use sam_model::Sam;
 use sam_train::{EvalConfig, EvalReport, evaluate};
 
 use crate::backend;
@@ -16,8 +15,8 @@ type Result<T> = std::result::Result<T, CliError>;
 
 /// The usage text.
 pub const USAGE: &str = "\
-usage: evaluate (--data DIR | --coco FILE.json --images DIR) [--checkpoint FILE]
-                [--model-type vit_b|vit_l|vit_h | --config FILE.json] [--clicks N] [--no-boxes]
+usage: evaluate (--data DIR | --coco FILE.json --images DIR) [--checkpoint FILE|DIR]
+                [--model-type vit_b|vit_l|vit_h | --config FILE.json] [--image-size N] [--clicks N] [--no-boxes]
                 [--max-images N] [--max-objects N] [--device NAME] [--out FILE.json]
 
 --data DIR        an SA-1B-format folder (sa_<id>.jpg + sa_<id>.json)
@@ -100,11 +99,10 @@ impl EvaluateArgs {
 /// Runs the command and prints the report.
 pub fn run(args: EvaluateArgs) -> Result<EvalReport> {
     let device = backend::device(&args.model.device)?;
-    let (checkpoint, config, demo) = args.model.checkpoint_and_config()?;
+    let (sam, demo) = args.model.load_model(&device)?;
     if demo {
         eprintln!("note: no --checkpoint given: evaluating the bundled demo model");
     }
-    let sam = Sam::load(&checkpoint, &config, &device)?;
     let dataset: Arc<dyn Dataset<AnnotatedImage, DataError>> = match (&args.data, &args.coco) {
         (Some(dir), _) => Arc::new(Sa1bDataset::open(dir)?),
         (None, Some((file, images))) => Arc::new(CocoDataset::open(file, images)?),

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use burn::tensor::Tensor;
 use sam_data::overlay;
-use sam_model::Sam;
 
 use sam_predictor::{MaskInput, Point, PredictOptions, Prompt, SamPredictor};
 
@@ -20,15 +19,16 @@ type Result<T> = std::result::Result<T, SegmentError>;
 
 /// The usage text.
 pub const USAGE: &str = "\
-usage: segment [--checkpoint FILE (.pth|.safetensors|.bpk)] [--model-type vit_b|vit_l|vit_h | --config FILE.json]
-               [--image FILE] [--point X,Y[,LABEL]]... [--box X0,Y0,X1,Y1]... [--mask-input FILE.npy]
+usage: segment [--checkpoint FILE (.pth|.safetensors|.bpk) | DIR (Hugging Face SamModel)]
+               [--model-type vit_b|vit_l|vit_h | --config FILE.json] [--image-size N] [--image FILE] [--point X,Y[,LABEL]]... [--box X0,Y0,X1,Y1]... [--mask-input FILE.npy]
                [--multimask] [--save-logits] [--device flex|wgpu|cuda] [--out DIR]
 
 Points and boxes are in pixels of the image. Several --box run as one batch (each box with all
 --point). LABEL is 1 (foreground, default) or 0 (background). --mask-input reads low-res logits
 ([1,h,w] or [1,1,h,w] .npy, e.g. a previous --save-logits). With no --checkpoint, the bundled
 demo model (a small SAM trained here on synthetic shapes, see docs/training.md) segments the
-bundled image.";
+bundled image. --image-size runs the model at another input side (a multiple of the patch,
+e.g. 512 for speed) by resampling its position tables.";
 
 /// Parsed arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,7 +148,6 @@ fn write_err(path: &Path, e: impl ToString) -> SegmentError {
 /// Runs the command.
 pub fn run(args: &SegmentArgs) -> Result<Summary> {
     let device = backend::device(&args.model.device)?;
-    let (checkpoint, config, demo) = args.model.checkpoint_and_config()?;
     let image_path = args.model.image_path();
     let image = sam_data::load_rgb(&image_path)?;
     let (w, h) = (image.width() as f64, image.height() as f64);
@@ -172,7 +171,7 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
     }
 
     let start = Instant::now();
-    let model = Sam::load(&checkpoint, &config, &device)?;
+    let (model, demo) = args.model.load_model(&device)?;
     let t_load = start.elapsed();
     let mut predictor = SamPredictor::new(model);
     let start = Instant::now();
@@ -281,7 +280,7 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
 
     let json = serde_json::json!({
         "image": image_path,
-        "checkpoint": checkpoint,
+        "checkpoint": args.model.checkpoint.clone().unwrap_or_else(|| crate::cli::bundled("assets/demo_model/model.bpk")),
         "demo_model": demo,
         "device": args.model.device,
         "image_size": [image.height(), image.width()],

@@ -26,7 +26,8 @@ usage: train --data DIR [--val DIR] [--out DIR] [--preset seed|paper|demo | --co
 --preset        seed (default: the seed's ViT-L recipe), paper (its variant), demo (a small model
                 that learns the synthetic shapes on a CPU in minutes)
 --config        a TrainConfig JSON (missing fields: the seed recipe)
---checkpoint    initial weights to fine-tune (official .pth, .safetensors or .bpk)
+--checkpoint    initial weights to fine-tune (official .pth, .safetensors, .bpk or a Hugging Face
+                SamModel folder; resampled when trained at another input size)
 --resume        continue the run in --out from its latest checkpoint
 --synthetic N   first write N synthetic shape images into --data (and N/5 into --val if given)";
 

@@ -132,3 +132,38 @@ fn bad_files_and_devices_are_errors() {
     .unwrap_err();
     assert!(e.to_string().contains("--model-type"), "{e}");
 }
+
+#[test]
+fn hugging_face_folders_and_other_input_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let hf = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/sam-model/tests/fixtures/hf_sam_tiny"
+    );
+    let run_with = |extra: &[&str]| {
+        let mut list = vec!["--out", out.to_str().unwrap(), "--point", "100,80"];
+        list.extend_from_slice(extra);
+        run(&SegmentArgs::parse(args(&list)).unwrap())
+    };
+    // A tiny random model in the Hugging Face layout: it runs; its masks mean nothing.
+    let s = run_with(&["--checkpoint", hf]).unwrap();
+    assert_eq!(s.json["masks"].as_array().unwrap().len(), 1);
+    // The same folder at another input side (144 → 96: a 6² embedding).
+    let s = run_with(&["--checkpoint", hf, "--image-size", "96", "--save-logits"]).unwrap();
+    assert_eq!(s.json["masks"].as_array().unwrap().len(), 1);
+    let (shape, _) = sam_burn::data::read_npy_f32(out.join("low_res_logits.npy")).unwrap();
+    assert_eq!(shape, vec![1, 1, 24, 24]);
+    // The demo model at twice its size.
+    run_with(&["--image-size", "256", "--save-logits"]).unwrap();
+    let (shape, _) = sam_burn::data::read_npy_f32(out.join("low_res_logits.npy")).unwrap();
+    assert_eq!(shape, vec![1, 1, 64, 64]);
+
+    let e = run_with(&["--checkpoint", hf, "--model-type", "vit_b"]).unwrap_err();
+    assert!(e.to_string().contains("own config.json"), "{e}");
+    let e = run_with(&["--checkpoint", dir.path().to_str().unwrap()]).unwrap_err();
+    assert!(e.to_string().contains("without config.json"), "{e}");
+    let e = run_with(&["--image-size", "100"]).unwrap_err();
+    assert!(e.to_string().contains("100"), "{e}");
+    usage_error(&["--image-size", "big"], "--image-size");
+}

@@ -103,7 +103,8 @@ fn train_device(device: &Device, checkpointing: bool) -> Device {
 
 impl Trainer {
     /// A new run writing into `out_dir`: fresh weights, or `weights` (an official `.pth`,
-    /// `.safetensors` or `.bpk`) to fine-tune.
+    /// `.safetensors`, `.bpk`, or a Hugging Face `SamModel` folder) to fine-tune. Weights
+    /// trained at another input size are resampled to `config.model.image_size`.
     pub fn new(
         config: TrainConfig,
         train_set: SharedDataset,
@@ -114,6 +115,20 @@ impl Trainer {
         config.validate()?;
         let device = train_device(device, config.gradient_checkpointing);
         let model = match weights {
+            Some(path) if sam_model::is_hf_folder(path) => {
+                let model = Sam::load_hf(path, &device)?.resampled(config.model.image_size)?;
+                if model.config() != &config.model {
+                    return Err(TrainError::config(
+                        "model",
+                        format!(
+                            "{} holds a different model than the training config's: {:?}",
+                            path.display(),
+                            model.config()
+                        ),
+                    ));
+                }
+                model
+            }
             Some(path) => Sam::load(path, &config.model, &device)?,
             None => seeded_init(&config, &device)?,
         };
