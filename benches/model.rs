@@ -2,7 +2,8 @@
 //! embedding), on every backend compiled in.
 //!
 //! `cargo bench --bench model` runs the quick tiny configuration (the committed fixture model);
-//! `SAM_BENCH_FULL=vit_b` (or `vit_l`, `vit_h`) adds that preset at 1024² with random weights.
+//! `SAM_BENCH_FULL=vit_b` (or `vit_l`, `vit_h`) adds that preset at 1024² with random weights;
+//! `SAM_BENCH_SIZES=512,768` adds it at those input sides too (position tables resampled).
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use sam_burn::burn::tensor::{Device, Distribution, Int, Tensor};
@@ -24,6 +25,16 @@ fn models(device: &Device) -> Vec<(String, Sam)> {
     )];
     if let Ok(name) = std::env::var("SAM_BENCH_FULL") {
         let config = SamConfig::from_model_type(&name).expect("SAM_BENCH_FULL preset");
+        let sizes: Vec<usize> = std::env::var("SAM_BENCH_SIZES")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        for size in sizes {
+            let model = config.init(device).expect("model");
+            let model = model.resampled(size).expect("input size");
+            out.push((format!("{name}@{size}"), model));
+        }
         out.push((name, config.init(device).expect("model")));
     }
     out
