@@ -74,6 +74,10 @@ pub struct TrainConfig {
     pub freeze_prompt_encoder: bool,
     /// Recompute activations in the backward pass instead of keeping them (less memory).
     pub gradient_checkpointing: bool,
+    /// Stochastic depth of the image encoder's blocks, rising linearly to this rate at the last
+    /// block (0: none, the seed's recipe; 0.4 in the paper's variant). Inactive when the
+    /// encoder is frozen.
+    pub drop_path: f64,
     /// Seed of the prompt simulation (the loader has its own in `loader.seed`).
     pub seed: u64,
 }
@@ -100,17 +104,20 @@ impl Default for TrainConfig {
             freeze_image_encoder: false,
             freeze_prompt_encoder: false,
             gradient_checkpointing: false,
+            drop_path: 0.0,
             seed: 0,
         }
     }
 }
 
 impl TrainConfig {
-    /// The paper's variant: layer-wise decay, weight decay 0.1, lr 8e-4, step schedule.
+    /// The paper's variant: layer-wise decay, weight decay 0.1, lr 8e-4, step schedule, drop
+    /// path 0.4.
     pub fn sam_paper() -> Self {
         let optim = SamOptimConfig::sam_paper();
         Self {
             steps: optim.schedule.total_steps,
+            drop_path: 0.4,
             optim,
             ..Self::default()
         }
@@ -235,6 +242,12 @@ impl TrainConfig {
         }
         if self.steps == 0 {
             return Err(TrainError::config("steps", "must be ≥ 1"));
+        }
+        if !(0.0..1.0).contains(&self.drop_path) {
+            return Err(TrainError::config(
+                "drop_path",
+                format!("{} is not in [0, 1)", self.drop_path),
+            ));
         }
         Ok(())
     }

@@ -176,6 +176,10 @@ impl Trainer {
         if config.freeze_prompt_encoder {
             optim_config.groups.frozen.push("^prompt_encoder\\.".into());
         }
+        let mut model = model;
+        if !config.freeze_image_encoder {
+            model.image_encoder.set_drop_path(config.drop_path)?;
+        }
         let optim = SamOptimizer::new(optim_config, &model)?;
         let model = optim.freeze(model);
         let data = config.data.clone();
@@ -322,6 +326,14 @@ impl Trainer {
                 mix_seed(self.config.seed, self.position.epoch),
                 self.position.batch as u64,
             ));
+            if self.config.drop_path > 0.0 {
+                // Drop path draws from the device's generator: seeding it from the position
+                // keeps a resumed run on the same masks.
+                self.model()?.device().seed(mix_seed(
+                    mix_seed(self.config.seed ^ 0xD809_7A71, self.position.epoch),
+                    self.position.batch as u64,
+                ));
+            }
             self.position = next;
             let (loss, stats) = self.micro_batch(samples, &mut rng)?;
             let Some(loss) = loss else {

@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 
 use super::attention::Attention;
 use super::window::{window_partition, window_unpartition};
@@ -21,6 +21,11 @@ pub struct Block {
     pub mlp: MlpBlock,
     #[module(skip)]
     window_size: usize,
+    /// Stochastic-depth rate: in training (an autodiff device), each sample skips each residual
+    /// branch with this probability (the kept ones scaled by `1/(1 − rate)`). 0 in inference and
+    /// in the reference, which has none.
+    #[module(skip)]
+    drop_path: f64,
 }
 
 impl Block {
@@ -49,7 +54,35 @@ impl Block {
                 device,
             ),
             window_size,
+            drop_path: 0.0,
         }
+    }
+
+    /// Sets the stochastic-depth rate (see the field); rejects rates outside `[0, 1)`.
+    pub fn set_drop_path(&mut self, rate: f64) -> crate::Result<()> {
+        if !(0.0..1.0).contains(&rate) {
+            return Err(crate::SamError::InvalidConfig(format!(
+                "drop path rate {rate} is not in [0, 1)"
+            )));
+        }
+        self.drop_path = rate;
+        Ok(())
+    }
+
+    /// `branch: [B, H, W, C]` zeroed per sample with the drop-path rate, the rest rescaled; the
+    /// identity outside training.
+    fn drop_path(&self, branch: Tensor<4>) -> Tensor<4> {
+        if self.drop_path == 0.0 || !branch.device().is_autodiff() {
+            return branch;
+        }
+        let keep = 1.0 - self.drop_path;
+        let [b, _, _, _] = branch.dims();
+        let mask = Tensor::<4>::random(
+            [b, 1, 1, 1],
+            Distribution::Bernoulli(keep),
+            &branch.device(),
+        );
+        branch * (mask / keep)
     }
 
     /// Whether this block attends over the whole image.
@@ -69,7 +102,51 @@ impl Block {
         } else {
             self.attn.forward(x)
         };
-        let x = shortcut + x;
-        x.clone() + self.mlp.forward(self.norm2.forward(x))
+        let x = shortcut + self.drop_path(x);
+        x.clone() + self.drop_path(self.mlp.forward(self.norm2.forward(x)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(t: Tensor<4>) -> Vec<Vec<f32>> {
+        let [b, h, w, c] = t.dims();
+        let v: Vec<f32> = t.into_data().convert::<f32>().try_to_vec().unwrap();
+        v.chunks(h * w * c).take(b).map(|r| r.to_vec()).collect()
+    }
+
+    #[test]
+    fn drop_path_acts_only_on_an_autodiff_device() {
+        let device = Device::flex().autodiff();
+        let mut block = Block::new(8, 2, 2.0, 0, (3, 3), &device);
+        let x = Tensor::<4>::random([64, 3, 3, 8], Distribution::Normal(0.0, 1.0), &device);
+        let plain = rows(block.forward(x.clone()));
+
+        // Inference device: the rate changes nothing.
+        let inference = Device::flex();
+        let mut eval_block = Block::new(8, 2, 2.0, 0, (3, 3), &inference);
+        let xi = Tensor::<4>::random([2, 3, 3, 8], Distribution::Normal(0.0, 1.0), &inference);
+        let before = rows(eval_block.forward(xi.clone()));
+        eval_block.set_drop_path(0.5).unwrap();
+        assert_eq!(rows(eval_block.forward(xi)), before);
+
+        // Almost surely every branch dropped: the block is the identity.
+        block.set_drop_path(0.999_999).unwrap();
+        assert_eq!(rows(block.forward(x.clone())), rows(x.clone()));
+
+        // Each branch dropped half the time: about a quarter of the samples skip both.
+        block.set_drop_path(0.5).unwrap();
+        let out = rows(block.forward(x.clone()));
+        let input = rows(x);
+        let identity = out.iter().zip(&input).filter(|(o, i)| o == i).count();
+        assert!(
+            (4..=32).contains(&identity),
+            "{identity} of 64 samples skipped both branches"
+        );
+        assert!(out.iter().zip(&plain).any(|(o, p)| o != p));
+
+        assert!(block.set_drop_path(1.0).is_err());
     }
 }

@@ -89,6 +89,22 @@ impl ImageEncoderViT {
         self.patch_embed.forward(x) + self.pos_embed.val()
     }
 
+    /// Stochastic depth for training, as ViTDet / timm: block `i` of `n` drops its residual
+    /// branches with probability `rate · i / (n − 1)` (0 for the first block). `rate` 0 turns
+    /// it off; it is never active outside an autodiff device.
+    pub fn set_drop_path(&mut self, rate: f64) -> crate::Result<()> {
+        let n = self.blocks.len();
+        for (i, block) in self.blocks.iter_mut().enumerate() {
+            let r = if n > 1 {
+                rate * i as f64 / (n - 1) as f64
+            } else {
+                rate
+            };
+            block.set_drop_path(r)?;
+        }
+        Ok(())
+    }
+
     /// `x: [B, 3, S, S]` (normalised, padded) → `[B, out_chans, S/p, S/p]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.embed_patches(x);
