@@ -145,6 +145,19 @@ impl GradAccumulator {
     }
 }
 
+/// The parameter-by-parameter sum of gradients of the same module (e.g. the shards of one
+/// micro-batch computed on several data-parallel devices, already moved to one device).
+pub fn sum_gradients<M: Module>(
+    module: &M,
+    parts: impl IntoIterator<Item = GradientsParams>,
+) -> GradientsParams {
+    let mut sum = GradientsParams::new();
+    for new in parts {
+        module.visit(&mut AddInto { sum: &mut sum, new });
+    }
+    sum
+}
+
 /// Sums a micro-batch's gradients into the running sum, parameter by parameter.
 struct AddInto<'a> {
     sum: &'a mut GradientsParams,

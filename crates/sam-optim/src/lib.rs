@@ -42,7 +42,7 @@ mod params;
 mod schedule;
 mod state;
 
-pub use accumulate::{BatchConfig, GradAccumulator};
+pub use accumulate::{BatchConfig, GradAccumulator, sum_gradients};
 pub use adamw::{AdamWConfig, AdamWState, adamw_update};
 pub use clip::{clip_grad_norm, global_grad_norm};
 pub use config::SamOptimConfig;

@@ -52,8 +52,8 @@ pub struct TrainConfig {
     pub optim: SamOptimConfig,
     /// Resizing, augmentation and prompt sampling of each image.
     pub data: TrainSampleConfig,
-    /// Loader threads and order (`batch_size` is the micro-batch: it must equal
-    /// `optim.batch.micro_batch_size`).
+    /// Loader threads and order (`batch_size` is one micro-batch on every device: it must
+    /// equal `optim.batch.micro_batch_size × optim.batch.num_devices`).
     pub loader: LoaderConfig,
     /// Rounds of the interactive simulation.
     pub interactive: InteractiveConfig,
@@ -218,19 +218,17 @@ impl TrainConfig {
                 ),
             ));
         }
-        if self.loader.batch_size != self.optim.batch.micro_batch_size {
+        // One loader batch is one micro-batch on every data-parallel device.
+        let per_step = self.optim.batch.micro_batch_size * self.optim.batch.num_devices;
+        if self.loader.batch_size != per_step {
             return Err(TrainError::config(
                 "loader.batch_size",
                 format!(
-                    "{} differs from optim.batch.micro_batch_size {}",
-                    self.loader.batch_size, self.optim.batch.micro_batch_size
+                    "{} differs from optim.batch.micro_batch_size × num_devices = {} × {}",
+                    self.loader.batch_size,
+                    self.optim.batch.micro_batch_size,
+                    self.optim.batch.num_devices
                 ),
-            ));
-        }
-        if self.optim.batch.num_devices != 1 {
-            return Err(TrainError::config(
-                "optim.batch.num_devices",
-                "the single-process trainer runs one device",
             ));
         }
         let p = self.interactive.box_probability;

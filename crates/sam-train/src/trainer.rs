@@ -21,7 +21,7 @@ use sam_data::seed::mix_seed;
 use sam_data::{DataError, DataLoader, LoaderPosition, TrainSample, train_sample};
 use sam_losses::SamLoss;
 use sam_model::Sam;
-use sam_optim::{GradAccumulator, SamOptimizer};
+use sam_optim::{GradAccumulator, SamOptimizer, sum_gradients};
 
 use crate::batch::{Targets, model_input};
 use crate::checkpoint::{
@@ -48,6 +48,92 @@ struct MicroStats {
     objects: usize,
 }
 
+/// One data-parallel shard's share of a micro-batch.
+struct ShardJob<'a> {
+    config: &'a TrainConfig,
+    loss: &'a SamLoss,
+    /// Objects in the whole micro-batch: every shard's loss is normalised by it.
+    n_total: usize,
+    batch_seed: u64,
+}
+
+/// A shard's host values (sums over its images, not yet normalised) and gradients.
+struct ShardOut {
+    stats: MicroStats,
+    grads: Option<GradientsParams>,
+}
+
+impl ShardJob<'_> {
+    /// The interactive simulation and loss of `samples` (images `first..` of the micro-batch)
+    /// on `sam`, then its backward, the gradients moved to `main`. Each image's prompts come
+    /// from its own generator, `(batch seed, index in the micro-batch)`, so the split over
+    /// devices does not change them.
+    fn run(
+        &self,
+        sam: &Sam,
+        samples: &[TrainSample],
+        first: usize,
+        main: &Device,
+    ) -> Result<ShardOut> {
+        let mut stats = MicroStats::default();
+        if samples.is_empty() {
+            return Ok(ShardOut { stats, grads: None });
+        }
+        let interactive = &self.config.interactive;
+        let s = self.config.model.image_size;
+        let side = self.config.model.mask_input_size();
+        let embeddings = sam.image_embeddings(model_input(sam, samples, &sam.device())?)?;
+        let mut total = None;
+        for (b, sample) in samples.iter().enumerate() {
+            let mut rng = StdRng::seed_from_u64(mix_seed(self.batch_seed, (first + b) as u64));
+            let targets = Targets::new(sample, s, side);
+            let rounds = training_rounds(interactive, &mut rng);
+            let (boxes, points) = split_first_prompt(
+                sample.objects.len(),
+                interactive.box_probability,
+                &mut rng,
+            );
+            for (which, first_box) in [(boxes, true), (points, false)] {
+                if which.is_empty() {
+                    continue;
+                }
+                let sim = Simulation {
+                    sam,
+                    embedding: embeddings.clone().narrow(0, b, 1),
+                    objects: &sample.objects,
+                    targets: &targets,
+                    which,
+                    first_box,
+                    policy: ClickPolicy::Random,
+                };
+                let out = sim.run(&rounds, Some((self.loss, self.n_total as f64)), &mut rng)?;
+                total = LossParts::sum(total, out.loss);
+                let sum = |r: Option<&Vec<f64>>| r.map_or(0.0, |v| v.iter().sum::<f64>());
+                stats.iou_first += sum(out.ious.first());
+                stats.iou_last += sum(out.ious.last());
+            }
+            stats.images += 1;
+        }
+        let Some(total) = total.map(|t| t.scale(1.0 / interactive.total_rounds() as f64)) else {
+            return Ok(ShardOut { stats, grads: None });
+        };
+        let v = |x: &burn::tensor::Tensor<1>| x.clone().into_scalar::<f64>();
+        stats.loss = v(&total.total);
+        stats.focal = v(&total.focal);
+        stats.dice = v(&total.dice);
+        stats.iou = v(&total.iou);
+        let grads = stats.loss.is_finite().then(|| {
+            let g = GradientsParams::from_grads(total.total.backward(), sam);
+            if sam.device() == *main {
+                g
+            } else {
+                g.to_device(main, sam)
+            }
+        });
+        Ok(ShardOut { stats, grads })
+    }
+}
+
 /// A training run.
 pub struct Trainer {
     config: TrainConfig,
@@ -57,6 +143,8 @@ pub struct Trainer {
     accumulator: GradAccumulator,
     loader: DataLoader<AnnotatedImage, TrainSample>,
     iter: Option<LoaderIter<AnnotatedImage, TrainSample>>,
+    /// Data-parallel devices besides the model's own (autodiff devices).
+    replicas: Vec<Device>,
     position: LoaderPosition,
     step: usize,
     nonfinite: usize,
@@ -195,6 +283,7 @@ impl Trainer {
             optim,
             loader,
             iter: None,
+            replicas: Vec::new(),
             position: state.map_or_else(LoaderPosition::default, |s| s.position),
             step,
             nonfinite: state.map_or(0, |s| s.nonfinite_steps),
@@ -204,6 +293,31 @@ impl Trainer {
             model: Some(model),
             config,
         })
+    }
+
+    /// Data parallel over the model's device and `others` (e.g. `cuda:1..7`): each micro-batch
+    /// is split in contiguous shards, one per device, run in parallel on forked replicas; their
+    /// gradients are summed on the model's device, where the optimizer steps. The global batch
+    /// is `micro_batch_size × accumulation × num_devices`: `optim.batch.num_devices` must count
+    /// the model's device and `others`. The update equals the single-device one with the same
+    /// loader batch (tested), up to f32 summation order.
+    pub fn data_parallel(mut self, others: &[Device]) -> Result<Self> {
+        let wanted = self.config.optim.batch.num_devices;
+        if others.len() + 1 != wanted {
+            return Err(TrainError::config(
+                "optim.batch.num_devices",
+                format!(
+                    "{wanted}, but {} devices were given (the model's and {} more)",
+                    others.len() + 1,
+                    others.len()
+                ),
+            ));
+        }
+        self.replicas = others
+            .iter()
+            .map(|d| train_device(d, self.config.gradient_checkpointing))
+            .collect();
+        Ok(self)
     }
 
     /// Validates on `dataset` every `eval_every` steps and at the end.
@@ -246,65 +360,90 @@ impl Trainer {
         Ok((batch.items, batch.next))
     }
 
-    /// The loss of one micro-batch (rounds averaged, objects normalised over the micro-batch).
+    /// Gradients (on the training device) and host values of one micro-batch: its images are
+    /// split in contiguous shards over the data-parallel devices (one shard without them), each
+    /// shard's loss normalised by the whole micro-batch's objects, so the gradients' sum is the
+    /// micro-batch's gradient however it is split. `None` when no image has an object; no
+    /// gradients when the loss is not finite.
     fn micro_batch(
         &self,
         mut samples: Vec<TrainSample>,
-        rng: &mut StdRng,
-    ) -> Result<(Option<LossParts>, MicroStats)> {
+        batch_seed: u64,
+    ) -> Result<Option<(Option<GradientsParams>, MicroStats)>> {
         let sam = self.model()?;
         samples.retain(|s| !s.objects.is_empty());
-        let mut stats = MicroStats::default();
         if samples.is_empty() {
-            return Ok((None, stats));
+            return Ok(None);
         }
-        let s = self.config.model.image_size;
-        let side = self.config.model.mask_input_size();
-        let embeddings = sam.image_embeddings(model_input(sam, &samples, &sam.device())?)?;
         let n_total: usize = samples.iter().map(|s| s.objects.len()).sum();
-        let mut total = None;
-        let rounds_per_image = self.config.interactive.total_rounds();
-        for (b, sample) in samples.iter().enumerate() {
-            let targets = Targets::new(sample, s, side);
-            let rounds = training_rounds(&self.config.interactive, rng);
-            let (boxes, points) = split_first_prompt(
-                sample.objects.len(),
-                self.config.interactive.box_probability,
-                rng,
-            );
-            for (which, first_box) in [(boxes, true), (points, false)] {
-                if which.is_empty() {
-                    continue;
-                }
-                let sim = Simulation {
-                    sam,
-                    embedding: embeddings.clone().narrow(0, b, 1),
-                    objects: &sample.objects,
-                    targets: &targets,
-                    which,
-                    first_box,
-                    policy: ClickPolicy::Random,
-                };
-                let out = sim.run(&rounds, Some((&self.loss, n_total as f64)), rng)?;
-                total = LossParts::sum(total, out.loss);
-                let sum = |r: Option<&Vec<f64>>| r.map_or(0.0, |v| v.iter().sum::<f64>());
-                stats.iou_first += sum(out.ious.first());
-                stats.iou_last += sum(out.ious.last());
+        let job = ShardJob {
+            config: &self.config,
+            loss: &self.loss,
+            n_total,
+            batch_seed,
+        };
+        let main = sam.device();
+        let outs = if self.replicas.is_empty() {
+            vec![job.run(sam, &samples, 0, &main)?]
+        } else {
+            let devices: Vec<Device> = std::iter::once(main.clone())
+                .chain(self.replicas.iter().cloned())
+                .collect();
+            let per = samples.len().div_ceil(devices.len());
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = samples
+                    .chunks(per)
+                    .zip(&devices)
+                    .enumerate()
+                    .map(|(k, (part, device))| {
+                        // A fork is a detached copy: each device has its own autodiff graph,
+                        // and the gradients keep the parameters' ids.
+                        let replica = sam.clone().fork(device);
+                        let (job, main) = (&job, &main);
+                        scope.spawn(move || job.run(&replica, part, k * per, main))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().map_err(|_| {
+                            TrainError::config("devices", "a data-parallel worker panicked")
+                        })?
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?
+        };
+        let mut stats = MicroStats {
+            objects: n_total,
+            ..MicroStats::default()
+        };
+        let mut grads = Vec::with_capacity(outs.len());
+        let mut finite = true;
+        for out in outs {
+            stats.images += out.stats.images;
+            stats.loss += out.stats.loss;
+            stats.focal += out.stats.focal;
+            stats.dice += out.stats.dice;
+            stats.iou += out.stats.iou;
+            stats.iou_first += out.stats.iou_first;
+            stats.iou_last += out.stats.iou_last;
+            match out.grads {
+                Some(g) => grads.push(g),
+                None => finite &= out.stats.images == 0 || out.stats.loss.is_finite(),
             }
-            stats.images += 1;
         }
-        stats.objects = n_total;
         stats.iou_first /= n_total as f64;
         stats.iou_last /= n_total as f64;
-        let total = total.map(|t| t.scale(1.0 / rounds_per_image as f64));
-        if let Some(t) = &total {
-            let v = |x: &burn::tensor::Tensor<1>| x.clone().into_scalar::<f64>();
-            stats.loss = v(&t.total);
-            stats.focal = v(&t.focal);
-            stats.dice = v(&t.dice);
-            stats.iou = v(&t.iou);
+        if !finite {
+            stats.loss = f64::NAN;
+            return Ok(Some((None, stats)));
         }
-        Ok((total, stats))
+        let summed = if grads.len() == 1 {
+            grads.pop()
+        } else {
+            Some(sum_gradients(sam, grads))
+        };
+        Ok(Some((summed, stats)))
     }
 
     /// One optimizer step: as many micro-batches as the accumulation needs (micro-batches
@@ -312,6 +451,17 @@ impl Trainer {
     /// gradients and counts it; past `max_nonfinite_steps` the run stops with an error.
     pub fn train_step(&mut self) -> Result<StepMetrics> {
         let start = Instant::now();
+        let devices = self.replicas.len() + 1;
+        if devices != self.config.optim.batch.num_devices {
+            return Err(TrainError::config(
+                "optim.batch.num_devices",
+                format!(
+                    "{} but the trainer runs {devices} device(s): call data_parallel with the \
+                     other devices",
+                    self.config.optim.batch.num_devices
+                ),
+            ));
+        }
         let steps = self.accumulator.steps();
         let mut agg = MicroStats::default();
         let mut micro = 0;
@@ -322,10 +472,10 @@ impl Trainer {
         let mut empty_in_a_row = 0;
         while micro < steps {
             let (samples, next) = self.next_batch()?;
-            let mut rng = StdRng::seed_from_u64(mix_seed(
+            let batch_seed = mix_seed(
                 mix_seed(self.config.seed, self.position.epoch),
                 self.position.batch as u64,
-            ));
+            );
             if self.config.drop_path > 0.0 {
                 // Drop path draws from the device's generator: seeding it from the position
                 // keeps a resumed run on the same masks.
@@ -335,8 +485,7 @@ impl Trainer {
                 ));
             }
             self.position = next;
-            let (loss, stats) = self.micro_batch(samples, &mut rng)?;
-            let Some(loss) = loss else {
+            let Some((grads, stats)) = self.micro_batch(samples, batch_seed)? else {
                 empty_in_a_row += 1;
                 if empty_in_a_row > self.loader.batches_per_epoch() {
                     return Err(TrainError::config(
@@ -370,7 +519,9 @@ impl Trainer {
                 continue;
             }
             let model = present(&self.model)?;
-            let grads = GradientsParams::from_grads(loss.total.backward(), model);
+            let Some(grads) = grads else {
+                continue;
+            };
             if let Some(mean) = self.accumulator.push(model, grads) {
                 let model = self
                     .model
