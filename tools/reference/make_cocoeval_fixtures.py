@@ -7,7 +7,8 @@
 Writes small synthetic ground-truth files (`*_gt.json`, COCO instances format) and results files
 (`*_dt.json`, as `loadRes` takes them), runs `COCOeval(gt, gt.loadRes(dt), 'segm')` with each
 case's parameters, and writes `cases.json`: per case the files, the parameters, `stats` and the
-whole `eval['precision']`, `eval['recall']` and `eval['scores']` arrays.
+whole `eval['precision']` and `eval['recall']` arrays, and `eval['scores']` where the case
+has `scores_runs` (left out of the larger cases to keep the fixtures small).
 
 `precision` and `scores` (shape [T, R, K, A, M]) are stored transposed to [T, K, A, M, R] and
 run-length encoded as `[[value, repeat], ...]`: along the recall axis they are step functions,
@@ -20,8 +21,9 @@ tied scores, a category without objects, detections of a category not in the fil
 an `ignore` field, areas on the range boundaries), `basic_nocats` (the same with useCats=0),
 `maxdets` (an image with 150 detections, scores with many ties), `random` (50 images, 5
 categories, overlapping masks, jittered and duplicated detections, seeded), `random_nocats`,
-`random_params` (a subset of images and categories, maxDets [2, 5, 20]) and `random_bbox` (results
-with a `bbox` field: `loadRes` then takes box areas).
+`random_params` (a subset of images and categories, maxDets [2, 5, 20]), `random_bbox` (results
+with a `bbox` field: `loadRes` then takes box areas) and `good` (24 images, 3 categories, most
+detections close to their object: high AP). Also an uncompressed RLE with empty interior runs.
 """
 import argparse
 import contextlib
@@ -189,6 +191,17 @@ def basic():
     b.dt(6, 2, jitter(m_n, rng), 0.8)
     b.dt(6, 2, jitter(m_n, rng), 0.8)
     b.dt(6, 2, rect(h, w, 10, 5, 20, 20), 0.6)
+    # Image 7: an uncompressed RLE with empty runs inside (pycocotools keeps them; its IoU loop
+    # stops early where two empty runs meet).
+    h, w = 12, 10
+    b.image(7, h, w)
+    m7 = rect(h, w, 2, 2, 6, 6)
+    runs = uncompressed(m7)["counts"]
+    odd = runs[:2] + [0, 0] + runs[2:3] + [0, 0] + runs[3:]
+    b.gt(7, 1, {"size": [h, w], "counts": odd}, area(m7))
+    b.dt(7, 1, m7, 0.9)
+    b.dt(7, 1, rect(h, w, 3, 2, 6, 6), 0.8)
+    b.dt(7, 1, rect(h, w, 1, 3, 6, 5), 0.7)
     return b
 
 
@@ -215,7 +228,7 @@ def maxdets():
     return b
 
 
-def random_set(seed=2024, n_images=50, n_cats=5, bbox=False):
+def random_set(seed=2024, n_images=50, n_cats=5, bbox=False, good=False):
     b = Builder(list(range(1, n_cats + 1)))
     rng = np.random.default_rng(seed)
     for img in range(1, n_images + 1):
@@ -248,7 +261,8 @@ def random_set(seed=2024, n_images=50, n_cats=5, bbox=False):
                 cat, m = objs[int(rng.integers(0, len(objs)))]
                 if rng.random() < 0.15:
                     cat = int(rng.integers(1, n_cats + 1))  # wrong category
-                m = jitter(m, rng)
+                m = jitter(m, rng) if not good or rng.random() < 0.3 else m ^ (
+                    (rng.random(m.shape) < 0.02) & (m ^ shift(m, 1, 1)))
             else:
                 cat = int(rng.integers(1, n_cats + 1))
                 cy, cx = rng.integers(0, h), rng.integers(0, w)
@@ -258,7 +272,7 @@ def random_set(seed=2024, n_images=50, n_cats=5, bbox=False):
     return b
 
 
-def run_case(out, name, gt_file, dt_file, params):
+def run_case(out, name, gt_file, dt_file, params, with_scores=True):
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(os.path.join(out, gt_file))
         dt = gt.loadRes(os.path.join(out, dt_file))
@@ -271,6 +285,8 @@ def run_case(out, name, gt_file, dt_file, params):
         e.params.maxDets = params["maxDets"]
         e.evaluate()
         e.accumulate()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
         e.summarize()
     prec = e.eval["precision"]
     scores = e.eval["scores"]
@@ -292,8 +308,9 @@ def run_case(out, name, gt_file, dt_file, params):
         "params": params,
         "counts": [int(c) for c in prec.shape],
         "stats": [float(s) for s in e.stats],
+        "summary": printed.getvalue(),
         "precision_runs": runs(prec),
-        "scores_runs": runs(scores),
+        "scores_runs": runs(scores) if with_scores else None,
         "recall": [float(v) for v in e.eval["recall"].reshape(-1)],
     }
 
@@ -311,7 +328,8 @@ def main():
     default = {"useCats": 1, "imgIds": None, "catIds": None, "maxDets": [1, 10, 100]}
     nocats = dict(default, useCats=0)
     sets = {"basic": basic(), "maxdets": maxdets(), "random": random_set(),
-            "random_bbox": random_set(bbox=True)}
+            "random_bbox": random_set(bbox=True),
+            "good": random_set(seed=7, n_images=24, n_cats=3, good=True)}
     for name, b in sets.items():
         if name != "random_bbox":  # the same objects as `random`
             write(f"{name}_gt.json", b.gt_json())
@@ -325,8 +343,10 @@ def main():
         run_case(args.out, "random_nocats", "random_gt.json", "random_dt.json", nocats),
         run_case(args.out, "random_params", "random_gt.json", "random_dt.json",
                  {"useCats": 1, "imgIds": rnd_imgs[::3] + [rnd_imgs[0]], "catIds": [4, 2, 5],
-                  "maxDets": [20, 2, 5]}),
-        run_case(args.out, "random_bbox", "random_gt.json", "random_bbox_dt.json", default),
+                  "maxDets": [20, 2, 5]}, with_scores=False),
+        run_case(args.out, "random_bbox", "random_gt.json", "random_bbox_dt.json", default,
+                 with_scores=False),
+        run_case(args.out, "good", "good_gt.json", "good_dt.json", default, with_scores=False),
     ]
     write("cases.json", cases)
     for c in cases:
