@@ -8,7 +8,8 @@ use super::iou::iou_matrix;
 use super::{AREA_RANGES, Detection, GroundTruth, GtObject, ResolvedParams};
 
 /// `evaluateImg`'s result, the parts `accumulate` reads. Detections are in score order, cut to
-/// the largest `maxDets`; per-threshold arrays are `T × D`, row-major.
+/// the largest `maxDets`; per-threshold arrays are `D × T`, row-major (pycocotools' are
+/// `T × D`): `accumulate` reads a detection's flags together.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct EvalImg {
     /// `dtScores`.
@@ -28,16 +29,11 @@ pub(crate) type EvalImgs = Vec<Option<EvalImg>>;
 
 /// Stable descending order of scores: numpy's `argsort(-scores, kind='mergesort')`.
 pub(crate) fn score_order(scores: impl Iterator<Item = f64>) -> Vec<usize> {
-    let scores: Vec<f64> = scores.collect();
-    let mut order: Vec<usize> = (0..scores.len()).collect();
+    let mut keyed: Vec<(f64, usize)> = scores.zip(0..).collect();
     // `sort_by` is stable; scores are not NaN (checked), so `partial_cmp` is total here, and
     // -0.0 ties with 0.0 as in numpy.
-    order.sort_by(|&x, &y| {
-        scores[y]
-            .partial_cmp(&scores[x])
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    order
+    keyed.sort_by(|x, y| y.0.partial_cmp(&x.0).unwrap_or(std::cmp::Ordering::Equal));
+    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 /// One (image, category) unit: its objects and detections, in pycocotools' order.
@@ -100,7 +96,7 @@ pub(crate) fn evaluate_images(gt: &GroundTruth, dts: &[Detection], p: &ResolvedP
         }
     }
 
-    let results = run_parallel(&units, |u| evaluate_unit(u, p));
+    let results = run_parallel(&units, 32, |u| evaluate_unit(u, p));
     let n_a = AREA_RANGES.len();
     let mut eval_imgs: EvalImgs = vec![None; n_k * n_a * n_img];
     for (u, per_area) in results.into_iter().enumerate() {
@@ -112,18 +108,22 @@ pub(crate) fn evaluate_images(gt: &GroundTruth, dts: &[Detection], p: &ResolvedP
     eval_imgs
 }
 
-/// `f` over `items` on up to `available_parallelism` threads, results in item order.
-fn run_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// `f` over `items` on up to `available_parallelism` threads, handed out `block` items at a
+/// time (items differ widely in cost, so not split evenly up front); results in item order.
+pub(crate) fn run_parallel<T: Sync, R: Send>(
+    items: &[T],
+    block: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let block = block.max(1);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(items.len().div_ceil(64))
+        .min(items.len().div_ceil(block))
         .max(1);
     if threads == 1 {
         return items.iter().map(&f).collect();
     }
-    // Small blocks handed out in turn: units differ widely in cost.
-    const BLOCK: usize = 32;
     let next = AtomicUsize::new(0);
     let mut parts: Vec<(usize, Vec<R>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -131,11 +131,11 @@ fn run_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
                 s.spawn(|| {
                     let mut done = Vec::new();
                     loop {
-                        let start = next.fetch_add(BLOCK, Ordering::Relaxed);
+                        let start = next.fetch_add(block, Ordering::Relaxed);
                         if start >= items.len() {
                             break done;
                         }
-                        let end = (start + BLOCK).min(items.len());
+                        let end = (start + block).min(items.len());
                         done.push((start, items[start..end].iter().map(&f).collect()));
                     }
                 })
@@ -227,8 +227,8 @@ fn evaluate_img(
                     m = Some(gi);
                 }
                 if let Some(m) = m {
-                    dt_ignore[t * n_d + d] = gt_ignore[m];
-                    dt_matched[t * n_d + d] = gts[gt_order[m]].id != 0;
+                    dt_ignore[d * n_t + t] = gt_ignore[m];
+                    dt_matched[d * n_t + t] = gts[gt_order[m]].id != 0;
                     // pycocotools stores the detection's id here; ids start at 1, so a
                     // match always reads as one.
                     gt_matched[t * n_g + m] = true;
@@ -240,8 +240,8 @@ fn evaluate_img(
     for d in 0..n_d {
         if outside(dts[d].area, range) {
             for t in 0..n_t {
-                if !dt_matched[t * n_d + d] {
-                    dt_ignore[t * n_d + d] = true;
+                if !dt_matched[d * n_t + t] {
+                    dt_ignore[d * n_t + t] = true;
                 }
             }
         }
