@@ -76,9 +76,9 @@ pub(crate) fn accumulate(eval_imgs: &EvalImgs, p: &ResolvedParams) -> Accumulate
 }
 
 /// `accumulate`'s body for one category and area range, over its images' `evalImgs`.
-fn accumulate_cell(images: &[Option<EvalImg>], p: &ResolvedParams) -> Cell {
+fn accumulate_cell(images: &[Option<Box<EvalImg>>], p: &ResolvedParams) -> Cell {
     let n_t = p.iou_thrs.len();
-    let e: Vec<&EvalImg> = images.iter().flatten().collect();
+    let e: Vec<&EvalImg> = images.iter().flatten().map(|b| &**b).collect();
     if e.is_empty() {
         return None;
     }

@@ -24,8 +24,9 @@ pub(crate) struct EvalImg {
 }
 
 /// `evalImgs`, indexed `[(k · A + a) · I + i]` as pycocotools' flat list: `None` where an image
-/// has neither objects nor detections of category `k`.
-pub(crate) type EvalImgs = Vec<Option<EvalImg>>;
+/// has neither objects nor detections of category `k`. Boxed: with COCO's 80 categories most
+/// entries are `None`, and a pointer is an eighth of an `EvalImg`.
+pub(crate) type EvalImgs = Vec<Option<Box<EvalImg>>>;
 
 /// Stable descending order of scores: numpy's `argsort(-scores, kind='mergesort')`.
 pub(crate) fn score_order(scores: impl Iterator<Item = f64>) -> Vec<usize> {
@@ -154,7 +155,7 @@ pub(crate) fn run_parallel<T: Sync, R: Send>(
 }
 
 /// `computeIoU` once, then `evaluateImg` for each area range.
-fn evaluate_unit(u: &Unit, p: &ResolvedParams) -> Vec<Option<EvalImg>> {
+fn evaluate_unit(u: &Unit, p: &ResolvedParams) -> Vec<Option<Box<EvalImg>>> {
     if u.gts.is_empty() && u.dts.is_empty() {
         return vec![None; AREA_RANGES.len()];
     }
@@ -170,7 +171,15 @@ fn evaluate_unit(u: &Unit, p: &ResolvedParams) -> Vec<Option<EvalImg>> {
     );
     AREA_RANGES
         .iter()
-        .map(|&range| Some(evaluate_img(&u.gts, &dts, &ious, range, &p.iou_thrs)))
+        .map(|&range| {
+            Some(Box::new(evaluate_img(
+                &u.gts,
+                &dts,
+                &ious,
+                range,
+                &p.iou_thrs,
+            )))
+        })
         .collect()
 }
 
