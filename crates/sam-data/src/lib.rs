@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod augment;
+pub mod coco_eval;
 pub mod dataset;
 pub mod error;
 pub mod image_io;
