@@ -469,3 +469,18 @@ fn resume_is_exact_with_damaged_members() {
         &[1, 4, 7, per_epoch - 1, per_epoch, per_epoch + 2],
     );
 }
+
+#[test]
+fn an_epoch_without_any_readable_sample_ends_the_stream() {
+    let root = tempfile::tempdir().unwrap();
+    let shard = root.path().join("sa_000000.tar");
+    std::fs::write(&shard, vec![b'x'; 2048]).unwrap();
+    let mut stream = Sa1bTarStream::new(config(&[shard], 2), TarPosition::default()).unwrap();
+    let e = stream.next().unwrap().err().unwrap();
+    assert!(
+        e.to_string().contains("no sample of epoch 0 could be read"),
+        "{e}"
+    );
+    assert!(stream.next().is_none());
+    assert_eq!(stream.skipped_count(), 1);
+}

@@ -104,7 +104,7 @@ pub struct TarPosition {
     pub emitted: u64,
 }
 
-/// A damaged sample that was skipped.
+/// A damaged sample (skipped, or yielded as `Err`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedSample {
     /// Its place in the stream: epoch and index in the epoch.
@@ -151,6 +151,10 @@ pub struct Sa1bTarStream<O = AnnotatedImage> {
     skipped: Vec<SkippedSample>,
     skipped_count: u64,
     ignored_before: u64,
+    /// Whether the epoch being handed out was seen from its start, and gave a sample yet:
+    /// an epoch entirely damaged would otherwise make an endless stream spin.
+    epoch_whole: bool,
+    epoch_good: bool,
 }
 
 impl Sa1bTarStream<AnnotatedImage> {
@@ -202,6 +206,8 @@ impl<O: Send + 'static> Sa1bTarStream<O> {
             skipped: Vec::new(),
             skipped_count: 0,
             ignored_before: 0,
+            epoch_whole: position.emitted == 0,
+            epoch_good: false,
         };
         // Replaying the headers and the buffer, no body read, no decode.
         for _ in 0..position.emitted {
@@ -217,6 +223,7 @@ impl<O: Send + 'static> Sa1bTarStream<O> {
         if position.emitted > 0 && !stream.units.has_more() {
             stream.next_epoch()?;
             stream.position = stream.dispatch;
+            stream.epoch_whole = true;
         }
         Ok(stream)
     }
@@ -232,7 +239,8 @@ impl<O: Send + 'static> Sa1bTarStream<O> {
         self.position
     }
 
-    /// Damaged samples met so far (the first 1000 of them), with their errors.
+    /// Damaged samples met so far (the first 1000 of them), with their errors; those yielded
+    /// as `Err` too.
     pub fn skipped(&self) -> &[SkippedSample] {
         &self.skipped
     }
@@ -414,20 +422,36 @@ impl<O: Send + 'static> Iterator for Sa1bTarStream<O> {
             let mut job = self.in_flight.pop_front()?;
             let result = self.result(&mut job);
             self.position = job.after;
-            match result {
-                Ok(item) => return Some(Ok(item)),
+            let out = match result {
+                Ok(item) => {
+                    self.epoch_good = true;
+                    Ok(item)
+                }
                 Err(e) => {
                     self.skipped_count += 1;
-                    if !self.config.skip_errors {
-                        return Some(Err(e));
-                    }
                     if self.skipped.len() < MAX_KEPT_SKIPPED {
                         self.skipped.push(SkippedSample {
                             position: job.at,
                             error: e.to_string(),
                         });
                     }
+                    Err(e)
                 }
+            };
+            if job.after.epoch != job.at.epoch {
+                if self.epoch_whole && !self.epoch_good {
+                    self.ended = true;
+                    self.in_flight.clear();
+                    return Some(Err(DataError::InvalidValue(format!(
+                        "rank {}: no sample of epoch {} could be read ({} damaged so far, see \
+                         `skipped`); the stream stops rather than loop over damaged data",
+                        self.config.rank, job.at.epoch, self.skipped_count
+                    ))));
+                }
+                (self.epoch_whole, self.epoch_good) = (true, false);
+            }
+            if out.is_ok() || !self.config.skip_errors {
+                return Some(out);
             }
         }
     }
