@@ -4,26 +4,37 @@
 //! grid (`resize_only`), with 1 and 2 workers (`SAM_BENCH_WORKERS=1,2,4` to choose).
 //!
 //! `cargo bench -p sam-data --bench tar_loader`. The data (8 synthetic images of 1500–2250 px
-//! with 50–100 shapes drawn, like SA-1B's ~1500×2250 images with ~100 masks) is generated once
-//! and packed into two shards in a temporary folder.
+//! with 100–160 shapes drawn, of which occlusion leaves ~60 masks; SA-1B's images are
+//! ~1500×2250 with ~100 masks) is generated once and packed into two shards in a temporary
+//! folder. For comparison, the unpacked folder is also read through `Sa1bDataset::get`.
+//!
+//! Before criterion's wall-clock groups, each setting is also timed in CPU seconds of the whole
+//! process (Linux `/proc/self/stat`): images per CPU second is the throughput per core, and
+//! holds on a machine shared with other jobs, where wall-clock figures do not.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use sam_data::dataset::{
-    Sa1bTarConfig, Sa1bTarStream, SyntheticConfig, TarPosition, list_shards,
+    Dataset, Sa1bDataset, Sa1bTarConfig, Sa1bTarStream, SyntheticConfig, TarPosition, list_shards,
     write_synthetic_dataset,
 };
 use sam_data::{TrainSampleConfig, train_sample};
 
 const IMAGES: usize = 8;
+/// Epochs of the CPU-time pass.
+const EPOCHS: u64 = 8;
+
+fn unpacked(root: &std::path::Path) -> std::path::PathBuf {
+    root.join("unpacked")
+}
 
 fn make_shards(root: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let src = root.join("unpacked");
+    let src = unpacked(root);
     let synth = SyntheticConfig {
         num_images: IMAGES,
         min_side: 1500,
         max_side: 2250,
-        min_objects: 50,
-        max_objects: 100,
+        min_objects: 100,
+        max_objects: 160,
         seed: 5,
         ..SyntheticConfig::default()
     };
@@ -42,6 +53,39 @@ fn make_shards(root: &std::path::Path) -> Vec<std::path::PathBuf> {
         tar.finish().expect("shard end");
     }
     list_shards(&out).expect("shards")
+}
+
+/// User + system CPU seconds of this process, all threads (exited ones included), on Linux.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux configuration that matters here.
+    Some(ticks / 100.0)
+}
+
+/// Runs `epochs` epochs of `make(epoch)` and prints images per CPU second and per wall second.
+fn per_core<I: Iterator<Item = sam_data::Result<O>>, O>(
+    name: &str,
+    epochs: u64,
+    make: impl Fn(u64) -> I,
+) {
+    let (cpu0, wall0) = (cpu_seconds(), std::time::Instant::now());
+    let mut n = 0;
+    for epoch in 100..100 + epochs {
+        n += make(epoch).map(|r| r.expect("item")).count();
+    }
+    let wall = wall0.elapsed().as_secs_f64();
+    match (cpu0, cpu_seconds()) {
+        (Some(a), Some(b)) => eprintln!(
+            "{name}: {n} images, {:.1} images per CPU second (per core), {:.1} per wall second",
+            n as f64 / (b - a),
+            n as f64 / wall
+        ),
+        _ => eprintln!("{name}: {:.1} images per wall second", n as f64 / wall),
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -66,6 +110,35 @@ fn bench(c: &mut Criterion) {
         augment: None,
         ..TrainSampleConfig::default()
     };
+    let folder = Sa1bDataset::open(unpacked(dir.path())).expect("folder");
+    per_core(
+        "folder decode (Sa1bDataset::get, no worker)",
+        EPOCHS,
+        |_| (0..folder.len()).map(|i| folder.get(i)),
+    );
+    for &w in &workers {
+        let config = Sa1bTarConfig {
+            num_workers: w,
+            shuffle_buffer: 4,
+            seed: 1,
+            skip_errors: false,
+            ..Sa1bTarConfig::new(shards.clone())
+        };
+        let start = |epoch| TarPosition { epoch, emitted: 0 };
+        per_core(&format!("decode, {w} workers"), EPOCHS, |e| {
+            Sa1bTarStream::new(config.clone(), start(e))
+                .expect("stream")
+                .until_epoch_end()
+        });
+        per_core(&format!("resize_only, {w} workers"), EPOCHS, |e| {
+            let ts = resize_only.clone();
+            Sa1bTarStream::with_transform(config.clone(), start(e), move |item, rng| {
+                train_sample(item, &ts, rng)
+            })
+            .expect("stream")
+            .until_epoch_end()
+        });
+    }
     let mut group = c.benchmark_group("sa1b_tar");
     group.sample_size(10);
     group.throughput(Throughput::Elements(IMAGES as u64));

@@ -484,3 +484,56 @@ fn an_epoch_without_any_readable_sample_ends_the_stream() {
     assert!(stream.next().is_none());
     assert_eq!(stream.skipped_count(), 1);
 }
+
+#[test]
+fn resuming_decodes_nothing_it_skips() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let root = tempfile::tempdir().unwrap();
+    let (_, shards) = good_shards(root.path());
+    let decoded = Arc::new(AtomicUsize::new(0));
+    let counter = decoded.clone();
+    let position = TarPosition {
+        epoch: 0,
+        emitted: 15,
+    };
+    let mut stream = Sa1bTarStream::with_transform(config(&shards, 0), position, move |item, _| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(item.image_id)
+    })
+    .unwrap();
+    let first = stream.next().unwrap().unwrap();
+    assert_eq!(decoded.load(Ordering::Relaxed), 1);
+    let (full, _) = take(&config(&shards, 0), TarPosition::default(), 16);
+    assert_eq!(first.to_string(), full[15]);
+}
+
+#[test]
+fn transform_randomness_follows_the_sample_not_the_thread_or_the_resume() {
+    use rand::Rng;
+    let root = tempfile::tempdir().unwrap();
+    let (_, shards) = good_shards(root.path());
+    let run = |workers: usize, position: TarPosition, n: usize| -> Vec<(u64, u64)> {
+        Sa1bTarStream::with_transform(config(&shards, workers), position, |item, rng| {
+            Ok((item.image_id, rng.random::<u64>()))
+        })
+        .unwrap()
+        .take(n)
+        .map(|r| r.unwrap())
+        .collect()
+    };
+    let full = run(0, TarPosition::default(), 30);
+    assert_eq!(run(3, TarPosition::default(), 30), full);
+    let resumed = run(
+        2,
+        TarPosition {
+            epoch: 0,
+            emitted: 7,
+        },
+        23,
+    );
+    assert_eq!(resumed, full[7..]);
+    // Every draw differs, also between an image's visits in epochs 0 and 1 (30 > 20 images).
+    let draws: std::collections::HashSet<u64> = full.iter().map(|&(_, r)| r).collect();
+    assert_eq!(draws.len(), 30);
+}
