@@ -66,6 +66,16 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// Items of `results`, each of which must be `Ok`.
+fn count_ok<O>(results: impl Iterator<Item = sam_data::Result<O>>) -> usize {
+    results
+        .map(|r| {
+            r.expect("item");
+            1
+        })
+        .sum()
+}
+
 /// Runs `epochs` epochs of `make(epoch)` and prints images per CPU second and per wall second.
 fn per_core<I: Iterator<Item = sam_data::Result<O>>, O>(
     name: &str,
@@ -75,7 +85,7 @@ fn per_core<I: Iterator<Item = sam_data::Result<O>>, O>(
     let (cpu0, wall0) = (cpu_seconds(), std::time::Instant::now());
     let mut n = 0;
     for epoch in 100..100 + epochs {
-        n += make(epoch).map(|r| r.expect("item")).count();
+        n += count_ok(make(epoch));
     }
     let wall = wall0.elapsed().as_secs_f64();
     match (cpu0, cpu_seconds()) {
@@ -155,7 +165,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let start = TarPosition { epoch, emitted: 0 };
                 let stream = Sa1bTarStream::new(config.clone(), start).expect("stream");
-                let n = stream.until_epoch_end().map(|r| r.expect("item")).count();
+                let n = count_ok(stream.until_epoch_end());
                 epoch += 1;
                 assert_eq!(n, IMAGES);
             })
@@ -172,7 +182,7 @@ fn bench(c: &mut Criterion) {
                             train_sample(item, &ts, rng)
                         })
                         .expect("stream");
-                    let n = stream.until_epoch_end().map(|r| r.expect("item")).count();
+                    let n = count_ok(stream.until_epoch_end());
                     epoch += 1;
                     assert_eq!(n, IMAGES);
                 })
