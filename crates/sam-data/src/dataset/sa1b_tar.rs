@@ -2,11 +2,11 @@
 //! and in a stream — never unpacked, never a whole shard in memory.
 //!
 //! Per epoch, the shard list is shuffled identically on every rank and dealt out round-robin
-//! (see [`rank_shards`](super::tar_epoch::rank_shards)); each rank reads its shards' headers in
-//! order, pairs the members, and mixes the samples through a seeded shuffle buffer. Worker
-//! threads read and decode the samples; results are handed out in stream order whatever the
-//! threads' timing. The position is `(epoch, samples handed out)`: resuming replays the header
-//! pass and the buffer without reading any member's body, then continues exactly.
+//! (see [`rank_shards`]); each rank reads its shards' headers in order, pairs the members, and
+//! mixes the samples through a seeded shuffle buffer. Worker threads read and decode the
+//! samples; results are handed out in stream order whatever the threads' timing. The position
+//! is `(epoch, samples handed out)`: resuming replays the header pass and the buffer without
+//! reading any member's body, then continues exactly.
 //!
 //! A damaged sample (corrupt JPEG, malformed JSON, lone member, truncated or unreadable shard)
 //! counts as one handed-out unit: it is skipped and recorded, or yielded as an `Err` when
