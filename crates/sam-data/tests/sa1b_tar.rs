@@ -537,3 +537,50 @@ fn transform_randomness_follows_the_sample_not_the_thread_or_the_resume() {
     let draws: std::collections::HashSet<u64> = full.iter().map(|&(_, r)| r).collect();
     assert_eq!(draws.len(), 30);
 }
+
+#[test]
+fn any_truncation_or_corrupt_byte_is_a_counted_fault_never_a_panic() {
+    let root = tempfile::tempdir().unwrap();
+    let src = root.path().join("unpacked");
+    synthetic(&src);
+    let (bytes, _) = pack_ids(&src, 1..=3).finish();
+    let shard = root.path().join("sa_000000.tar");
+    let read_all = |data: &[u8]| {
+        std::fs::write(&shard, data).unwrap();
+        let c = Sa1bTarConfig {
+            shuffle_buffer: 0,
+            ..config(std::slice::from_ref(&shard), 0)
+        };
+        let mut stream = Sa1bTarStream::new(c, TarPosition::default())
+            .unwrap()
+            .until_epoch_end();
+        let got: Vec<u64> = stream
+            .by_ref()
+            .filter_map(|r| r.ok())
+            .map(|i| i.image_id)
+            .collect();
+        (got, stream.skipped_count())
+    };
+    assert_eq!(read_all(&bytes), (vec![1, 2, 3], 0));
+    for cut in (0..bytes.len()).step_by(211) {
+        let (got, skipped) = read_all(&bytes[..cut]);
+        // One fault per cut, whether it hits a header, a body or the first end-of-archive
+        // block; one zero block suffices to end the archive, so cutting the second is no fault.
+        let faults = if cut >= bytes.len() - 512 { 0 } else { 1 };
+        assert_eq!(skipped, faults, "cut at {cut}: {got:?}");
+        assert_eq!(
+            got,
+            (1..=got.len() as u64).collect::<Vec<_>>(),
+            "cut at {cut}"
+        );
+    }
+    // A corrupt byte: in a header, its checksum fails and the rest of the shard is skipped;
+    // in a body, the sample fails to decode (or, in JPEG data, decodes to other pixels).
+    for at in (0..bytes.len()).step_by(113) {
+        let mut data = bytes.clone();
+        data[at] ^= 0x5A;
+        let (got, skipped) = read_all(&data);
+        assert!(got.len() + skipped as usize >= 1, "byte {at}");
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "byte {at}: {got:?}");
+    }
+}

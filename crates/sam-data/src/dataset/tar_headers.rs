@@ -90,9 +90,11 @@ impl Iterator for TarHeaders {
             match read_block(&mut self.reader, &mut header) {
                 Ok(BLOCK_FULL) => {}
                 Ok(0) => {
+                    // `at` is past the end when the last body's padding is cut off.
                     let reason = format!(
-                        "the file ends at byte {at} without the end-of-archive blocks \
-                         (truncated); the rest of the shard is skipped"
+                        "the file ends at byte {} without the end-of-archive blocks \
+                         (truncated); the rest of the shard is skipped",
+                        at.min(self.len)
                     );
                     return self.fault("(end of shard)", reason);
                 }

@@ -142,8 +142,8 @@ impl ShardSamples {
         }
     }
 
-    /// A fault ends the shard. If it hit the partner of the pending member, the two are one
-    /// damaged sample, counted once.
+    /// A fault ends the shard. A member waiting for its partner then has lost it to the fault:
+    /// the two are one damaged sample, counted once.
     fn fault(&mut self, error: DataError) {
         self.done = true;
         let error = match (self.group.take(), error) {
@@ -154,12 +154,12 @@ impl ShardSamples {
                     member,
                     reason,
                 },
-            ) if role(&member).is_some_and(|(k, _)| k == g.key) => {
-                let pending = g.image.or(g.json).map(|m| m.name).unwrap_or_default();
+            ) => {
+                let pending = g.image.or(g.json).map(|m| m.name).unwrap_or(g.key);
                 DataError::TarMember {
                     shard,
                     member,
-                    reason: format!("{reason} ({pending}, its partner, is dropped with it)"),
+                    reason: format!("{reason} ({pending}, waiting for its partner, is dropped)"),
                 }
             }
             (g, error) => {
