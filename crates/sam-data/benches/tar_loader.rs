@@ -55,15 +55,17 @@ fn make_shards(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     list_shards(&out).expect("shards")
 }
 
-/// User + system CPU seconds of this process, all threads (exited ones included), on Linux.
-fn cpu_seconds() -> Option<f64> {
+/// User + system CPU seconds of this process, all threads (exited ones included), and its
+/// minor page faults, on Linux.
+fn cpu_seconds() -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let faults: f64 = fields.get(7)?.parse().ok()?;
     // USER_HZ is 100 on every Linux configuration that matters here.
-    Some(ticks / 100.0)
+    Some((ticks / 100.0, faults))
 }
 
 /// Items of `results`, each of which must be `Ok`.
@@ -76,7 +78,8 @@ fn count_ok<O>(results: impl Iterator<Item = sam_data::Result<O>>) -> usize {
         .sum()
 }
 
-/// Runs `epochs` epochs of `make(epoch)` and prints images per CPU second and per wall second.
+/// Runs `epochs` epochs of `make(epoch)` and prints images per CPU second and per wall second,
+/// and minor page faults per image (fresh memory for the ~10 MB images shows there).
 fn per_core<I: Iterator<Item = sam_data::Result<O>>, O>(
     name: &str,
     epochs: u64,
@@ -90,9 +93,11 @@ fn per_core<I: Iterator<Item = sam_data::Result<O>>, O>(
     let wall = wall0.elapsed().as_secs_f64();
     match (cpu0, cpu_seconds()) {
         (Some(a), Some(b)) => eprintln!(
-            "{name}: {n} images, {:.1} images per CPU second (per core), {:.1} per wall second",
-            n as f64 / (b - a),
-            n as f64 / wall
+            "{name}: {n} images, {:.1} images per CPU second (per core), {:.1} per wall \
+             second, {:.0} page faults per image",
+            n as f64 / (b.0 - a.0),
+            n as f64 / wall,
+            (b.1 - a.1) / n as f64
         ),
         _ => eprintln!("{name}: {:.1} images per wall second", n as f64 / wall),
     }
