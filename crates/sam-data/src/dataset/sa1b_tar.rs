@@ -31,7 +31,7 @@ use crate::error::{DataError, Result};
 /// Settings of an [`Sa1bTarStream`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sa1bTarConfig {
-    /// The shard files (any order: they are sorted by path).
+    /// The shard files (any order: they are sorted by path, duplicates dropped).
     pub shards: Vec<PathBuf>,
     /// This process's rank, `0..world_size`.
     pub rank: usize,
@@ -228,7 +228,7 @@ impl<O: Send + 'static> Sa1bTarStream<O> {
         Ok(stream)
     }
 
-    /// Only the samples of `position.epoch` (from `position` on), then the end.
+    /// Ends the stream at the end of the epoch it starts in (call it before iterating).
     pub fn until_epoch_end(mut self) -> Self {
         self.last_epoch = Some(self.dispatch.epoch);
         self
@@ -239,13 +239,13 @@ impl<O: Send + 'static> Sa1bTarStream<O> {
         self.position
     }
 
-    /// Damaged samples met so far (the first 1000 of them), with their errors; those yielded
-    /// as `Err` too.
+    /// Samples that failed so far — damaged, or their transform failed — with their errors
+    /// (the first 1000), whether they were skipped or yielded as `Err`.
     pub fn skipped(&self) -> &[SkippedSample] {
         &self.skipped
     }
 
-    /// Number of damaged samples met so far (skipped, or yielded as `Err`).
+    /// Number of samples that failed so far (skipped, or yielded as `Err`).
     pub fn skipped_count(&self) -> u64 {
         self.skipped_count
     }

@@ -13,8 +13,9 @@ use super::tar_samples::Unit;
 use crate::error::Result;
 use crate::image_io::decode_rgb;
 
-/// Largest member read into memory; SA-1B's are a few MB, so a larger one is a broken header.
-const MAX_MEMBER_BYTES: u64 = 1 << 30;
+/// Largest member read into memory; SA-1B's are a few MB, so a larger one is a broken header
+/// (whose size could otherwise ask for gigabytes).
+const MAX_MEMBER_BYTES: u64 = 256 << 20;
 
 /// Decodes a unit: a pair becomes its image, a damaged unit its error. Errors name the shard
 /// and the member (`<shard>/<member>`).

@@ -46,16 +46,17 @@ pub fn rank_shards(
             "tar stream: rank {rank} of world size {world_size}; need 0 ≤ rank < world size"
         )));
     }
-    if shards.len() < world_size {
+    let mut order = shards.to_vec();
+    order.sort();
+    order.dedup();
+    if order.len() < world_size {
         return Err(DataError::InvalidValue(format!(
             "tar stream: {} shards cannot feed {world_size} ranks (each rank reads whole \
              shards); use at most {} ranks or more, smaller shards",
-            shards.len(),
-            shards.len()
+            order.len(),
+            order.len()
         )));
     }
-    let mut order = shards.to_vec();
-    order.sort();
     if shuffle {
         order.shuffle(&mut StdRng::seed_from_u64(stream_seed(
             seed,
@@ -177,5 +178,7 @@ mod tests {
             "{e}"
         );
         assert!(rank_shards(&shards, 3, 3, 7, 0, true).is_err());
+        let twice: Vec<PathBuf> = shards.iter().chain(&shards).cloned().collect();
+        assert_eq!(rank_shards(&twice, 0, 1, 7, 0, false).unwrap(), shards);
     }
 }
