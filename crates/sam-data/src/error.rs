@@ -30,6 +30,16 @@ pub enum DataError {
         /// Why.
         reason: String,
     },
+    /// A tar shard or one of its members is unreadable, truncated, or lacks its partner.
+    #[error("tar shard {shard}, member {member}: {reason}")]
+    TarMember {
+        /// The shard file.
+        shard: PathBuf,
+        /// The member at fault (`(shard)` when the shard itself is).
+        member: String,
+        /// Why.
+        reason: String,
+    },
     /// An image of zero width or height, or a buffer of the wrong length.
     #[error("invalid image: {0}")]
     InvalidImage(String),

@@ -11,15 +11,24 @@ use crate::error::{DataError, Result};
 /// error.
 pub fn load_rgb(path: impl AsRef<Path>) -> Result<image::RgbImage> {
     let path = path.as_ref();
-    let err = |reason: String| DataError::ImageRead {
+    let bytes = std::fs::read(path).map_err(|e| DataError::ImageRead {
         path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    decode_rgb(&bytes, path)
+}
+
+/// [`load_rgb`] on an image already in memory (e.g. a tar member); errors name
+/// `name_for_errors`.
+pub fn decode_rgb(bytes: &[u8], name_for_errors: &Path) -> Result<image::RgbImage> {
+    let err = |reason: String| DataError::ImageRead {
+        path: name_for_errors.to_path_buf(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     if bytes.starts_with(&[0xFF, 0xD8]) {
-        check_jpeg_complete(&bytes).map_err(err)?;
+        check_jpeg_complete(bytes).map_err(err)?;
     }
-    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| err(e.to_string()))?;
     let img = reader.decode().map_err(|e| err(e.to_string()))?;

@@ -172,9 +172,70 @@ pub fn read_sa1b_json(path: &Path) -> Result<Sa1bFile> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| DataError::DatasetFile {
-        path: path.to_path_buf(),
+    parse_sa1b_json(&bytes, path)
+}
+
+/// Parses an SA-1B JSON already in memory; errors name `json_path`.
+pub(crate) fn parse_sa1b_json(bytes: &[u8], json_path: &Path) -> Result<Sa1bFile> {
+    serde_json::from_slice(bytes).map_err(|e| DataError::DatasetFile {
+        path: json_path.to_path_buf(),
         reason: format!("malformed SA-1B JSON: {e}"),
+    })
+}
+
+/// Joins a decoded image with its parsed JSON, checking that sizes agree and that every RLE
+/// string decodes; errors name `json_path` (and the annotation).
+pub(crate) fn annotated_image(
+    file: Sa1bFile,
+    image: image::RgbImage,
+    image_path: &Path,
+    json_path: &Path,
+) -> Result<AnnotatedImage> {
+    let bad = |reason: String| DataError::DatasetFile {
+        path: json_path.to_path_buf(),
+        reason,
+    };
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    if (file.image.width, file.image.height) != (w, h) {
+        return Err(bad(format!(
+            "says {}×{} but {} is {w}×{h}",
+            file.image.width,
+            file.image.height,
+            image_path.display()
+        )));
+    }
+    let annotations = file
+        .annotations
+        .into_iter()
+        .map(|a| {
+            if a.segmentation.size != [h, w] {
+                return Err(bad(format!(
+                    "annotation {}: mask size {:?} but the image is {h}×{w}",
+                    a.id, a.segmentation.size
+                )));
+            }
+            let rle = Rle::from_coco_string(&a.segmentation.counts, a.segmentation.size)
+                .map_err(|e| bad(format!("annotation {}: {e}", a.id)))?;
+            Ok(Annotation {
+                id: a.id,
+                rle,
+                bbox: a.bbox,
+                area: a.area,
+                iscrowd: false,
+                category_id: None,
+                predicted_iou: a.predicted_iou,
+                stability_score: a.stability_score,
+                point_coords: a.point_coords,
+                crop_box: a.crop_box,
+                caption: a.caption,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(AnnotatedImage {
+        image_id: file.image.image_id,
+        path: image_path.to_path_buf(),
+        image,
+        annotations,
     })
 }
 
@@ -183,52 +244,7 @@ impl Dataset<AnnotatedImage, DataError> for Sa1bDataset {
         let (image_path, json_path) = self.item(index)?;
         let file = read_sa1b_json(json_path)?;
         let image = load_rgb(image_path)?;
-        let bad = |reason: String| DataError::DatasetFile {
-            path: json_path.to_path_buf(),
-            reason,
-        };
-        let (w, h) = (image.width() as usize, image.height() as usize);
-        if (file.image.width, file.image.height) != (w, h) {
-            return Err(bad(format!(
-                "says {}×{} but {} is {w}×{h}",
-                file.image.width,
-                file.image.height,
-                image_path.display()
-            )));
-        }
-        let annotations = file
-            .annotations
-            .into_iter()
-            .map(|a| {
-                if a.segmentation.size != [h, w] {
-                    return Err(bad(format!(
-                        "annotation {}: mask size {:?} but the image is {h}×{w}",
-                        a.id, a.segmentation.size
-                    )));
-                }
-                let rle = Rle::from_coco_string(&a.segmentation.counts, a.segmentation.size)
-                    .map_err(|e| bad(format!("annotation {}: {e}", a.id)))?;
-                Ok(Annotation {
-                    id: a.id,
-                    rle,
-                    bbox: a.bbox,
-                    area: a.area,
-                    iscrowd: false,
-                    category_id: None,
-                    predicted_iou: a.predicted_iou,
-                    stability_score: a.stability_score,
-                    point_coords: a.point_coords,
-                    crop_box: a.crop_box,
-                    caption: a.caption,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(AnnotatedImage {
-            image_id: file.image.image_id,
-            path: image_path.to_path_buf(),
-            image,
-            annotations,
-        })
+        annotated_image(file, image, image_path, json_path)
     }
 
     fn len(&self) -> usize {
