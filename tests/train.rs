@@ -130,7 +130,7 @@ fn a_short_demo_run_then_evaluation_of_the_bundled_model() {
         report_path.to_str().unwrap(),
     ]))
     .unwrap();
-    let report = sam_burn::evaluate::run(a).unwrap();
+    let report = sam_burn::evaluate::run(a).unwrap().miou.unwrap();
     assert_eq!(report.images, 1);
     assert_eq!(report.miou_clicks.len(), 2);
     let written: serde_json::Value =

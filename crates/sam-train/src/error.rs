@@ -19,6 +19,9 @@ pub enum TrainError {
     /// Data reading or transforms.
     #[error(transparent)]
     Data(#[from] sam_data::DataError),
+    /// Prompting the model (evaluation through the predictor).
+    #[error(transparent)]
+    Predictor(#[from] sam_predictor::PredictorError),
     /// The loss.
     #[error(transparent)]
     Loss(#[from] sam_losses::LossError),

@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod clicks;
+pub mod coco_ap;
 pub mod config;
 pub mod error;
 pub mod evaluate;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod plot;
 pub mod trainer;
 
+pub use coco_ap::{ApConfig, BoxSource, coco_mask_ap};
 pub use config::{InteractiveConfig, TrainConfig};
 pub use error::{Result, TrainError};
 pub use evaluate::{EvalConfig, EvalReport, evaluate};

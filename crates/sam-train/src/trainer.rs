@@ -88,11 +88,8 @@ impl ShardJob<'_> {
             let mut rng = StdRng::seed_from_u64(mix_seed(self.batch_seed, (first + b) as u64));
             let targets = Targets::new(sample, s, side);
             let rounds = training_rounds(interactive, &mut rng);
-            let (boxes, points) = split_first_prompt(
-                sample.objects.len(),
-                interactive.box_probability,
-                &mut rng,
-            );
+            let (boxes, points) =
+                split_first_prompt(sample.objects.len(), interactive.box_probability, &mut rng);
             for (which, first_box) in [(boxes, true), (points, false)] {
                 if which.is_empty() {
                     continue;

@@ -203,6 +203,67 @@ fn resumed_run_repeats_the_uninterrupted_one() {
     assert_eq!(weights(&end_a), weights(&end_c), "bit-identical weights");
 }
 
+#[test]
+fn two_devices_give_the_single_device_update() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    let train = dataset(data.path(), 8);
+    let device = Device::flex();
+    // One loader batch of 4 images per step: on one device, or 2 + 2 on two.
+    let run = |devices: usize| {
+        let mut c = tiny_config();
+        c.steps = 3;
+        c.optim.batch = BatchConfig {
+            global_batch_size: 4,
+            micro_batch_size: 4 / devices,
+            num_devices: devices,
+        };
+        c.loader.batch_size = 4;
+        let out = tempfile::tempdir().unwrap();
+        let mut t = Trainer::new(c, train.clone(), out.path(), &device, None).unwrap();
+        if devices > 1 {
+            let others = vec![Device::flex(); devices - 1];
+            t = t.data_parallel(&others).unwrap();
+        }
+        let mut losses = Vec::new();
+        for _ in 0..3 {
+            losses.push(t.train_step().unwrap().loss);
+        }
+        (losses, params(t.model().unwrap()))
+    };
+    let (loss_one, one) = run(1);
+    let (loss_two, two) = run(2);
+    for (a, b) in loss_one.iter().zip(&loss_two) {
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs(),
+            "losses {loss_one:?} vs {loss_two:?}"
+        );
+    }
+    // The gradients are the same sums in another order. AdamW divides each gradient by its own
+    // running RMS, so a parameter whose gradient is at round-off level can move by a fraction
+    // of the lr either way: the bound is a small fraction of one step's lr (2e-3 peak).
+    let worst = one
+        .iter()
+        .zip(&two)
+        .flat_map(|(a, b)| a.iter().zip(b))
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    eprintln!(
+        "two devices vs one: losses {loss_two:?} / {loss_one:?}, params max |diff| {worst:e}"
+    );
+    assert!(worst <= 2e-4, "parameters differ by {worst:e}");
+
+    // The config and the devices given must agree.
+    let mut c = tiny_config();
+    c.optim.batch.num_devices = 2;
+    c.optim.batch.micro_batch_size = 1;
+    let out = tempfile::tempdir().unwrap();
+    let t = Trainer::new(c.clone(), train.clone(), out.path(), &device, None).unwrap();
+    assert!(t.data_parallel(&[]).is_err());
+    let mut t = Trainer::new(c, train, out.path(), &device, None).unwrap();
+    let e = t.train_step().err().unwrap().to_string();
+    assert!(e.contains("data_parallel"), "{e}");
+}
+
 /// Every float parameter's values, in module order.
 fn params<M: Module>(module: &M) -> Vec<Vec<f32>> {
     let mut values = Vec::new();
