@@ -24,35 +24,11 @@ pub(crate) enum ColorSpace {
 const SCALEBITS: i32 = 16;
 const ONE_HALF: i32 = 1 << (SCALEBITS - 1);
 
-/// `jdcolor.c`'s `build_ycc_rgb_table`: (Cr→R, Cb→B, Cr→G, Cb→G incl. rounding).
-struct Tables {
-    cr_r: [i32; 256],
-    cb_b: [i32; 256],
-    cr_g: [i32; 256],
-    cb_g: [i32; 256],
-}
-
-fn tables() -> Tables {
-    // FIX(x) = (x * 65536 + 0.5) as integer, as libjpeg computes it.
-    const FIX_1_40200: i32 = 91881;
-    const FIX_1_77200: i32 = 116130;
-    const FIX_0_71414: i32 = 46802;
-    const FIX_0_34414: i32 = 22554;
-    let mut t = Tables {
-        cr_r: [0; 256],
-        cb_b: [0; 256],
-        cr_g: [0; 256],
-        cb_g: [0; 256],
-    };
-    for i in 0..256 {
-        let x = i as i32 - 128;
-        t.cr_r[i] = (FIX_1_40200 * x + ONE_HALF) >> SCALEBITS;
-        t.cb_b[i] = (FIX_1_77200 * x + ONE_HALF) >> SCALEBITS;
-        t.cr_g[i] = -FIX_0_71414 * x;
-        t.cb_g[i] = -FIX_0_34414 * x + ONE_HALF;
-    }
-    t
-}
+// `jdcolor.c`'s FIX(x) = (x * 65536 + 0.5) as an integer, for `build_ycc_rgb_table`.
+const FIX_1_40200: i32 = 91881;
+const FIX_1_77200: i32 = 116130;
+const FIX_0_71414: i32 = 46802;
+const FIX_0_34414: i32 = 22554;
 
 impl Plane<'_> {
     #[inline]
@@ -119,47 +95,45 @@ impl Plane<'_> {
 /// `h2v1_fancy_upsample`: each output sample is ¾ of the nearer input plus ¼ of the further
 /// one, rounding alternately down and up; the edge samples are copied.
 fn h2v1_fancy(row: &[u8], out: &mut Vec<u8>) {
-    out.clear();
     let n = row.len();
+    out.resize(2 * n, 0);
     if n < 2 {
-        out.extend(row.iter().flat_map(|&v| [v, v]));
+        out.iter_mut()
+            .for_each(|o| *o = row.first().copied().unwrap_or(0));
         return;
     }
-    out.push(row[0]);
-    out.push(((row[0] as u16 * 3 + row[1] as u16 + 2) >> 2) as u8);
-    for w in row.windows(3) {
+    out[0] = row[0];
+    out[1] = ((row[0] as u16 * 3 + row[1] as u16 + 2) >> 2) as u8;
+    for (o, w) in out[2..2 * n - 2].chunks_exact_mut(2).zip(row.windows(3)) {
         let v = w[1] as u16 * 3;
-        out.push(((v + w[0] as u16 + 1) >> 2) as u8);
-        out.push(((v + w[2] as u16 + 2) >> 2) as u8);
+        o[0] = ((v + w[0] as u16 + 1) >> 2) as u8;
+        o[1] = ((v + w[2] as u16 + 2) >> 2) as u8;
     }
-    out.push(((row[n - 1] as u16 * 3 + row[n - 2] as u16 + 1) >> 2) as u8);
-    out.push(row[n - 1]);
+    out[2 * n - 2] = ((row[n - 1] as u16 * 3 + row[n - 2] as u16 + 1) >> 2) as u8;
+    out[2 * n - 1] = row[n - 1];
 }
 
 /// `h2v2_fancy_upsample`: the triangle filter in both directions (weights 9/16, 3/16, 3/16,
 /// 1/16), biases 8 and 7 alternating.
 fn h2v2_fancy(near: &[u8], far: &[u8], out: &mut Vec<u8>) {
-    out.clear();
     let n = near.len().min(far.len());
+    out.resize(2 * n, 0);
     if n < 2 {
         return;
     }
-    let colsum = |i: usize| near[i] as i32 * 3 + far[i] as i32;
-    let mut this = colsum(0);
-    let mut next = colsum(1);
-    out.push(((this * 4 + 8) >> 4) as u8);
-    out.push(((this * 3 + next + 7) >> 4) as u8);
-    let mut last = this;
-    this = next;
-    for i in 2..n {
-        next = colsum(i);
-        out.push(((this * 3 + last + 8) >> 4) as u8);
-        out.push(((this * 3 + next + 7) >> 4) as u8);
-        last = this;
-        this = next;
+    let cs: Vec<i32> = near
+        .iter()
+        .zip(far)
+        .map(|(&a, &b)| a as i32 * 3 + b as i32)
+        .collect();
+    out[0] = ((cs[0] * 4 + 8) >> 4) as u8;
+    out[1] = ((cs[0] * 3 + cs[1] + 7) >> 4) as u8;
+    for (o, w) in out[2..2 * n - 2].chunks_exact_mut(2).zip(cs.windows(3)) {
+        o[0] = ((w[1] * 3 + w[0] + 8) >> 4) as u8;
+        o[1] = ((w[1] * 3 + w[2] + 7) >> 4) as u8;
     }
-    out.push(((this * 3 + last + 8) >> 4) as u8);
-    out.push(((this * 4 + 7) >> 4) as u8);
+    out[2 * n - 2] = ((cs[n - 1] * 3 + cs[n - 2] + 8) >> 4) as u8;
+    out[2 * n - 1] = ((cs[n - 1] * 4 + 7) >> 4) as u8;
 }
 
 /// Interleaved RGB (three planes) or gray (one plane) output of `width × height` pixels.
@@ -175,7 +149,6 @@ pub(crate) fn convert(width: usize, height: usize, planes: &[Plane], space: Colo
     let [p0, p1, p2] = planes else {
         return Vec::new();
     };
-    let t = tables();
     let mut out = vec![0u8; width * height * 3];
     let (mut t0, mut t1, mut t2) = (Vec::new(), Vec::new(), Vec::new());
     for (y, dst) in out.chunks_exact_mut(width * 3).enumerate() {
@@ -189,11 +162,14 @@ pub(crate) fn convert(width: usize, height: usize, planes: &[Plane], space: Colo
         match space {
             ColorSpace::YCbCr => {
                 for (((px, &yy), &cb), &cr) in dst.chunks_exact_mut(3).zip(c0).zip(c1).zip(c2) {
+                    // The table entries of `build_ycc_rgb_table`, computed inline (same integers).
                     let yy = yy as i32;
-                    let (cb, cr) = (cb as usize, cr as usize);
-                    px[0] = (yy + t.cr_r[cr]).clamp(0, 255) as u8;
-                    px[1] = (yy + ((t.cb_g[cb] + t.cr_g[cr]) >> SCALEBITS)).clamp(0, 255) as u8;
-                    px[2] = (yy + t.cb_b[cb]).clamp(0, 255) as u8;
+                    let (cb, cr) = (cb as i32 - 128, cr as i32 - 128);
+                    let r = (yy + ((FIX_1_40200 * cr + ONE_HALF) >> SCALEBITS)).clamp(0, 255) as u8;
+                    let g = (yy + ((-FIX_0_34414 * cb + ONE_HALF - FIX_0_71414 * cr) >> SCALEBITS))
+                        .clamp(0, 255) as u8;
+                    let b = (yy + ((FIX_1_77200 * cb + ONE_HALF) >> SCALEBITS)).clamp(0, 255) as u8;
+                    px.copy_from_slice(&[r, g, b]);
                 }
             }
             ColorSpace::Rgb => {

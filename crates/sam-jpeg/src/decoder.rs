@@ -2,7 +2,7 @@
 
 use crate::color::{self, ColorSpace, Plane};
 use crate::huffman::{BitReader, HuffTable};
-use crate::idct::idct_islow;
+use crate::idct::{idct_dc_only, idct_islow};
 use crate::{DecodedJpeg, JpegError, MAX_PIXELS, Result};
 
 /// Zig-zag index → natural index, with 16 extra entries so that a corrupt run past the 63rd
@@ -443,10 +443,6 @@ impl State {
             }
         }
 
-        let mut r = BitReader::new(b, p);
-        let mut dc_pred = [0i32; 4];
-        let mut eobrun = 0u32;
-        let mut next_rst = 0u8;
         let ri = self.restart_interval;
         let single = scan.comps.len() == 1;
         let (units_x, units_y) = if single {
@@ -455,9 +451,44 @@ impl State {
         } else {
             (frame.mcus_x, frame.mcus_y)
         };
-        let total = units_x * units_y;
+        let progressive = frame.progressive;
+        // Everything one scan component needs per block, looked up once.
+        struct Unit<'t> {
+            ci: usize,
+            nh: usize,
+            nv: usize,
+            dc: Option<&'t HuffTable>,
+            ac: Option<&'t HuffTable>,
+            quant: [i32; 64],
+            sbw: usize,
+        }
+        let units: Vec<Unit> = scan
+            .comps
+            .iter()
+            .map(|&(ci, td, ta)| {
+                let c = &frame.comps[ci];
+                let (nh, nv) = if single { (1, 1) } else { (c.h, c.v) };
+                Unit {
+                    ci,
+                    nh,
+                    nv,
+                    dc: self.dc_tables[td].as_ref(),
+                    ac: self.ac_tables[ta].as_ref(),
+                    quant: c.quant.unwrap_or([0; 64]),
+                    sbw: c.sbw,
+                }
+            })
+            .collect();
+        let planes = &mut self.planes;
+        let coefs = &mut self.coefs;
+        let missing = || corrupt("a scan without its Huffman table");
+
+        let mut r = BitReader::new(b, p);
+        let mut dc_pred = [0i32; 4];
+        let mut eobrun = 0u32;
+        let mut next_rst = 0u8;
         let mut blk = [0i16; 64];
-        for mcu in 0..total {
+        for mcu in 0..units_x * units_y {
             if ri > 0 && mcu > 0 && mcu % ri == 0 {
                 if r.overrun() {
                     return Err(overrun_error(&r));
@@ -472,58 +503,45 @@ impl State {
                 eobrun = 0;
             }
             let (mx, my) = (mcu % units_x, mcu / units_x);
-            for (si, &(ci, td, ta)) in scan.comps.iter().enumerate() {
-                let c = &frame.comps[ci];
-                let (bh, bv) = if single { (1, 1) } else { (c.h, c.v) };
-                for by in 0..bv {
-                    for bx in 0..bh {
-                        let (x, y) = (mx * bh + bx, my * bv + by);
-                        if frame.progressive {
-                            let start = (y * c.sbw + x) * 64;
-                            let Some(coef) = self.coefs[ci].get_mut(start..start + 64) else {
-                                return Err(corrupt("block outside the image"));
+            for (si, u) in units.iter().enumerate() {
+                for by in 0..u.nv {
+                    for bx in 0..u.nh {
+                        let (x, y) = (mx * u.nh + bx, my * u.nv + by);
+                        if !progressive {
+                            let (Some(dc), Some(ac)) = (u.dc, u.ac) else {
+                                return Err(missing());
                             };
-                            let coef: &mut [i16; 64] =
-                                coef.try_into().map_err(|_| corrupt("block"))?;
-                            if scan.ss == 0 {
-                                if scan.ah == 0 {
-                                    let t = self.dc_tables[td]
-                                        .as_ref()
-                                        .ok_or_else(|| corrupt("table"))?;
-                                    let s = r.decode(t)? as u32;
-                                    dc_pred[si] = dc_pred[si].wrapping_add(r.receive_extend(s));
-                                    coef[0] = dc_pred[si].wrapping_shl(scan.al) as i16;
-                                } else if r.bit() {
-                                    coef[0] |= 1 << scan.al;
-                                }
+                            let has_ac = decode_block(&mut r, dc, ac, &mut blk, &mut dc_pred[si])?;
+                            let stride = u.sbw * 8;
+                            let at = y * 8 * stride + x * 8;
+                            let plane = &mut planes[u.ci];
+                            if has_ac {
+                                idct_islow(&blk, &u.quant, plane, at, stride);
+                                blk = [0; 64];
                             } else {
-                                let t = self.ac_tables[ta]
-                                    .as_ref()
-                                    .ok_or_else(|| corrupt("table"))?;
-                                if scan.ah == 0 {
-                                    ac_first(&mut r, t, coef, scan, &mut eobrun)?;
-                                } else {
-                                    ac_refine(&mut r, t, coef, scan, &mut eobrun)?;
-                                }
+                                idct_dc_only(blk[0], u.quant[0], plane, at, stride);
                             }
+                            continue;
+                        }
+                        let start = (y * u.sbw + x) * 64;
+                        let Some(coef) = coefs[u.ci].get_mut(start..start + 64) else {
+                            return Err(corrupt("block outside the image"));
+                        };
+                        let coef: &mut [i16; 64] = coef
+                            .try_into()
+                            .map_err(|_| corrupt("block outside the image"))?;
+                        if scan.ss == 0 {
+                            if scan.ah == 0 {
+                                let s = r.decode(u.dc.ok_or_else(missing)?)? as u32;
+                                dc_pred[si] = dc_pred[si].wrapping_add(r.receive_extend(s));
+                                coef[0] = dc_pred[si].wrapping_shl(scan.al) as i16;
+                            } else if r.bit() {
+                                coef[0] |= 1 << scan.al;
+                            }
+                        } else if scan.ah == 0 {
+                            ac_first(&mut r, u.ac.ok_or_else(missing)?, coef, scan, &mut eobrun)?;
                         } else {
-                            let dc = self.dc_tables[td]
-                                .as_ref()
-                                .ok_or_else(|| corrupt("table"))?;
-                            let ac = self.ac_tables[ta]
-                                .as_ref()
-                                .ok_or_else(|| corrupt("table"))?;
-                            blk = [0; 64];
-                            decode_block(&mut r, dc, ac, &mut blk, &mut dc_pred[si])?;
-                            let quant = c.quant.as_ref().ok_or_else(|| corrupt("quant"))?;
-                            let stride = c.sbw * 8;
-                            idct_islow(
-                                &blk,
-                                quant,
-                                &mut self.planes[ci],
-                                y * 8 * stride + x * 8,
-                                stride,
-                            );
+                            ac_refine(&mut r, u.ac.ok_or_else(missing)?, coef, scan, &mut eobrun)?;
                         }
                     }
                 }
@@ -532,7 +550,6 @@ impl State {
                 return Err(overrun_error(&r));
             }
         }
-        let _ = blk;
         Ok(r.position())
     }
 
@@ -631,7 +648,7 @@ fn decode_block(
     ac: &HuffTable,
     blk: &mut [i16; 64],
     pred: &mut i32,
-) -> Result<()> {
+) -> Result<bool> {
     let s = r.decode(dc)? as u32;
     *pred = pred.wrapping_add(r.receive_extend(s));
     blk[0] = *pred as i16;
@@ -655,7 +672,7 @@ fn decode_block(
             break;
         }
     }
-    Ok(())
+    Ok(k > 1)
 }
 
 /// First AC scan of a spectral band (`decode_mcu_AC_first` in `jdphuff.c`).

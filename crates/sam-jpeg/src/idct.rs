@@ -19,64 +19,85 @@ const FIX_2_053119869: i32 = 16819;
 const FIX_2_562915447: i32 = 20995;
 const FIX_3_072711026: i32 = 25172;
 
+type Lanes = [i32; 8];
+
 #[inline(always)]
-fn mul(a: i32, b: i32) -> i32 {
-    a.wrapping_mul(b)
+fn add(a: Lanes, b: Lanes) -> Lanes {
+    std::array::from_fn(|i| a[i].wrapping_add(b[i]))
 }
 
-/// The even and odd halves of one 1-D pass; returns the 8 outputs before descaling.
 #[inline(always)]
-fn idct_1d(s: [i32; 8]) -> [i32; 8] {
-    let z2 = s[2];
-    let z3 = s[6];
-    let z1 = mul(z2.wrapping_add(z3), FIX_0_541196100);
-    let tmp2 = z1.wrapping_add(mul(z3, -FIX_1_847759065));
-    let tmp3 = z1.wrapping_add(mul(z2, FIX_0_765366865));
-    let tmp0 = s[0].wrapping_add(s[4]).wrapping_shl(CONST_BITS as u32);
-    let tmp1 = s[0].wrapping_sub(s[4]).wrapping_shl(CONST_BITS as u32);
-    let tmp10 = tmp0.wrapping_add(tmp3);
-    let tmp13 = tmp0.wrapping_sub(tmp3);
-    let tmp11 = tmp1.wrapping_add(tmp2);
-    let tmp12 = tmp1.wrapping_sub(tmp2);
+fn sub(a: Lanes, b: Lanes) -> Lanes {
+    std::array::from_fn(|i| a[i].wrapping_sub(b[i]))
+}
 
-    let t0 = s[7];
-    let t1 = s[5];
-    let t2 = s[3];
-    let t3 = s[1];
-    let z1 = t0.wrapping_add(t3);
-    let z2 = t1.wrapping_add(t2);
-    let z3 = t0.wrapping_add(t2);
-    let z4 = t1.wrapping_add(t3);
-    let z5 = mul(z3.wrapping_add(z4), FIX_1_175875602);
-    let t0 = mul(t0, FIX_0_298631336);
-    let t1 = mul(t1, FIX_2_053119869);
-    let t2 = mul(t2, FIX_3_072711026);
-    let t3 = mul(t3, FIX_1_501321110);
-    let z1 = mul(z1, -FIX_0_899976223);
-    let z2 = mul(z2, -FIX_2_562915447);
-    let z3 = mul(z3, -FIX_1_961570560).wrapping_add(z5);
-    let z4 = mul(z4, -FIX_0_390180644).wrapping_add(z5);
-    let t0 = t0.wrapping_add(z1).wrapping_add(z3);
-    let t1 = t1.wrapping_add(z2).wrapping_add(z4);
-    let t2 = t2.wrapping_add(z2).wrapping_add(z3);
-    let t3 = t3.wrapping_add(z1).wrapping_add(z4);
+#[inline(always)]
+fn mulc(a: Lanes, c: i32) -> Lanes {
+    std::array::from_fn(|i| a[i].wrapping_mul(c))
+}
 
-    [
-        tmp10.wrapping_add(t3),
-        tmp11.wrapping_add(t2),
-        tmp12.wrapping_add(t1),
-        tmp13.wrapping_add(t0),
-        tmp13.wrapping_sub(t0),
-        tmp12.wrapping_sub(t1),
-        tmp11.wrapping_sub(t2),
-        tmp10.wrapping_sub(t3),
-    ]
+#[inline(always)]
+fn shl(a: Lanes, n: u32) -> Lanes {
+    std::array::from_fn(|i| a[i].wrapping_shl(n))
 }
 
 /// Rounding right shift (`DESCALE`).
 #[inline(always)]
-fn descale(x: i32, n: i32) -> i32 {
-    x.wrapping_add(1 << (n - 1)) >> n
+fn descale(a: Lanes, n: i32) -> Lanes {
+    std::array::from_fn(|i| a[i].wrapping_add(1 << (n - 1)) >> n)
+}
+
+/// One 1-D pass of `jpeg_idct_islow` on eight independent lanes (eight columns, or eight
+/// rows after a transpose), so that the compiler can use SIMD. libjpeg's shortcut for
+/// all-zero AC columns gives the same numbers and is left out.
+#[inline(always)]
+fn idct_1d(s: [Lanes; 8]) -> [Lanes; 8] {
+    let z2 = s[2];
+    let z3 = s[6];
+    let z1 = mulc(add(z2, z3), FIX_0_541196100);
+    let tmp2 = add(z1, mulc(z3, -FIX_1_847759065));
+    let tmp3 = add(z1, mulc(z2, FIX_0_765366865));
+    let tmp0 = shl(add(s[0], s[4]), CONST_BITS as u32);
+    let tmp1 = shl(sub(s[0], s[4]), CONST_BITS as u32);
+    let tmp10 = add(tmp0, tmp3);
+    let tmp13 = sub(tmp0, tmp3);
+    let tmp11 = add(tmp1, tmp2);
+    let tmp12 = sub(tmp1, tmp2);
+
+    let (t0, t1, t2, t3) = (s[7], s[5], s[3], s[1]);
+    let z1 = add(t0, t3);
+    let z2 = add(t1, t2);
+    let z3 = add(t0, t2);
+    let z4 = add(t1, t3);
+    let z5 = mulc(add(z3, z4), FIX_1_175875602);
+    let t0 = mulc(t0, FIX_0_298631336);
+    let t1 = mulc(t1, FIX_2_053119869);
+    let t2 = mulc(t2, FIX_3_072711026);
+    let t3 = mulc(t3, FIX_1_501321110);
+    let z1 = mulc(z1, -FIX_0_899976223);
+    let z2 = mulc(z2, -FIX_2_562915447);
+    let z3 = add(mulc(z3, -FIX_1_961570560), z5);
+    let z4 = add(mulc(z4, -FIX_0_390180644), z5);
+    let t0 = add(add(t0, z1), z3);
+    let t1 = add(add(t1, z2), z4);
+    let t2 = add(add(t2, z2), z3);
+    let t3 = add(add(t3, z1), z4);
+
+    [
+        add(tmp10, t3),
+        add(tmp11, t2),
+        add(tmp12, t1),
+        add(tmp13, t0),
+        sub(tmp13, t0),
+        sub(tmp12, t1),
+        sub(tmp11, t2),
+        sub(tmp10, t3),
+    ]
+}
+
+#[inline(always)]
+fn transpose(m: [Lanes; 8]) -> [Lanes; 8] {
+    std::array::from_fn(|i| std::array::from_fn(|j| m[j][i]))
 }
 
 /// Level shift and clamp of a pass-2 output. libjpeg's C code looks the value up modulo 1024
@@ -86,6 +107,13 @@ fn descale(x: i32, n: i32) -> i32 {
 #[inline(always)]
 fn range_limit(x: i32) -> u8 {
     (x.wrapping_add(128)).clamp(0, 255) as u8
+}
+
+/// The dequantised value as libjpeg-turbo's SIMD IDCT computes it: a 16-bit product
+/// (`pmullw`); a valid file never needs more.
+#[inline(always)]
+fn dequantize(c: i16, q: i32) -> i32 {
+    (c as i32).wrapping_mul(q) as i16 as i32
 }
 
 /// Inverse-transforms one block of quantised coefficients (natural order) with its
@@ -99,32 +127,32 @@ pub(crate) fn idct_islow(
     offset: usize,
     stride: usize,
 ) {
-    let mut ws = [0i32; 64];
-    for col in 0..8 {
-        // libjpeg's SIMD dequantises in 16 bits (`pmullw`); a valid file never needs more.
-        let dq = |row: usize| {
-            (coef[row * 8 + col] as i32).wrapping_mul(quant[row * 8 + col]) as i16 as i32
-        };
-        if (1..8).all(|row| coef[row * 8 + col] == 0) {
-            let dc = dq(0).wrapping_shl(PASS1_BITS as u32);
-            for row in 0..8 {
-                ws[row * 8 + col] = dc;
-            }
-            continue;
-        }
-        let r = idct_1d([dq(0), dq(1), dq(2), dq(3), dq(4), dq(5), dq(6), dq(7)]);
-        for row in 0..8 {
-            ws[row * 8 + col] = descale(r[row], CONST_BITS - PASS1_BITS);
-        }
-    }
-    for row in 0..8 {
-        let Some(dst) = out.get_mut(offset + row * stride..offset + row * stride + 8) else {
+    let rows: [Lanes; 8] = std::array::from_fn(|r| {
+        std::array::from_fn(|c| dequantize(coef[r * 8 + c], quant[r * 8 + c]))
+    });
+    // Pass 1 on columns: lane c of `ws[r]` is row r of column c.
+    let ws = idct_1d(rows).map(|v| descale(v, CONST_BITS - PASS1_BITS));
+    // Pass 2 on rows: after the transpose lane r of `t[k]` is ws[r][k].
+    let px = idct_1d(transpose(ws)).map(|v| descale(v, CONST_BITS + PASS1_BITS + 3));
+    let px = transpose(px);
+    for (r, row) in px.iter().enumerate() {
+        let Some(dst) = out.get_mut(offset + r * stride..offset + r * stride + 8) else {
             return;
         };
-        let w: [i32; 8] = ws[row * 8..row * 8 + 8].try_into().unwrap_or([0; 8]);
-        let r = idct_1d(w);
-        for (d, v) in dst.iter_mut().zip(r) {
-            *d = range_limit(descale(v, CONST_BITS + PASS1_BITS + 3));
+        for (d, &v) in dst.iter_mut().zip(row) {
+            *d = range_limit(v);
+        }
+    }
+}
+
+/// [`idct_islow`] of a block whose only nonzero coefficient is the DC one: every pass-1
+/// output is `dc << 2` and every pixel `(dc + 4) >> 3`, exactly as the full transform gives.
+#[inline]
+pub(crate) fn idct_dc_only(dc: i16, quant0: i32, out: &mut [u8], offset: usize, stride: usize) {
+    let v = range_limit(dequantize(dc, quant0).wrapping_add(4) >> 3);
+    for r in 0..8 {
+        if let Some(dst) = out.get_mut(offset + r * stride..offset + r * stride + 8) {
+            dst.fill(v);
         }
     }
 }
