@@ -231,7 +231,7 @@ def main():
         cv = cv2.imread(path)
         assert cv is not None, path
         rgb = np.ascontiguousarray(cv[..., ::-1])
-        exp = name.rsplit(".", 1)[0] + ".rgb"
+        exp = name.replace(".", "_") + ".rgb"
         with open(os.path.join(DATA_OUT, exp), "wb") as f:
             f.write(rgb.tobytes())
         images.append({"file": name, "expected": exp, "width": rgb.shape[1], "height": rgb.shape[0]})
