@@ -80,7 +80,7 @@ impl Plane<'_> {
     /// `jdmainct.c`'s context pointers do) and the `h1v2` rounding bias.
     fn context_rows(&self, y: usize) -> (&[u8], &[u8], u16) {
         let r = y / 2;
-        if y % 2 == 0 {
+        if y.is_multiple_of(2) {
             (self.row(r), self.row(r.saturating_sub(1)), 1)
         } else {
             (

@@ -128,7 +128,7 @@ pub(crate) fn decode(b: &[u8]) -> Result<DecodedJpeg> {
             .ok_or_else(|| truncated("a marker segment is cut off"))?;
         p += len;
         match m {
-            0xC0 | 0xC1 | 0xC2 => st.read_sof(seg, m == 0xC2)?,
+            0xC0..=0xC2 => st.read_sof(seg, m == 0xC2)?,
             0xC3 | 0xC5..=0xC7 | 0xCB | 0xCD..=0xCF => {
                 return Err(JpegError::Unsupported(
                     "lossless or hierarchical JPEG".into(),
@@ -404,22 +404,30 @@ impl State {
         let Some(frame) = &self.frame else {
             return Err(corrupt("a scan before the frame header"));
         };
-        if self.planes.is_empty() {
-            // Every block takes at least one bit of a DC scan (two in a sequential one), so a
-            // file far too short for its size is refused before the image is allocated.
-            let blocks: usize = scan
-                .comps
-                .iter()
-                .map(|&(ci, _, _)| frame.comps[ci].bw * frame.comps[ci].bh)
-                .sum();
-            if scan.ss == 0 && scan.ah == 0 && b.len().saturating_sub(p) * 8 < blocks {
+        if self.planes.len() != frame.comps.len() {
+            self.planes = vec![Vec::new(); frame.comps.len()];
+            self.coefs = vec![Vec::new(); frame.comps.len()];
+        }
+        for &(ci, _, _) in &scan.comps {
+            if !self.planes[ci].is_empty() {
+                continue;
+            }
+            let c = &frame.comps[ci];
+            // A component is allocated at its first scan, which must code its DC coefficients
+            // (libjpeg only warns about a progression that starts otherwise). That costs at
+            // least a bit per block, so a small file cannot claim a huge image and make the
+            // decoder allocate it.
+            if frame.progressive && (scan.ss != 0 || scan.ah != 0) {
+                return Err(corrupt(
+                    "a component's first scan does not code its DC coefficients",
+                ));
+            }
+            if b.len().saturating_sub(p) * 8 < c.bw * c.bh {
                 return Err(truncated("the scan is too short for the image size"));
             }
-            for c in &frame.comps {
-                self.planes.push(vec![0; c.sbw * 8 * c.sbh * 8]);
-                if frame.progressive {
-                    self.coefs.push(vec![0; c.sbw * c.sbh * 64]);
-                }
+            self.planes[ci] = vec![0; c.sbw * 8 * c.sbh * 8];
+            if frame.progressive {
+                self.coefs[ci] = vec![0; c.sbw * c.sbh * 64];
             }
         }
         // Check the tables this scan needs.
@@ -560,16 +568,13 @@ impl State {
         if self.scans == 0 {
             return Err(truncated("no scan before the end of the image"));
         }
-        if !frame.progressive && frame.comps.iter().any(|c| !c.scanned) {
+        if self.planes.len() != frame.comps.len() || self.planes.iter().any(|p| p.is_empty()) {
             return Err(truncated("a component was never coded"));
         }
         if frame.progressive {
             for (ci, c) in frame.comps.iter().enumerate() {
-                // A component no scan named decodes as zero coefficients, as in libjpeg.
-                let quant = c
-                    .quant
-                    .or_else(|| self.quant[c.tq].map(|q| q.map(|v| v as i16 as i32)));
-                let quant = quant.unwrap_or([0; 64]);
+                // Latched by the component's first scan, which every component had (above).
+                let quant = c.quant.unwrap_or([0; 64]);
                 let stride = c.sbw * 8;
                 for by in 0..c.bh {
                     for bx in 0..c.bw {
@@ -589,9 +594,8 @@ impl State {
                 }
             }
         }
-        let space = if frame.comps.len() == 1 {
-            ColorSpace::YCbCr
-        } else if self.saw_jfif {
+        // `default_decompress_parms` in jdapimin.c.
+        let space = if frame.comps.len() == 1 || self.saw_jfif {
             ColorSpace::YCbCr
         } else if let Some(t) = self.adobe_transform {
             if t == 0 {

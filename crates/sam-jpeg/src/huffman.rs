@@ -41,6 +41,11 @@ impl HuffTable {
         let mut p = 0usize;
         for len in 1..=16u32 {
             let n = counts[len as usize - 1] as usize;
+            // No code may be all ones: the counts must describe a prefix code (libjpeg's
+            // check, made before the codes are entered in the lookup table).
+            if code as usize + n >= 1 << len {
+                return Err(bad());
+            }
             if n > 0 {
                 valoffset[len as usize] = p as i32 - code as i32;
                 for &sym in &symbols[p..p + n] {
@@ -63,10 +68,6 @@ impl HuffTable {
                 }
                 p += n;
                 maxcode[len as usize] = code as i32 - 1;
-            }
-            // No code may be all ones: the counts must describe a prefix code.
-            if code >= 1 << len {
-                return Err(bad());
             }
             code <<= 1;
         }
@@ -282,5 +283,32 @@ impl<'a> BitReader<'a> {
         self.buf <<= len;
         self.nbits -= len;
         Some((((f >> 4) & 15) as usize, f >> 8))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversubscribed_and_all_ones_code_lengths_are_errors() {
+        // Three 1-bit codes (found by the fuzzer: it used to index past the lookup table).
+        let mut counts = [0u8; 16];
+        counts[0] = 3;
+        assert!(HuffTable::new(&counts, &[0, 1, 2]).is_err());
+        // Two 1-bit codes use up the code space, including the all-ones code.
+        counts[0] = 2;
+        assert!(HuffTable::new(&counts, &[0, 1]).is_err());
+        counts = [0; 16];
+        counts[4] = 31;
+        assert!(HuffTable::new(&counts, &[7; 31]).is_ok());
+        counts[4] = 32;
+        assert!(HuffTable::new(&counts, &[7; 32]).is_err());
+        counts[4] = 0;
+        counts[12] = 255;
+        assert!(HuffTable::new(&counts, &[1; 255]).is_ok());
+        // More than 256 symbols.
+        let counts = [16u8; 16];
+        assert!(HuffTable::new(&counts, &[0; 256]).is_err());
     }
 }

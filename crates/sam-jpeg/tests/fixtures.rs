@@ -86,15 +86,15 @@ fn corrupt_and_unsupported_files_are_errors() {
         let file = case["file"].as_str().unwrap();
         let bytes = std::fs::read(dir().join(file)).unwrap();
         let result = decode(&bytes);
-        let ok = match (case["kind"].as_str().unwrap(), &result) {
-            ("any", _) => true,
-            ("truncated", Err(JpegError::Truncated(_))) => true,
-            ("corrupt", Err(JpegError::Corrupt(_))) => true,
-            ("unsupported", Err(JpegError::Unsupported(_))) => true,
-            ("size", Err(JpegError::Size(_))) => true,
-            ("notjpeg", Err(JpegError::NotJpeg)) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (case["kind"].as_str().unwrap(), &result),
+            ("any", _)
+                | ("truncated", Err(JpegError::Truncated(_)))
+                | ("corrupt", Err(JpegError::Corrupt(_)))
+                | ("unsupported", Err(JpegError::Unsupported(_)))
+                | ("size", Err(JpegError::Size(_)))
+                | ("notjpeg", Err(JpegError::NotJpeg))
+        );
         if !ok {
             failures.push(format!(
                 "{file}: expected {}, got {:?}",
@@ -136,5 +136,15 @@ fn byte_flips_do_not_panic() {
         let at = (state as usize) % b.len();
         b[at] = (state >> 32) as u8;
         let _ = decode(&b);
+    }
+}
+
+/// Inputs the fuzzer once crashed on (`fuzz/fuzz_targets/jpeg_decoder.rs`).
+#[test]
+fn fuzz_regressions_do_not_panic() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let _ = decode(&bytes);
     }
 }
