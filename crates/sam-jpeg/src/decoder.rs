@@ -431,7 +431,8 @@ impl State {
             }
         }
         // Check the tables this scan needs.
-        let dc_needed = scan.ss == 0 && scan.ah == 0;
+        // Sequential scans always code DC (their Ss/Se/Ah/Al are ignored, as libjpeg does).
+        let dc_needed = !frame.progressive || (scan.ss == 0 && scan.ah == 0);
         let ac_needed = !frame.progressive || scan.ss > 0;
         for &(_, td, ta) in &scan.comps {
             if dc_needed {

@@ -160,6 +160,9 @@ impl<'a> BitReader<'a> {
             let has_ff = inv.wrapping_sub(0x0101_0101_0101_0101) & !inv & 0x8080_8080_8080_8080;
             if has_ff == 0 {
                 let take = (64 - self.nbits) / 8;
+                if take == 0 {
+                    return;
+                }
                 self.buf |= (word >> (64 - take * 8)) << (64 - take * 8 - self.nbits);
                 self.nbits += take * 8;
                 self.pos += take as usize;
@@ -210,6 +213,9 @@ impl<'a> BitReader<'a> {
     /// The next `n` (0..=16) bits as an unsigned number.
     #[inline(always)]
     pub(crate) fn bits(&mut self, n: u32) -> u32 {
+        // Callers pass at most 16 (DC tables with larger symbols are refused per scan); the
+        // clamp keeps the shifts below in range whatever happens.
+        let n = n.min(16);
         if n == 0 {
             return 0;
         }
