@@ -120,6 +120,9 @@ def main():
         arr = natural(50, 38, 4100 + (name == "411"))
         cases.append((f"cv_{name}_prog_50x38", cv_bytes(arr, [cv2.IMWRITE_JPEG_QUALITY, 88, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor, cv2.IMWRITE_JPEG_PROGRESSIVE, 1])))
         cases.append((f"cv_{name}_rst_50x38", cv_bytes(arr, [cv2.IMWRITE_JPEG_QUALITY, 70, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor, cv2.IMWRITE_JPEG_RST_INTERVAL, 2])))
+    # RGB stored without colour transform (Adobe marker, transform 0).
+    arr = natural(33, 47, 4200)
+    cases.append(("rgb_keep_444_33x47", pil_bytes(arr, quality=90, keep_rgb=True, subsampling=0)))
     arr = natural(250, 181, 5000)
     cases.append(("large_420_250x181_q90", pil_bytes(arr, quality=90, subsampling=2)))
     cases.append(("large_420_250x181_q90_prog", pil_bytes(arr, quality=90, subsampling=2, progressive=True)))
