@@ -11,6 +11,10 @@ Writes
                                        RGB and images.json;
   /tmp/sam-jpeg-bench/                 larger JPEGs for timing (not committed).
 
+Scan layouts neither Pillow nor OpenCV write (sequential files with one scan per component,
+custom progressions, arithmetic coding) come from libjpeg-turbo's `jpegtran`
+(`apt-get install libjpeg-turbo-progs`); without it those cases are skipped.
+
 Expected decoder output is Pillow's `Image.open(f).convert("RGB")` (or "L" for gray files),
 without EXIF transposition; every file is also decoded with OpenCV (orientation ignored) and
 must give the same pixels, so the fixtures pin libjpeg-turbo's output, whichever wrapper.
@@ -19,6 +23,9 @@ import io
 import json
 import os
 import random
+import shutil
+import subprocess
+import tempfile
 
 import cv2
 import numpy as np
@@ -79,6 +86,22 @@ def expected_jpeg(path):
     return arr, gray
 
 
+def jpegtran(data, *args, scans=None):
+    """`jpegtran ARGS` on `data`; `scans` is a scan script."""
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = os.path.join(d, "in.jpg"), os.path.join(d, "out.jpg")
+        with open(src, "wb") as f:
+            f.write(data)
+        extra = []
+        if scans is not None:
+            with open(os.path.join(d, "scans.txt"), "w") as f:
+                f.write(scans)
+            extra = ["-scans", os.path.join(d, "scans.txt")]
+        subprocess.run(["jpegtran", *args, *extra, "-outfile", dst, src], check=True)
+        with open(dst, "rb") as f:
+            return f.read()
+
+
 def exif_bytes(orientation):
     ex = Image.Exif()
     ex[0x0112] = orientation
@@ -120,6 +143,29 @@ def main():
         arr = natural(50, 38, 4100 + (name == "411"))
         cases.append((f"cv_{name}_prog_50x38", cv_bytes(arr, [cv2.IMWRITE_JPEG_QUALITY, 88, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor, cv2.IMWRITE_JPEG_PROGRESSIVE, 1])))
         cases.append((f"cv_{name}_rst_50x38", cv_bytes(arr, [cv2.IMWRITE_JPEG_QUALITY, 70, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor, cv2.IMWRITE_JPEG_RST_INTERVAL, 2])))
+    have_jpegtran = shutil.which("jpegtran") is not None
+    if have_jpegtran:
+        src420 = pil_bytes(natural(75, 53, 4300), quality=85, subsampling=2)
+        src444 = pil_bytes(natural(41, 29, 4301), quality=92, subsampling=0)
+        # Sequential, one scan per component (non-interleaved), and Y then Cb+Cr.
+        cases.append(("multiscan_420_75x53", jpegtran(src420, scans="0: 0 63 0 0;\n1: 0 63 0 0;\n2: 0 63 0 0;\n")))
+        cases.append(("multiscan_y_cbcr_420_75x53", jpegtran(src420, scans="0: 0 63 0 0;\n1 2: 0 63 0 0;\n")))
+        cases.append(("multiscan_rst_444_41x29", jpegtran(src444, "-restart", "2B", scans="2: 0 63 0 0;\n0: 0 63 0 0;\n1: 0 63 0 0;\n")))
+        # A progression with DC refinement, several AC bands per component and deep successive
+        # approximation.
+        script = (
+            "0 1 2: 0 0 0 2;\n"
+            "0: 1 2 0 3;\n0: 3 9 0 2;\n0: 10 63 0 1;\n"
+            "1: 1 63 0 2;\n2: 1 20 0 0;\n2: 21 63 0 0;\n"
+            "0 1 2: 0 0 2 1;\n0 1 2: 0 0 1 0;\n"
+            "0: 1 2 3 2;\n0: 1 2 2 1;\n0: 1 2 1 0;\n0: 3 9 2 1;\n0: 3 9 1 0;\n0: 10 63 1 0;\n"
+            "1: 1 63 2 1;\n1: 1 63 1 0;\n"
+        )
+        cases.append(("progscript_420_75x53", jpegtran(src420, scans=script)))
+        cases.append(("progscript_444_41x29_rst", jpegtran(src444, "-restart", "1", scans=script)))
+        cases.append(("jpegtran_prog_420_75x53", jpegtran(src420, "-progressive")))
+    else:
+        print("jpegtran not found: skipping the multi-scan and custom-progression cases")
     # RGB stored without colour transform (Adobe marker, transform 0).
     arr = natural(33, 47, 4200)
     cases.append(("rgb_keep_444_33x47", pil_bytes(arr, quality=90, keep_rgb=True, subsampling=0)))
@@ -208,6 +254,9 @@ def main():
     # A restart marker removed.
     i = rst.index(b"\xff\xd1")
     err("bad_rst_missing.jpg", rst[:i] + rst[i + 2 :], "corrupt")
+    if have_jpegtran:
+        err("bad_arithmetic.jpg", jpegtran(base, "-arithmetic"), "unsupported")
+        err("bad_arithmetic_prog.jpg", jpegtran(base, "-arithmetic", "-progressive"), "unsupported")
     cmyk = io.BytesIO()
     Image.fromarray(natural(16, 16, 9)).convert("CMYK").save(cmyk, "JPEG")
     err("bad_cmyk.jpg", cmyk.getvalue(), "unsupported")
