@@ -102,6 +102,23 @@ def jpegtran(data, *args, scans=None):
             return f.read()
 
 
+def with_quant(data, value):
+    """`data` with every entry of its 8-bit quantisation tables set to `value`: the coefficients
+    stay those of a quality-100 encoding, so dequantised values overflow 16 bits, which tells
+    libjpeg-turbo's SIMD IDCT (what Pillow and OpenCV run) from its C code."""
+    d = bytearray(data)
+    i = d.find(b"\xff\xdb")
+    while i >= 0:
+        end = i + 2 + (d[i + 2] << 8 | d[i + 3])
+        j = i + 4
+        while j < end:
+            assert d[j] >> 4 == 0
+            d[j + 1 : j + 65] = bytes([value]) * 64
+            j += 65
+        i = d.find(b"\xff\xdb", end)
+    return bytes(d)
+
+
 def exif_bytes(orientation):
     ex = Image.Exif()
     ex[0x0112] = orientation
@@ -166,6 +183,13 @@ def main():
         cases.append(("jpegtran_prog_420_75x53", jpegtran(src420, "-progressive")))
     else:
         print("jpegtran not found: skipping the multi-scan and custom-progression cases")
+    # Extreme dequantised values (no encoder writes these).
+    arr = natural(32, 24, 4400)
+    cases.append(("extreme_q255_444_32x24", with_quant(pil_bytes(arr, quality=100, subsampling=0), 255)))
+    cases.append(("extreme_q255_420_32x24_prog", with_quant(pil_bytes(arr, quality=100, subsampling=2, progressive=True), 255)))
+    cases.append(("extreme_q40_422_32x24", with_quant(pil_bytes(arr, quality=100, subsampling=1), 40)))
+    gray = natural(16, 16, 4401, gray=True)
+    cases.append(("extreme_q200_gray_16x16", with_quant(pil_bytes(gray, quality=100), 200)))
     # RGB stored without colour transform (Adobe marker, transform 0).
     arr = natural(33, 47, 4200)
     cases.append(("rgb_keep_444_33x47", pil_bytes(arr, quality=90, keep_rgb=True, subsampling=0)))

@@ -1,7 +1,13 @@
-//! libjpeg's accurate integer inverse DCT (`jpeg_idct_islow` in `jidctint.c`).
+//! libjpeg's accurate integer inverse DCT (`jpeg_idct_islow` in `jidctint.c`), with the
+//! 16-bit details of libjpeg-turbo's x86-64 SIMD version (`jsimd_idct_islow_avx2`), which is
+//! what Pillow's and OpenCV's wheels run.
 //!
-//! Arithmetic wraps instead of trapping: coefficients from a valid 8-bit file never overflow
-//! 32 bits, and corrupt ones must not panic.
+//! On coefficients an 8-bit encoder can produce the C and SIMD versions agree. They differ on
+//! extreme (corrupt or hand-made) ones: the SIMD code dequantises with a 16-bit product, adds
+//! some pairs of inputs in 16 bits, saturates each pass's output to 16 bits and clamps the
+//! result, where the C code works in 32 bits and wraps through its modulo-1024 `range_limit`
+//! table. This file follows the SIMD code, so that even such files decode as Pillow and
+//! OpenCV decode them. Arithmetic wraps instead of trapping, as the SIMD code does.
 
 const CONST_BITS: i32 = 13;
 const PASS1_BITS: i32 = 2;
@@ -41,6 +47,18 @@ fn shl(a: Lanes, n: u32) -> Lanes {
     std::array::from_fn(|i| a[i].wrapping_shl(n))
 }
 
+/// The low 16 bits as a signed number (`vpaddw`, `vpmullw`, `vpsllw`).
+#[inline(always)]
+fn wrap16(a: Lanes) -> Lanes {
+    std::array::from_fn(|i| a[i].wrapping_shl(16) >> 16)
+}
+
+/// Signed saturation to 16 bits (`vpackssdw`).
+#[inline(always)]
+fn sat16(a: Lanes) -> Lanes {
+    std::array::from_fn(|i| a[i].max(i16::MIN as i32).min(i16::MAX as i32))
+}
+
 /// Rounding right shift (`DESCALE`).
 #[inline(always)]
 fn descale(a: Lanes, n: i32) -> Lanes {
@@ -48,17 +66,19 @@ fn descale(a: Lanes, n: i32) -> Lanes {
 }
 
 /// One 1-D pass of `jpeg_idct_islow` on eight independent lanes (eight columns, or eight
-/// rows after a transpose), so that the compiler can use SIMD. libjpeg's shortcut for
-/// all-zero AC columns gives the same numbers and is left out.
+/// rows after a transpose) of 16-bit inputs, so that the compiler can use SIMD. The sums the
+/// AVX2 code forms in 16 bits (`in0 ± in4`, `z3`, `z4`) wrap as there; the rest is exact in
+/// 32 bits either way.
 #[inline(always)]
-fn idct_1d(s: [Lanes; 8]) -> [Lanes; 8] {
+fn idct_1d<const WRAP16: bool>(s: [Lanes; 8]) -> [Lanes; 8] {
+    let wrap = |a: Lanes| if WRAP16 { wrap16(a) } else { a };
     let z2 = s[2];
     let z3 = s[6];
     let z1 = mulc(add(z2, z3), FIX_0_541196100);
     let tmp2 = add(z1, mulc(z3, -FIX_1_847759065));
     let tmp3 = add(z1, mulc(z2, FIX_0_765366865));
-    let tmp0 = shl(add(s[0], s[4]), CONST_BITS as u32);
-    let tmp1 = shl(sub(s[0], s[4]), CONST_BITS as u32);
+    let tmp0 = shl(wrap(add(s[0], s[4])), CONST_BITS as u32);
+    let tmp1 = shl(wrap(sub(s[0], s[4])), CONST_BITS as u32);
     let tmp10 = add(tmp0, tmp3);
     let tmp13 = sub(tmp0, tmp3);
     let tmp11 = add(tmp1, tmp2);
@@ -67,8 +87,8 @@ fn idct_1d(s: [Lanes; 8]) -> [Lanes; 8] {
     let (t0, t1, t2, t3) = (s[7], s[5], s[3], s[1]);
     let z1 = add(t0, t3);
     let z2 = add(t1, t2);
-    let z3 = add(t0, t2);
-    let z4 = add(t1, t3);
+    let z3 = wrap(add(t0, t2));
+    let z4 = wrap(add(t1, t3));
     let z5 = mulc(add(z3, z4), FIX_1_175875602);
     let t0 = mulc(t0, FIX_0_298631336);
     let t1 = mulc(t1, FIX_2_053119869);
@@ -100,17 +120,15 @@ fn transpose(m: [Lanes; 8]) -> [Lanes; 8] {
     std::array::from_fn(|i| std::array::from_fn(|j| m[j][i]))
 }
 
-/// Level shift and clamp of a pass-2 output. libjpeg's C code looks the value up modulo 1024
-/// in `range_limit`, which wraps values beyond ±512; its x86 and Arm SIMD code (what Pillow's
-/// and OpenCV's wheels run) saturates instead. The two agree on everything an 8-bit encoder
-/// can produce; this follows the SIMD code.
+/// Level shift and clamp of a pass-2 output (`vpacksswb` and adding 128; libjpeg's C code
+/// wraps modulo 1024 through `range_limit` instead, which only differs beyond ±512).
 #[inline(always)]
 fn range_limit(x: i32) -> u8 {
     (x.wrapping_add(128)).clamp(0, 255) as u8
 }
 
 /// The dequantised value as libjpeg-turbo's SIMD IDCT computes it: a 16-bit product
-/// (`pmullw`); a valid file never needs more.
+/// (`vpmullw`); a valid file never needs more.
 #[inline(always)]
 fn dequantize(c: i16, q: i32) -> i32 {
     (c as i32).wrapping_mul(q) as i16 as i32
@@ -130,10 +148,24 @@ pub(crate) fn idct_islow(
     let rows: [Lanes; 8] = std::array::from_fn(|r| {
         std::array::from_fn(|c| dequantize(coef[r * 8 + c], quant[r * 8 + c]))
     });
-    // Pass 1 on columns: lane c of `ws[r]` is row r of column c.
-    let ws = idct_1d(rows).map(|v| descale(v, CONST_BITS - PASS1_BITS));
-    // Pass 2 on rows: after the transpose lane r of `t[k]` is ws[r][k].
-    let px = idct_1d(transpose(ws)).map(|v| descale(v, CONST_BITS + PASS1_BITS + 3));
+    // Pass 1 on columns (lane c of `ws[r]` is row r of column c), pass 2 on rows (after the
+    // transpose lane r of `t[k]` is ws[r][k]), in plain 32-bit arithmetic: that is what the
+    // SIMD code computes as long as none of its 16-bit steps overflows. No pass-1 weight
+    // exceeds 11363/8192, so a column whose absolute values sum to at most 2900 gives pass-1
+    // outputs within ±(2900 · 11363 / 2048 + 1) < 16384, and every 16-bit sum of two inputs
+    // in either pass fits.
+    let mut colsum = [0i32; 8];
+    for r in &rows {
+        for i in 0..8 {
+            colsum[i] += r[i].abs();
+        }
+    }
+    let px = if colsum.iter().all(|&s| s <= 2900) {
+        let ws = idct_1d::<false>(rows).map(|v| descale(v, CONST_BITS - PASS1_BITS));
+        idct_1d::<false>(transpose(ws)).map(|v| descale(v, CONST_BITS + PASS1_BITS + 3))
+    } else {
+        simd_extreme(coef, rows)
+    };
     let px = transpose(px);
     for (r, row) in px.iter().enumerate() {
         let Some(dst) = out.get_mut(offset + r * stride..offset + r * stride + 8) else {
@@ -145,11 +177,27 @@ pub(crate) fn idct_islow(
     }
 }
 
+/// Both passes with the AVX2 code's 16-bit steps, for blocks whose values are out of the
+/// range where plain arithmetic gives the same result (corrupt or hand-made files).
+#[cold]
+fn simd_extreme(coef: &[i16; 64], rows: [Lanes; 8]) -> [Lanes; 8] {
+    // When rows 1–7 are all zero the AVX2 code's pass 1 is a shortcut for the whole block:
+    // the DC row shifted left in 16 bits.
+    let ws = if coef[8..].iter().all(|&c| c == 0) {
+        [wrap16(shl(rows[0], PASS1_BITS as u32)); 8]
+    } else {
+        idct_1d::<true>(rows).map(|v| sat16(descale(v, CONST_BITS - PASS1_BITS)))
+    };
+    idct_1d::<true>(transpose(ws)).map(|v| descale(v, CONST_BITS + PASS1_BITS + 3))
+}
+
 /// [`idct_islow`] of a block whose only nonzero coefficient is the DC one: every pass-1
-/// output is `dc << 2` and every pixel `(dc + 4) >> 3`, exactly as the full transform gives.
+/// output is `dc << 2` (in 16 bits) and every pixel `(ws + 16) >> 5`, exactly as the full
+/// transform gives.
 #[inline]
 pub(crate) fn idct_dc_only(dc: i16, quant0: i32, out: &mut [u8], offset: usize, stride: usize) {
-    let v = range_limit(dequantize(dc, quant0).wrapping_add(4) >> 3);
+    let ws = (dequantize(dc, quant0) << PASS1_BITS) as i16 as i32;
+    let v = range_limit((ws + 16) >> 5);
     for r in 0..8 {
         if let Some(dst) = out.get_mut(offset + r * stride..offset + r * stride + 8) {
             dst.fill(v);
