@@ -1,6 +1,7 @@
 //! A baseline and progressive JPEG decoder whose output is bit-identical to libjpeg-turbo with
 //! its default settings (what Pillow's `Image.open(f).convert("RGB")` and OpenCV's
-//! `cv2.imread` return): the accurate integer IDCT (`jpeg_idct_islow`), "fancy" (triangle
+//! `cv2.imread` return): the accurate integer IDCT (`jpeg_idct_islow`, down to the 16-bit
+//! steps of libjpeg-turbo's x86-64 SIMD version on extreme coefficients), "fancy" (triangle
 //! filter) chroma upsampling as `jdsample.c` selects it, and `jdcolor.c`'s fixed-point
 //! YCbCr→RGB tables.
 //!
