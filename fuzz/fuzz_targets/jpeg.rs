@@ -1,5 +1,6 @@
 //! `load_rgb` on `FF D8` + the input, through a file in tmpfs (`load_rgb` takes a path), so
-//! that both the marker walk (`check_jpeg_complete`) and the JPEG decoder run.
+//! that sam-jpeg runs and, when it decodes, the EXIF orientation is applied
+//! (`jpeg_decoder` drives sam-jpeg alone).
 #![no_main]
 
 use std::path::PathBuf;

@@ -1,15 +1,26 @@
-//! Reading images from files as RGB.
+//! Reading images from files as RGB, the way `cv2.imread(path)` followed by a BGR→RGB swap
+//! does (the reference pipelines read images with OpenCV).
 
 use std::path::Path;
 
+use image::{DynamicImage, RgbImage, imageops};
+
 use crate::error::{DataError, Result};
 
-/// Decodes an image file (PNG, JPEG, …) to 8-bit RGB; grayscale and alpha are converted.
+/// Decodes an image file to 8-bit RGB exactly as `cv2.imread(path)[..., ::-1]` does.
 ///
-/// A JPEG must be complete: the decoder fills a truncated file's missing blocks with grey and
-/// reports success, so the file's markers are walked first and a missing end of image is an
-/// error.
-pub fn load_rgb(path: impl AsRef<Path>) -> Result<image::RgbImage> {
+/// - JPEG goes through [`sam_jpeg`], which is bit-identical to the libjpeg-turbo OpenCV and
+///   Pillow use (other decoders differ by up to tens of levels); the EXIF orientation (1–8)
+///   is applied, as `cv2.imread` does by default; a truncated or corrupt file is an error,
+///   and so is a CMYK one.
+/// - PNG goes through the `image` crate: gray is replicated to three channels, alpha is
+///   dropped without compositing, palettes are expanded and 16-bit samples keep their high
+///   byte (`>> 8`), all as OpenCV does.
+///
+/// # Errors
+/// [`DataError::ImageRead`] naming the file, for unreadable, corrupt, empty or unsupported
+/// images.
+pub fn load_rgb(path: impl AsRef<Path>) -> Result<RgbImage> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| DataError::ImageRead {
         path: path.to_path_buf(),
@@ -26,7 +37,11 @@ pub fn decode_rgb(bytes: &[u8], name_for_errors: &Path) -> Result<image::RgbImag
         reason,
     };
     if bytes.starts_with(&[0xFF, 0xD8]) {
-        check_jpeg_complete(bytes).map_err(err)?;
+        let jpeg = sam_jpeg::decode(bytes).map_err(|e| err(e.to_string()))?;
+        let (w, h, orientation) = (jpeg.width, jpeg.height, jpeg.exif_orientation);
+        let img = RgbImage::from_raw(w, h, jpeg.into_rgb())
+            .ok_or_else(|| err("decoded JPEG has the wrong number of samples".into()))?;
+        return Ok(apply_exif_orientation(img, orientation.unwrap_or(1)));
     }
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
@@ -35,55 +50,49 @@ pub fn decode_rgb(bytes: &[u8], name_for_errors: &Path) -> Result<image::RgbImag
     if img.width() == 0 || img.height() == 0 {
         return Err(err("the image has zero size".into()));
     }
-    Ok(img.to_rgb8())
+    to_rgb_like_opencv(img).ok_or_else(|| err("unsupported pixel format".into()))
 }
 
-/// Walks a JPEG's marker segments and entropy-coded scans up to its end-of-image marker.
-/// Inside a scan `FF` is followed by `00` (a stuffed byte) or a restart marker, so the first
-/// other marker ends it; the file is complete when `FF D9` is reached that way.
-fn check_jpeg_complete(b: &[u8]) -> std::result::Result<(), String> {
-    let truncated = |at: usize| {
-        Err(format!(
-            "truncated JPEG (data ends at byte {at} before the end-of-image marker)"
-        ))
+/// OpenCV's conversion of a decoded PNG to 8-bit BGR (here RGB): 16-bit samples are shifted
+/// right by 8 (the `image` crate's own conversion rounds instead), gray is replicated and
+/// alpha dropped.
+fn to_rgb_like_opencv(img: DynamicImage) -> Option<RgbImage> {
+    let (w, h) = (img.width(), img.height());
+    let hi = |v: u16| (v >> 8) as u8;
+    let raw: Vec<u8> = match img {
+        DynamicImage::ImageRgb8(i) => return Some(i),
+        DynamicImage::ImageRgba8(i) => i.pixels().flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        DynamicImage::ImageLuma8(i) => i.pixels().flat_map(|p| [p[0]; 3]).collect(),
+        DynamicImage::ImageLumaA8(i) => i.pixels().flat_map(|p| [p[0]; 3]).collect(),
+        DynamicImage::ImageRgb16(i) => i
+            .pixels()
+            .flat_map(|p| [hi(p[0]), hi(p[1]), hi(p[2])])
+            .collect(),
+        DynamicImage::ImageRgba16(i) => i
+            .pixels()
+            .flat_map(|p| [hi(p[0]), hi(p[1]), hi(p[2])])
+            .collect(),
+        DynamicImage::ImageLuma16(i) => i.pixels().flat_map(|p| [hi(p[0]); 3]).collect(),
+        DynamicImage::ImageLumaA16(i) => i.pixels().flat_map(|p| [hi(p[0]); 3]).collect(),
+        _ => return None,
     };
-    let mut p = 2;
-    loop {
-        // Fill bytes may precede a marker.
-        while b.get(p) == Some(&0xFF) && b.get(p + 1) == Some(&0xFF) {
-            p += 1;
-        }
-        let (Some(&0xFF), Some(&m)) = (b.get(p), b.get(p + 1)) else {
-            return if p + 1 >= b.len() {
-                truncated(b.len())
-            } else {
-                Err(format!("corrupt JPEG: no marker at byte {p}"))
-            };
-        };
-        p += 2;
-        match m {
-            0xD9 => return Ok(()),
-            0x01 | 0xD0..=0xD7 => continue,
-            _ => {}
-        }
-        let (Some(&hi), Some(&lo)) = (b.get(p), b.get(p + 1)) else {
-            return truncated(b.len());
-        };
-        p += (hi as usize) << 8 | lo as usize;
-        if p > b.len() {
-            return truncated(b.len());
-        }
-        if m == 0xDA {
-            // Entropy-coded data up to the next marker that is neither stuffing nor a restart.
-            loop {
-                match (b.get(p), b.get(p + 1)) {
-                    (Some(&0xFF), Some(&n)) if n == 0x00 || (0xD0..=0xD7).contains(&n) => p += 2,
-                    (Some(&0xFF), Some(_)) => break,
-                    (Some(_), _) => p += 1,
-                    (None, _) => return truncated(b.len()),
-                }
-            }
-        }
+    RgbImage::from_raw(w, h, raw)
+}
+
+/// Turns the stored image upright for an EXIF orientation value, as OpenCV's
+/// `ExifTransform` (and Pillow's `exif_transpose`) do; other values leave it as stored.
+fn apply_exif_orientation(img: RgbImage, orientation: u16) -> RgbImage {
+    match orientation {
+        2 => imageops::flip_horizontal(&img),
+        3 => imageops::rotate180(&img),
+        4 => imageops::flip_vertical(&img),
+        // Transpose.
+        5 => imageops::flip_horizontal(&imageops::rotate90(&img)),
+        6 => imageops::rotate90(&img),
+        // Transverse.
+        7 => imageops::flip_horizontal(&imageops::rotate270(&img)),
+        8 => imageops::rotate270(&img),
+        _ => img,
     }
 }
 
@@ -104,12 +113,12 @@ mod tests {
     #[test]
     fn complete_jpeg_passes_every_truncation_fails() {
         let full = jpeg();
-        assert_eq!(check_jpeg_complete(&full), Ok(()));
+        assert!(sam_jpeg::decode(&full).is_ok());
         let mut trailing = full.clone();
         trailing.extend_from_slice(b"trailing bytes some writers add");
-        assert_eq!(check_jpeg_complete(&trailing), Ok(()));
+        assert!(sam_jpeg::decode(&trailing).is_ok());
         for cut in 2..full.len() - 1 {
-            assert!(check_jpeg_complete(&full[..cut]).is_err(), "cut at {cut}");
+            assert!(sam_jpeg::decode(&full[..cut]).is_err(), "cut at {cut}");
         }
     }
 
