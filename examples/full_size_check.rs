@@ -85,7 +85,13 @@ fn run(args: Args) -> Result<(), String> {
     };
 
     let start = Instant::now();
-    let sam = Sam::load(&args.checkpoint, &config, &device).map_err(|e| e.to_string())?;
+    // A Hugging Face SamModel folder carries its own config.
+    let sam = if sam_burn::model::is_hf_folder(&args.checkpoint) {
+        Sam::load_hf(&args.checkpoint, &device)
+    } else {
+        Sam::load(&args.checkpoint, &config, &device)
+    }
+    .map_err(|e| e.to_string())?;
     let t_load = start.elapsed().as_secs_f64();
 
     let (shape, input) = floats("image/input")?;

@@ -139,13 +139,13 @@ fn hf_folders_load_at_another_size() {
     );
     assert_eq!(diff, 0.0);
     // A size that is not a multiple of the patch is refused with the config error.
-    let err = Sam::load_sized(
+    let Err(err) = Sam::load_sized(
         fixtures().join("sam_tiny.pth"),
         &config("sam_tiny"),
         Some(100),
         &device,
-    )
-    .err()
-    .expect("100 is not a multiple of 16");
+    ) else {
+        panic!("100 is not a multiple of 16");
+    };
     assert!(err.to_string().contains("100"), "{err}");
 }

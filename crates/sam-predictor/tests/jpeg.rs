@@ -130,7 +130,10 @@ fn predictor_on_jpeg_files_matches_the_official_one_on_opencv_pixels() {
             .collect();
         let agree = agreement(&m, &out[&format!("{key}/masks")]);
         eprintln!("{file}: points low-res {low:e}, IoU {iou:e}, masks agree {agree}");
-        assert!(low <= 1e-3 && iou <= 1e-4 && agree >= 0.999, "{file} points");
+        assert!(
+            low <= 1e-3 && iou <= 1e-4 && agree >= 0.999,
+            "{file} points"
+        );
 
         let b = case["box"].as_array().unwrap();
         let bbox = [0, 1, 2, 3].map(|i| b[i].as_f64().unwrap());
