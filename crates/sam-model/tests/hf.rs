@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor};
 use common::*;
-use sam_model::{PointPrompt, Prompts, Sam, SamError, hf_config};
+use sam_model::{Sam, SamError, hf_config};
 
 const EMB_TOL: f32 = 1e-4;
 const LOGIT_TOL: f32 = 1e-3;
@@ -17,22 +17,6 @@ const IOU_TOL: f32 = 1e-4;
 
 fn folder(name: &str) -> PathBuf {
     fixtures().join(format!("hf_{name}"))
-}
-
-fn prompts(out: &Outputs, case: &Case, device: &Device) -> Prompts {
-    let key = format!("case/{}", case.name);
-    Prompts {
-        points: case.points.then(|| PointPrompt {
-            coords: out.float(&format!("{key}/point_coords"), device),
-            labels: out.int(&format!("{key}/point_labels"), device),
-        }),
-        boxes: case
-            .boxes
-            .then(|| out.float(&format!("{key}/boxes"), device)),
-        masks: case
-            .masks
-            .then(|| out.float(&format!("{key}/mask_input"), device)),
-    }
 }
 
 /// Image embedding and every case's low-res masks and IoU scores of `sam`.
@@ -44,7 +28,11 @@ fn run_all(name: &str, sam: &Sam, device: &Device) -> Vec<Tensor<4>> {
     let mut all = vec![emb.clone()];
     for case in &cases(name).cases {
         let pred = sam
-            .predict(emb.clone(), prompts(&out, case, device), case.multimask)
+            .predict(
+                emb.clone(),
+                case_prompts(&out, case, device),
+                case.multimask,
+            )
             .unwrap();
         all.push(pred.low_res_masks);
     }
@@ -72,7 +60,11 @@ fn hf_folders_match_transformers() {
             for case in &cases(name).cases {
                 let key = format!("case/{}", case.name);
                 let pred = sam
-                    .predict(emb.clone(), prompts(&out, case, &device), case.multimask)
+                    .predict(
+                        emb.clone(),
+                        case_prompts(&out, case, &device),
+                        case.multimask,
+                    )
                     .unwrap();
                 // transformers returns [image, prompt, mask, h, w]; the fixture dropped the image axis.
                 let err = assert_close(

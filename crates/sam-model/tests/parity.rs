@@ -48,18 +48,7 @@ fn check_cases(name: &str, tag: &str, sam: &Sam, out: &Outputs, device: &Device)
     for case in &meta.cases {
         let key = format!("case/{}", case.name);
         let what = format!("{name}/{tag}/{}", case.name);
-        let prompts = Prompts {
-            points: case.points.then(|| PointPrompt {
-                coords: out.float(&format!("{key}/point_coords"), device),
-                labels: out.int(&format!("{key}/point_labels"), device),
-            }),
-            boxes: case
-                .boxes
-                .then(|| out.float(&format!("{key}/boxes"), device)),
-            masks: case
-                .masks
-                .then(|| out.float(&format!("{key}/mask_input"), device)),
-        };
+        let prompts = case_prompts(out, case, device);
         let embeddings = sam
             .prompt_encoder
             .forward(

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use sam_model::SamConfig;
+use sam_model::{PointPrompt, Prompts, SamConfig};
 
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -186,4 +186,21 @@ pub fn threshold_agreement<const D: usize>(actual: Tensor<D>, expected: &[f32]) 
         .filter(|(a, e)| (**a > 0.0) == (**e > 0.0))
         .count();
     same as f64 / expected.len() as f64
+}
+
+/// The prompts of a fixture case, as the reference script fed them.
+pub fn case_prompts(out: &Outputs, case: &Case, device: &Device) -> Prompts {
+    let key = format!("case/{}", case.name);
+    Prompts {
+        points: case.points.then(|| PointPrompt {
+            coords: out.float(&format!("{key}/point_coords"), device),
+            labels: out.int(&format!("{key}/point_labels"), device),
+        }),
+        boxes: case
+            .boxes
+            .then(|| out.float(&format!("{key}/boxes"), device)),
+        masks: case
+            .masks
+            .then(|| out.float(&format!("{key}/mask_input"), device)),
+    }
 }
