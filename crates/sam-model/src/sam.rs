@@ -29,6 +29,9 @@ pub struct Sam {
     pub mask_decoder: MaskDecoder,
     #[module(skip)]
     config: SamConfig,
+    /// The LoRA adapters' settings, when the model has adapters.
+    #[module(skip)]
+    pub(crate) lora: Option<crate::lora::LoraConfig>,
 }
 
 /// Prompts for one image, in pixels of the resized (longest side = `image_size`) input.
@@ -49,6 +52,7 @@ impl Sam {
             prompt_encoder: config.prompt_encoder().init(device),
             mask_decoder: config.mask_decoder().init(device),
             config: config.clone(),
+            lora: None,
         }
     }
 

@@ -67,6 +67,10 @@ pub struct GroupsConfig {
     /// Regular expressions of frozen parameters: never updated, no optimizer state, excluded
     /// from the gradient norm. Each must match at least one parameter.
     pub frozen: Vec<String>,
+    /// Regular expressions of the only parameters to train (e.g. `\.lora_` for LoRA
+    /// adapters): when non-empty, every parameter matching none of them is frozen. Each must
+    /// match at least one parameter.
+    pub trainable: Vec<String>,
 }
 
 impl Default for GroupsConfig {
@@ -79,6 +83,7 @@ impl Default for GroupsConfig {
             no_decay_rank_le_1: true,
             no_decay: Vec::new(),
             frozen: Vec::new(),
+            trainable: Vec::new(),
         }
     }
 }
@@ -102,6 +107,7 @@ impl GroupsConfig {
         }
         compile("groups.no_decay", &self.no_decay)?;
         compile("groups.frozen", &self.frozen)?;
+        compile("groups.trainable", &self.trainable)?;
         Ok(())
     }
 }
@@ -223,11 +229,16 @@ impl GroupPlan {
         config.validate()?;
         let no_decay = compile("groups.no_decay", &config.no_decay)?;
         let frozen = compile("groups.frozen", &config.frozen)?;
+        let trainable = compile("groups.trainable", &config.trainable)?;
         // Path matchers ignore the id, so any id serves for matching names alone.
         let any_id = ParamId::new();
         let matches = |p: &Pattern, path: &str| p.group.matches(&any_id, Some(path));
 
-        for (field, patterns) in [("groups.no_decay", &no_decay), ("groups.frozen", &frozen)] {
+        for (field, patterns) in [
+            ("groups.no_decay", &no_decay),
+            ("groups.frozen", &frozen),
+            ("groups.trainable", &trainable),
+        ] {
             for p in patterns.iter() {
                 if !params.iter().any(|info| matches(p, &info.path)) {
                     return Err(OptimError::PatternMatchesNothing {
@@ -263,7 +274,9 @@ impl GroupPlan {
             let exempt = (config.sam_no_decay_names && sam_no_decay_name(path))
                 || (config.no_decay_rank_le_1 && !info.shape.is_empty() && info.shape.len() <= 1)
                 || no_decay.iter().any(|p| matches(p, path));
-            let is_frozen = always_frozen_name(path) || frozen.iter().any(|p| matches(p, path));
+            let is_frozen = always_frozen_name(path)
+                || frozen.iter().any(|p| matches(p, path))
+                || (!trainable.is_empty() && !trainable.iter().any(|p| matches(p, path)));
             let s = ParamSettings {
                 layer_id,
                 lr_scale: config.layer_decay.powi((depth + 1 - layer_id) as i32),

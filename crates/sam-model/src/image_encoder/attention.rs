@@ -6,6 +6,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 use super::rel_pos::decomposed_rel_pos_bias;
+use crate::lora::{LoraAdapter, forward_with};
 
 /// The reference's `image_encoder.Attention`.
 #[derive(Module, Debug)]
@@ -18,6 +19,10 @@ pub struct Attention {
     pub rel_pos_h: Param<Tensor<2>>,
     /// `[2·input_w − 1, head_dim]`.
     pub rel_pos_w: Param<Tensor<2>>,
+    /// LoRA update of `qkv` (none in the reference).
+    pub lora_qkv: Option<LoraAdapter>,
+    /// LoRA update of `proj`.
+    pub lora_proj: Option<LoraAdapter>,
     #[module(skip)]
     num_heads: usize,
 }
@@ -32,6 +37,8 @@ impl Attention {
             // Zero-initialised as the reference (`rel_pos_zero_init=True`).
             rel_pos_h: Initializer::Zeros.init([2 * input_size.0 - 1, head_dim], device),
             rel_pos_w: Initializer::Zeros.init([2 * input_size.1 - 1, head_dim], device),
+            lora_qkv: None,
+            lora_proj: None,
             num_heads,
         }
     }
@@ -43,9 +50,7 @@ impl Attention {
         let hd = c / heads;
         let n = h * w;
         // [B, HW, 3, heads, hd] → [3, B·heads, HW, hd]
-        let qkv = self
-            .qkv
-            .forward(x)
+        let qkv = forward_with(&self.qkv, &self.lora_qkv, x)
             .reshape([b, n, 3, heads, hd])
             .permute([2, 0, 3, 1, 4])
             .reshape([3, b * heads, n, hd]);
@@ -70,6 +75,6 @@ impl Attention {
             .reshape([b, heads, h, w, hd])
             .permute([0, 2, 3, 1, 4])
             .reshape([b, h, w, c]);
-        self.proj.forward(out)
+        forward_with(&self.proj, &self.lora_proj, out)
     }
 }

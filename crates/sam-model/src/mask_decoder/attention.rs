@@ -7,6 +7,8 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
+use crate::lora::{LoraAdapter, forward_with};
+
 /// Multi-head attention over `embedding_dim / downsample_rate` internal channels.
 #[derive(Module, Debug)]
 pub struct Attention {
@@ -18,6 +20,14 @@ pub struct Attention {
     pub v_proj: Linear,
     /// `[C/r] → [C]`.
     pub out_proj: Linear,
+    /// LoRA updates of the four projections (none in the reference).
+    pub lora_q: Option<LoraAdapter>,
+    /// See `lora_q`.
+    pub lora_k: Option<LoraAdapter>,
+    /// See `lora_q`.
+    pub lora_v: Option<LoraAdapter>,
+    /// See `lora_q`.
+    pub lora_out: Option<LoraAdapter>,
     #[module(skip)]
     num_heads: usize,
 }
@@ -36,6 +46,10 @@ impl Attention {
             k_proj: LinearConfig::new(embedding_dim, internal).init(device),
             v_proj: LinearConfig::new(embedding_dim, internal).init(device),
             out_proj: LinearConfig::new(internal, embedding_dim).init(device),
+            lora_q: None,
+            lora_k: None,
+            lora_v: None,
+            lora_out: None,
             num_heads,
         }
     }
@@ -51,9 +65,9 @@ impl Attention {
     ///
     /// Batches of 1 broadcast against larger ones (one image embedding, many prompts).
     pub fn forward(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
-        let q = self.separate_heads(self.q_proj.forward(q));
-        let k = self.separate_heads(self.k_proj.forward(k));
-        let v = self.separate_heads(self.v_proj.forward(v));
+        let q = self.separate_heads(forward_with(&self.q_proj, &self.lora_q, q));
+        let k = self.separate_heads(forward_with(&self.k_proj, &self.lora_k, k));
+        let v = self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v));
         let [bq, heads, nq, ch] = q.dims();
         let [bk, _, nk, _] = k.dims();
         let b = bq.max(bk);
@@ -70,7 +84,10 @@ impl Attention {
         };
         // softmax(q·kᵀ / √ch)·v; Burn's fused kernel where the backend has one.
         let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
-        self.out_proj
-            .forward(out.swap_dims(1, 2).reshape([b, nq, heads * ch]))
+        forward_with(
+            &self.out_proj,
+            &self.lora_out,
+            out.swap_dims(1, 2).reshape([b, nq, heads * ch]),
+        )
     }
 }

@@ -1,6 +1,6 @@
 //! The mask decoder (the reference's `modeling/mask_decoder.py`).
 
-mod attention;
+pub mod attention;
 mod mlp;
 mod output_upscaling;
 mod two_way_transformer;
