@@ -18,7 +18,7 @@ type Result<T> = std::result::Result<T, CliError>;
 pub const USAGE: &str = "\
 usage: train --data DIR [--val DIR] [--out DIR] [--preset seed|paper|demo | --config FILE.json]
              [--checkpoint FILE] [--resume] [--steps N] [--freeze-image-encoder]
-             [--freeze-prompt-encoder] [--synthetic N] [--device NAME] [--no-progress]
+             [--freeze-prompt-encoder] [--lora RANK] [--synthetic N] [--device NAME] [--no-progress]
 
 --data DIR      an SA-1B-format folder (sa_<id>.jpg + sa_<id>.json)
 --val DIR       a validation folder: mIoU (1 click) every eval_every steps and at the end
@@ -29,6 +29,8 @@ usage: train --data DIR [--val DIR] [--out DIR] [--preset seed|paper|demo | --co
 --checkpoint    initial weights to fine-tune (official .pth, .safetensors, .bpk or a Hugging Face
                 SamModel folder; resampled when trained at another input size)
 --resume        continue the run in --out from its latest checkpoint
+--lora RANK     LoRA fine-tuning: rank-RANK adapters (alpha = RANK) on the encoder's and the
+                decoder's attention projections train, the rest stays frozen
 --synthetic N   first write N synthetic shape images into --data (and N/5 into --val if given)";
 
 /// Parsed arguments.
@@ -61,6 +63,7 @@ impl TrainArgs {
         let (mut preset, mut config_file, mut steps) = (None, None, None);
         let (mut checkpoint, mut resume, mut synthetic) = (None, false, None);
         let (mut freeze_image, mut freeze_prompt) = (false, false);
+        let mut lora_rank: Option<usize> = None;
         let (mut device, mut progress) = ("flex".to_string(), true);
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
@@ -80,6 +83,7 @@ impl TrainArgs {
                 "--device" => device = value()?,
                 "--resume" => resume = true,
                 "--freeze-image-encoder" => freeze_image = true,
+                "--lora" => lora_rank = Some(number(&flag, &value()?)?),
                 "--freeze-prompt-encoder" => freeze_prompt = true,
                 "--no-progress" => progress = false,
                 "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
@@ -119,6 +123,13 @@ impl TrainArgs {
         }
         config.freeze_image_encoder |= freeze_image;
         config.freeze_prompt_encoder |= freeze_prompt;
+        if let Some(rank) = lora_rank {
+            config.lora = Some(sam_model::LoraConfig {
+                rank,
+                alpha: rank as f64,
+                ..sam_model::LoraConfig::default()
+            });
+        }
         config.validate()?;
         Ok(Self {
             data,

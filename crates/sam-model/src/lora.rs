@@ -116,8 +116,9 @@ fn adapter_for(base: &Linear, config: &LoraConfig) -> LoraAdapter {
 /// `base.weight += ΔW`, the adapter removed.
 fn merge_into(base: &mut Linear, adapter: &mut Option<LoraAdapter>) {
     if let Some(a) = adapter.take() {
+        // Detached: a merged weight is a new leaf, also on an autodiff device.
         let merged = base.weight.val() + a.delta_weight();
-        base.weight = Param::from_tensor(merged);
+        base.weight = Param::from_tensor(merged.detach());
     }
 }
 

@@ -121,7 +121,8 @@ impl Sam {
                 let [len, _] = t.dims();
                 debug_assert_eq!(len, 2 * old - 1);
                 let m = linear_resize_matrix(len, 2 * new - 1, &device);
-                *table = Param::from_tensor(m.matmul(t));
+                // Detached: the resampled table is a new leaf, also on an autodiff device.
+                *table = Param::from_tensor(m.matmul(t).detach());
             }
         }
 

@@ -78,6 +78,10 @@ pub struct TrainConfig {
     /// block (0: none, the seed's recipe; 0.4 in the paper's variant). Inactive when the
     /// encoder is frozen.
     pub drop_path: f64,
+    /// LoRA fine-tuning: adapters added to the loaded model, and only they train (the base is
+    /// frozen, drop path off). The run's checkpoints hold base + adapters; `Sam::save_lora`
+    /// writes the adapters alone, `Sam::merge_lora` folds them in.
+    pub lora: Option<sam_model::LoraConfig>,
     /// Seed of the prompt simulation (the loader has its own in `loader.seed`).
     pub seed: u64,
 }
@@ -105,6 +109,7 @@ impl Default for TrainConfig {
             freeze_prompt_encoder: false,
             gradient_checkpointing: false,
             drop_path: 0.0,
+            lora: None,
             seed: 0,
         }
     }
@@ -240,6 +245,10 @@ impl TrainConfig {
         }
         if self.steps == 0 {
             return Err(TrainError::config("steps", "must be ≥ 1"));
+        }
+        if let Some(lora) = &self.lora {
+            lora.validate()
+                .map_err(|e| TrainError::config("lora", e.to_string()))?;
         }
         if !(0.0..1.0).contains(&self.drop_path) {
             return Err(TrainError::config(

@@ -233,7 +233,16 @@ impl Trainer {
         let state = read_state(&checkpoint)?;
         state.config.validate()?;
         let device = train_device(device, state.config.gradient_checkpointing);
-        let model = Sam::load(checkpoint.join(MODEL_FILE), &state.config.model, &device)?;
+        // A LoRA run's checkpoint holds the adapters: they exist before its weights load.
+        let model = match &state.config.lora {
+            Some(lora) => {
+                let mut m = state.config.model.init(&device)?;
+                m.add_lora(lora)?;
+                m.load_weights(checkpoint.join(MODEL_FILE))?;
+                m
+            }
+            None => Sam::load(checkpoint.join(MODEL_FILE), &state.config.model, &device)?,
+        };
         let mut trainer = Self::build(
             state.config.clone(),
             model,
@@ -262,7 +271,17 @@ impl Trainer {
             optim_config.groups.frozen.push("^prompt_encoder\\.".into());
         }
         let mut model = model;
-        if !config.freeze_image_encoder {
+        if let Some(lora) = &config.lora {
+            // Only the adapters train; the base weights stay as loaded.
+            if model.lora_config() != Some(lora) {
+                model.add_lora(lora)?;
+            }
+            optim_config
+                .groups
+                .trainable
+                .push(sam_model::lora::LORA_PATTERN.into());
+        }
+        if !config.freeze_image_encoder && config.lora.is_none() {
             model.image_encoder.set_drop_path(config.drop_path)?;
         }
         let optim = SamOptimizer::new(optim_config, &model)?;

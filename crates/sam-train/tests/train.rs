@@ -264,6 +264,73 @@ fn two_devices_give_the_single_device_update() {
     assert!(e.contains("data_parallel"), "{e}");
 }
 
+#[test]
+fn lora_fine_tuning_trains_only_the_adapters() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    let train = dataset(data.path(), 6);
+    let device = Device::flex();
+    let mut c = tiny_config();
+    c.steps = 4;
+    c.checkpoint_every = 2;
+    c.lora = Some(sam_model::LoraConfig {
+        rank: 2,
+        alpha: 2.0,
+        ..sam_model::LoraConfig::default()
+    });
+    let base_dir = tempfile::tempdir().unwrap();
+    // The base: a fresh model saved as a checkpoint, then fine-tuned from that file.
+    let base_path = {
+        let t = Trainer::new(tiny_config(), train.clone(), base_dir.path(), &device, None).unwrap();
+        let p = base_dir.path().join("base.bpk");
+        t.model().unwrap().save(&p).unwrap();
+        p
+    };
+    let base = params(&sam_model::Sam::load(&base_path, &c.model, &device).unwrap());
+    let out = tempfile::tempdir().unwrap();
+    let mut t = Trainer::new(
+        c.clone(),
+        train.clone(),
+        out.path(),
+        &device,
+        Some(&base_path),
+    )
+    .unwrap();
+    t.run(|_, _| {}).unwrap();
+    let sam = t.model().unwrap();
+    let (adapters, total) = sam.lora_parameter_counts();
+    assert!(
+        adapters > 0 && adapters * 10 < total,
+        "{adapters} of {total}"
+    );
+    let tuned = out.path().join("adapters.safetensors");
+    sam.save_lora(&tuned).unwrap();
+    // Merging works on the training device too.
+    sam_model::Sam::clone(sam).merge_lora();
+    // The base with the saved adapters is the trained model: nothing but the adapters moved.
+    let mut stripped = sam_model::Sam::load(&base_path, &c.model, &device).unwrap();
+    stripped.load_lora(&tuned).unwrap();
+    assert_eq!(
+        params(&sam_model::Sam::load(&base_path, &c.model, &device).unwrap()),
+        base
+    );
+    let trained_adapters: Vec<Vec<f32>> = params(sam)
+        .into_iter()
+        .filter(|p| !base.contains(p))
+        .collect();
+    assert!(!trained_adapters.is_empty(), "the adapters moved");
+    assert_eq!(
+        params(&stripped),
+        params(sam),
+        "base + saved adapters = the trained model"
+    );
+    // A LoRA run resumes from its checkpoints (adapters included).
+    drop(t);
+    let t = Trainer::resume(train, out.path(), &device).unwrap();
+    assert_eq!(t.step_count(), 4);
+    assert_eq!(params(t.model().unwrap()), params(&stripped));
+}
+
 /// Every float parameter's values, in module order.
 fn params<M: Module>(module: &M) -> Vec<Vec<f32>> {
     let mut values = Vec::new();
