@@ -543,9 +543,13 @@ impl Sam {
         let files = weight_files(dir)?;
         let mut remaps = hf_key_remaps(self.config());
         let mut shapes = BTreeMap::new();
+        // Each file is parsed once: the stores that listed the shapes also apply the tensors.
+        let mut stores = Vec::with_capacity(files.len());
         for file in &files {
             check_readable(file)?;
-            shapes.extend(HfStore::open(file, &remaps).shapes(file)?);
+            let mut store = HfStore::open(file, &remaps);
+            shapes.extend(store.shapes(file)?);
+            stores.push(store);
         }
         // Exports keep the shared positional embedding under its own name, its tied copy under
         // the prompt encoder's, or both; the copy is used only when the original is absent.
@@ -556,6 +560,8 @@ impl Sam {
             if let Some(s) = shapes.remove(TIED_PE) {
                 shapes.insert(pe.into(), s);
             }
+            // The new name must be in the stores' key maps: only this rare layout re-reads.
+            stores = files.iter().map(|f| HfStore::open(f, &remaps)).collect();
         }
         let mismatches = variant_mismatches(self.config(), &shapes);
         if !mismatches.is_empty() {
@@ -573,8 +579,8 @@ impl Sam {
         };
         let mut still_missing: Option<BTreeSet<String>> = None;
         let mut missing_detail = BTreeMap::new();
-        for file in &files {
-            let result = HfStore::open(file, &remaps).apply(file, self)?;
+        for (file, store) in files.iter().zip(&mut stores) {
+            let result = store.apply(file, self)?;
             let missing: BTreeSet<String> = result.missing.iter().map(|(k, _)| k.clone()).collect();
             for (k, c) in result.missing {
                 missing_detail.insert(k, c);

@@ -410,20 +410,7 @@ impl Sam {
     /// loads into a model of `config.image_size` by resampling its position tables
     /// ([`Sam::resampled`]); every other dimension must match.
     pub fn load(path: impl AsRef<Path>, config: &SamConfig, device: &Device) -> Result<Self> {
-        let path = path.as_ref();
-        if let Some(size) = checkpoint_image_size(path, config)?
-            && size != config.image_size
-        {
-            let mut trained = config.clone();
-            trained.image_size = size;
-            trained.validate()?;
-            let mut model = trained.init(device)?;
-            model.load_weights(path)?;
-            return model.resampled(config.image_size);
-        }
-        let mut model = config.init(device)?;
-        model.load_weights(path)?;
-        Ok(model)
+        Self::load_file_at(path.as_ref(), config, Some(config.image_size), device)
     }
 
     /// Builds the model of a Hugging Face `SamModel` folder, or of a checkpoint file with
@@ -435,20 +422,35 @@ impl Sam {
         device: &Device,
     ) -> Result<Self> {
         let path = path.as_ref();
-        if crate::hf::is_hf_folder(path) {
-            let model = Sam::load_hf(path, device)?;
-            return match image_size {
-                Some(s) => model.resampled(s),
-                None => Ok(model),
-            };
+        if !crate::hf::is_hf_folder(path) {
+            return Self::load_file_at(path, config, image_size, device);
         }
-        let mut config = config.clone();
-        if let Some(s) = image_size {
-            config.image_size = s;
-        } else if let Some(s) = checkpoint_image_size(path, &config)? {
-            config.image_size = s;
+        let model = Sam::load_hf(path, device)?;
+        match image_size {
+            Some(s) => model.resampled(s),
+            None => Ok(model),
         }
-        Sam::load(path, &config, device)
+    }
+
+    /// Loads a checkpoint file at the input size it was trained at (read from its position
+    /// embedding; `config`'s otherwise), then resamples to `target` when given. The file's
+    /// shapes are read once for the size; the strict load reads them again for its checks.
+    fn load_file_at(
+        path: &Path,
+        config: &SamConfig,
+        target: Option<usize>,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut trained = config.clone();
+        if let Some(size) = checkpoint_image_size(path, config)? {
+            trained.image_size = size;
+        }
+        let mut model = trained.init(device)?;
+        model.load_weights(path)?;
+        match target {
+            Some(s) => model.resampled(s),
+            None => Ok(model),
+        }
     }
 
     /// Saves the weights as safetensors under the reference's key names and layouts (linear
