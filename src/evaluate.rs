@@ -140,6 +140,21 @@ pub fn run(args: EvaluateArgs) -> Result<Evaluation> {
     if demo {
         eprintln!("note: no --checkpoint given: evaluating the bundled demo model");
     }
+    // AP first: a bad detections file is then reported before the long mIoU run. A model
+    // clone shares its weights.
+    let coco_ap = match (&args.ap, &args.coco) {
+        (Some(boxes), Some((file, images))) => {
+            let config = ApConfig {
+                boxes: boxes.clone(),
+                max_images: args.eval.max_images,
+                ..ApConfig::default()
+            };
+            let result = coco_mask_ap(sam.clone(), file, images, &config)?;
+            eprintln!("{}", result.summary);
+            Some(result)
+        }
+        _ => None,
+    };
     let miou = if args.no_miou {
         None
     } else {
@@ -149,19 +164,6 @@ pub fn run(args: EvaluateArgs) -> Result<Evaluation> {
             (None, None) => return Err(CliError::Usage(USAGE.into())),
         };
         Some(evaluate(&sam, dataset, &args.eval)?)
-    };
-    let coco_ap = match (&args.ap, &args.coco) {
-        (Some(boxes), Some((file, images))) => {
-            let config = ApConfig {
-                boxes: boxes.clone(),
-                max_images: args.eval.max_images,
-                ..ApConfig::default()
-            };
-            let result = coco_mask_ap(sam, file, images, &config)?;
-            eprintln!("{}", result.summary);
-            Some(result)
-        }
-        _ => None,
     };
     let mut json = serde_json::to_value(&miou).unwrap_or_default();
     if let Some(ap) = &coco_ap {

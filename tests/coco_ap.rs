@@ -86,19 +86,20 @@ fn mask_ap_from_ground_truth_and_detector_boxes() {
         }));
     }
     let dets = dir.path().join("dets.json");
+    let with_detections = || {
+        run(EvaluateArgs::parse(args(&[
+            "--coco",
+            inst,
+            "--images",
+            imgs,
+            "--detections",
+            dets.to_str().unwrap(),
+            "--no-miou",
+        ]))
+        .unwrap())
+    };
     std::fs::write(&dets, serde_json::Value::from(results).to_string()).unwrap();
-    let d = run(EvaluateArgs::parse(args(&[
-        "--coco",
-        inst,
-        "--images",
-        imgs,
-        "--detections",
-        dets.to_str().unwrap(),
-        "--no-miou",
-    ]))
-    .unwrap())
-    .unwrap();
-    let dstats = d.coco_ap.unwrap().summary.stats;
+    let dstats = with_detections().unwrap().coco_ap.unwrap().summary.stats;
     assert!(
         dstats[0] > 0.1 && dstats[0] <= stats[0] + 1e-9,
         "{dstats:?} vs {stats:?}"
@@ -110,32 +111,13 @@ fn mask_ap_from_ground_truth_and_detector_boxes() {
         r#"[{"image_id": 1, "category_id": 1, "bbox": [0,0,5,5], "score": 1}]"#,
     )
     .unwrap();
-    let e = run(EvaluateArgs::parse(args(&[
-        "--coco",
-        inst,
-        "--images",
-        imgs,
-        "--detections",
-        dets.to_str().unwrap(),
-    ]))
-    .unwrap())
-    .unwrap_err();
+    let e = with_detections().unwrap_err();
     assert!(
         e.to_string().contains("image 1") && e.to_string().contains("dets.json"),
         "{e}"
     );
     std::fs::write(&dets, r#"{"nope": 1}"#).unwrap();
-    let e = run(EvaluateArgs::parse(args(&[
-        "--coco",
-        inst,
-        "--images",
-        imgs,
-        "--detections",
-        dets.to_str().unwrap(),
-        "--no-miou",
-    ]))
-    .unwrap())
-    .unwrap_err();
+    let e = with_detections().unwrap_err();
     assert!(e.to_string().contains("not a COCO results list"), "{e}");
 
     // Flags that do not go together.
