@@ -25,6 +25,8 @@ fn bad_arguments_are_one_line_errors() {
     train_error(&["--data", "d", "--frobnicate"], "unknown argument");
     train_error(&["--data", "d", "--steps", "many"], "not a valid number");
     train_error(&["--data", "d", "--steps", "0"], "steps");
+    train_error(&["--data", "d", "--lora", "x"], "--lora");
+    train_error(&["--data", "d", "--lora", "0"], "lora");
     train_error(
         &["--data", "d", "--preset", "huge"],
         "expected seed, paper or demo",

@@ -438,6 +438,15 @@ fn bad_configs_name_the_field() {
             .to_string()
             .contains("box_probability")
     );
+    let mut c = tiny_config();
+    c.drop_path = 1.0;
+    assert!(c.validate().unwrap_err().to_string().contains("drop_path"));
+    let mut c = tiny_config();
+    c.lora = Some(sam_model::LoraConfig {
+        rank: 0,
+        ..sam_model::LoraConfig::default()
+    });
+    assert!(c.validate().unwrap_err().to_string().contains("lora"));
     let e = TrainConfig::from_json("{\"stepz\": 3}").unwrap_err();
     assert!(e.to_string().contains("stepz"), "{e}");
     let dir = tempfile::tempdir().unwrap();
