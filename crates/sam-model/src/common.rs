@@ -24,6 +24,12 @@ impl Activation {
     }
 }
 
+/// `x` through an `nn::LayerNorm` whose epsilon is `eps`, in f32 for 16-bit `x`
+/// ([`crate::precision::layer_norm`]).
+pub fn norm<const D: usize>(ln: &burn::nn::LayerNorm, eps: f64, x: Tensor<D>) -> Tensor<D> {
+    crate::precision::layer_norm(x, ln.gamma.val(), ln.beta.as_ref().map(|b| b.val()), eps)
+}
+
 /// `lin1 → act → lin2`.
 #[derive(Module, Debug)]
 pub struct MlpBlock {
@@ -77,8 +83,7 @@ impl LayerNorm2d {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // The channel axis is last in NHWC, where the fused layer-norm kernel applies.
         let x = x.permute([0, 2, 3, 1]);
-        let y =
-            burn::tensor::module::layer_norm(x, self.weight.val(), Some(self.bias.val()), self.eps);
+        let y = crate::precision::layer_norm(x, self.weight.val(), Some(self.bias.val()), self.eps);
         y.permute([0, 3, 1, 2])
     }
 }

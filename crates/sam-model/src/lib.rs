@@ -13,6 +13,7 @@ pub mod image_encoder;
 pub mod interpolate;
 pub mod lora;
 pub mod mask_decoder;
+pub mod precision;
 pub mod prompt_encoder;
 pub mod resample;
 pub mod sam;

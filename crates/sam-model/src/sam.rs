@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::tensor::ops::PadMode;
-use burn::tensor::{Bool, Device, Tensor, TensorData};
+use burn::tensor::{Bool, Device, FloatDType, Tensor, TensorData};
 
 use crate::config::SamConfig;
 use crate::error::{Result, SamError};
@@ -63,6 +63,27 @@ impl Sam {
 
     pub(crate) fn set_config(&mut self, config: SamConfig) {
         self.config = config;
+    }
+
+    /// The float type of the weights (f32 unless the model was cast).
+    pub fn float_dtype(&self) -> FloatDType {
+        self.image_encoder.pos_embed.val().dtype().into()
+    }
+
+    /// The model with every float parameter cast to `dtype` (bf16 or f16 for reduced-precision
+    /// compute; see [`crate::precision`] for what stays f32). Errors when the device cannot
+    /// compute in that type (bf16 on wgpu/Vulkan, for one).
+    ///
+    /// On an autodiff device the cast is part of the graph: gradients of a loss computed with
+    /// the cast model flow back to the parameters of `self` (mixed precision with f32 masters).
+    pub fn cast_float(&self, dtype: FloatDType) -> Result<Self> {
+        let device = self.device();
+        if !device.supports_dtype(dtype) {
+            return Err(SamError::InvalidConfig(format!(
+                "the device {device:?} cannot compute in {dtype:?}"
+            )));
+        }
+        Ok(self.clone().map(&mut crate::precision::CastFloat(dtype)))
     }
 
     /// The device the weights live on.

@@ -2,11 +2,11 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 use super::rel_pos::decomposed_rel_pos_bias;
 use crate::lora::{LoraAdapter, forward_with};
+use crate::precision::softmax;
 
 /// The reference's `image_encoder.Attention`.
 #[derive(Module, Debug)]

@@ -6,7 +6,10 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use super::attention::Attention;
 use super::window::{window_partition, window_unpartition};
-use crate::common::{Activation, MlpBlock};
+use crate::common::{Activation, MlpBlock, norm};
+
+/// The blocks' LayerNorm epsilon (the reference's `partial(nn.LayerNorm, eps=1e-6)`).
+const NORM_EPS: f64 = 1e-6;
 
 /// Pre-norm transformer block; `window_size == 0` means global attention.
 #[derive(Module, Debug)]
@@ -44,9 +47,13 @@ impl Block {
             (window_size, window_size)
         };
         Self {
-            norm1: LayerNormConfig::new(dim).with_epsilon(1e-6).init(device),
+            norm1: LayerNormConfig::new(dim)
+                .with_epsilon(NORM_EPS)
+                .init(device),
             attn: Attention::new(dim, num_heads, attn_size, device),
-            norm2: LayerNormConfig::new(dim).with_epsilon(1e-6).init(device),
+            norm2: LayerNormConfig::new(dim)
+                .with_epsilon(NORM_EPS)
+                .init(device),
             mlp: MlpBlock::new(
                 dim,
                 (dim as f64 * mlp_ratio) as usize,
@@ -81,7 +88,8 @@ impl Block {
             [b, 1, 1, 1],
             Distribution::Bernoulli(keep),
             &branch.device(),
-        );
+        )
+        .cast(branch.dtype());
         branch * (mask / keep)
     }
 
@@ -93,7 +101,7 @@ impl Block {
     /// `x: [B, H, W, C]` → `[B, H, W, C]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = x.clone();
-        let x = self.norm1.forward(x);
+        let x = norm(&self.norm1, NORM_EPS, x);
         let x = if self.window_size > 0 {
             let [_, h, w, _] = x.dims();
             let (windows, pad_hw) = window_partition(x, self.window_size);
@@ -103,7 +111,7 @@ impl Block {
             self.attn.forward(x)
         };
         let x = shortcut + self.drop_path(x);
-        x.clone() + self.drop_path(self.mlp.forward(self.norm2.forward(x)))
+        x.clone() + self.drop_path(self.mlp.forward(norm(&self.norm2, NORM_EPS, x)))
     }
 }
 

@@ -86,7 +86,9 @@ pub struct ImageEncoderViT {
 impl ImageEncoderViT {
     /// Tokens after the patch embedding and the absolute position embedding: `[B, S/p, S/p, C]`.
     pub fn embed_patches(&self, x: Tensor<4>) -> Tensor<4> {
-        self.patch_embed.forward(x) + self.pos_embed.val()
+        let pos_embed = self.pos_embed.val();
+        // The input arrives in f32; a 16-bit model computes from its first convolution on.
+        self.patch_embed.forward(x.cast(pos_embed.dtype())) + pos_embed
     }
 
     /// Stochastic depth for training, as ViTDet / timm: block `i` of `n` drops its residual

@@ -12,7 +12,7 @@ pub use two_way_transformer::{TwoWayAttentionBlock, TwoWayTransformer};
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 
 use crate::error::{Result, SamError};
 
@@ -155,6 +155,13 @@ impl MaskDecoder {
         }
 
         let t = self.num_mask_tokens();
+        // A 16-bit decoder takes embeddings made in any precision and answers in f32, so
+        // that losses and post-processing never see the 16-bit type.
+        let dtype = self.iou_token.weight.val().dtype();
+        let image_embeddings = image_embeddings.cast(dtype);
+        let image_pe = image_pe.cast(dtype);
+        let dense_prompt_embeddings = dense_prompt_embeddings.cast(dtype);
+        let sparse_prompt_embeddings = sparse_prompt_embeddings.map(|s| s.cast(dtype));
         let output_tokens = Tensor::cat(
             vec![self.iou_token.weight.val(), self.mask_tokens.weight.val()],
             0,
@@ -187,6 +194,10 @@ impl MaskDecoder {
             .matmul(upscaled.reshape([b, cu, hu * wu]))
             .reshape([b, t, hu, wu]);
         let iou_pred = self.iou_prediction_head.forward(iou_token_out);
-        Ok((masks, iou_pred))
+        if crate::precision::is_half(dtype) {
+            Ok((masks.cast(FloatDType::F32), iou_pred.cast(FloatDType::F32)))
+        } else {
+            Ok((masks, iou_pred))
+        }
     }
 }

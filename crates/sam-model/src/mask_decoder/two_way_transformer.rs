@@ -6,11 +6,16 @@ use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::attention::Attention;
-use crate::common::{Activation, MlpBlock};
+use crate::common::{Activation, MlpBlock, norm};
+
+/// `nn.LayerNorm`'s default epsilon, which the reference's decoder keeps.
+const NORM_EPS: f64 = 1e-5;
 
 fn layer_norm(dim: usize, device: &Device) -> LayerNorm {
     // The transformer uses PyTorch's default eps (1e-5), unlike the encoder's 1e-6.
-    LayerNormConfig::new(dim).with_epsilon(1e-5).init(device)
+    LayerNormConfig::new(dim)
+        .with_epsilon(NORM_EPS)
+        .init(device)
 }
 
 /// One two-way block: self-attention, token→image, MLP, image→token.
@@ -85,22 +90,22 @@ impl TwoWayAttentionBlock {
             let q = queries.clone() + query_pe.clone();
             queries.clone() + self.self_attn.forward(q.clone(), q, queries)
         };
-        let queries = self.norm1.forward(queries);
+        let queries = norm(&self.norm1, NORM_EPS, queries);
 
         let q = queries.clone() + query_pe.clone();
         let k = keys.clone() + key_pe.clone();
         let queries = queries + self.cross_attn_token_to_image.forward(q, k, keys.clone());
-        let queries = self.norm2.forward(queries);
+        let queries = norm(&self.norm2, NORM_EPS, queries);
 
         let queries = queries.clone() + self.mlp.forward(queries);
-        let queries = self.norm3.forward(queries);
+        let queries = norm(&self.norm3, NORM_EPS, queries);
 
         let q = queries.clone() + query_pe;
         let k = keys.clone() + key_pe;
         let attn_out = self
             .cross_attn_image_to_token
             .forward(k, q, queries.clone());
-        let keys = self.norm4.forward(keys + attn_out);
+        let keys = norm(&self.norm4, NORM_EPS, keys + attn_out);
         (queries, keys)
     }
 }
@@ -158,7 +163,7 @@ impl TwoWayTransformer {
         let q = queries.clone() + point_embedding;
         let k = keys.clone() + key_pe;
         let queries = queries + self.final_attn_token_to_image.forward(q, k, keys.clone());
-        let queries = self.norm_final_attn.forward(queries);
+        let queries = norm(&self.norm_final_attn, NORM_EPS, queries);
         let [b, _, _] = queries.dims();
         let [bk, n, c] = keys.dims();
         // With zero layers the image tokens were never mixed per prompt.

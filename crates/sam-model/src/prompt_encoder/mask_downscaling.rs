@@ -42,6 +42,7 @@ impl MaskDownscaling {
 
     /// `masks: [B, 1, 4E, 4E]` → `[B, embed_dim, E, E]`.
     pub fn forward(&self, masks: Tensor<4>) -> Tensor<4> {
+        let masks = masks.cast(self.conv1.weight.val().dtype());
         let x = gelu(self.norm1.forward(self.conv1.forward(masks)));
         let x = gelu(self.norm2.forward(self.conv2.forward(x)));
         self.conv3.forward(x)

@@ -121,6 +121,8 @@ impl PromptEncoder {
                 .float()
                 .unsqueeze_dim::<3>(2)
         };
+        let dtype = pe.dtype();
+        let label_mask = |value: i64| label_mask(value).cast(dtype);
         let is_pad = label_mask(-1);
         let is_neg = label_mask(0);
         let is_pos = label_mask(1);

@@ -2,7 +2,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
 
 /// Encodes normalised `(x, y)` coordinates with a fixed Gaussian matrix.
 #[derive(Module, Debug)]
@@ -25,13 +25,19 @@ impl PositionEmbeddingRandom {
     }
 
     /// `coords: [.., N, 2]` in `[0, 1]` → `[.., N, C]` as `[sin, cos]` of `2π (2c − 1) G`.
+    ///
+    /// Always computed in f32: the phases reach tens of radians, where a 16-bit type would
+    /// leave the sines meaningless. The result has the matrix's dtype.
     pub fn pe_encoding(&self, coords: Tensor<3>) -> Tensor<3> {
         let g = self
             .positional_encoding_gaussian_matrix
             .val()
             .unsqueeze::<3>();
-        let proj = (coords * 2.0 - 1.0).matmul(g) * (2.0 * std::f64::consts::PI);
-        Tensor::cat(vec![proj.clone().sin(), proj.cos()], 2)
+        let dtype = g.dtype();
+        let f32 = FloatDType::F32;
+        let proj =
+            (coords.cast(f32) * 2.0 - 1.0).matmul(g.cast(f32)) * (2.0 * std::f64::consts::PI);
+        Tensor::cat(vec![proj.clone().sin(), proj.cos()], 2).cast(dtype)
     }
 
     /// Dense encoding of an `h × w` grid of pixel centres: `[C, h, w]`.
@@ -44,7 +50,8 @@ impl PositionEmbeddingRandom {
                 grid.push((y as f32 + 0.5) / h as f32);
             }
         }
-        let coords = Tensor::<3>::from_data(TensorData::new(grid, [1, h * w, 2]), &device);
+        let coords =
+            Tensor::<3>::from_data(TensorData::new(grid, [1, h * w, 2]), (&device, DType::F32));
         let pe = self.pe_encoding(coords); // [1, hw, C]
         let c = pe.dims()[2];
         pe.reshape([h, w, c]).permute([2, 0, 1])
@@ -56,9 +63,9 @@ impl PositionEmbeddingRandom {
         // x is divided by the width and y by the height, as the reference.
         let divisor = Tensor::<1>::from_data(
             TensorData::new(vec![image_size.1 as f32, image_size.0 as f32], [2]),
-            &device,
+            (&device, DType::F32),
         )
         .reshape([1, 1, 2]);
-        self.pe_encoding(coords / divisor)
+        self.pe_encoding(coords.cast(FloatDType::F32) / divisor)
     }
 }
