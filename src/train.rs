@@ -18,7 +18,8 @@ type Result<T> = std::result::Result<T, CliError>;
 pub const USAGE: &str = "\
 usage: train --data DIR [--val DIR] [--out DIR] [--preset seed|paper|demo | --config FILE.json]
              [--checkpoint FILE] [--resume] [--steps N] [--freeze-image-encoder]
-             [--freeze-prompt-encoder] [--lora RANK] [--synthetic N] [--device NAME] [--no-progress]
+             [--freeze-prompt-encoder] [--lora RANK] [--precision f32|bf16|f16] [--synthetic N]
+             [--device NAME] [--no-progress]
 
 --data DIR      an SA-1B-format folder (sa_<id>.jpg + sa_<id>.json)
 --val DIR       a validation folder: mIoU (1 click) every eval_every steps and at the end
@@ -31,6 +32,8 @@ usage: train --data DIR [--val DIR] [--out DIR] [--preset seed|paper|demo | --co
 --resume        continue the run in --out from its latest checkpoint
 --lora RANK     LoRA fine-tuning: rank-RANK adapters (alpha = RANK) on the encoder's and the
                 decoder's attention projections train, the rest stays frozen
+--precision P   compute type of the passes: f32 (default), bf16 or f16 mixed precision (f32
+                master weights, optimizer state, loss and norms; bf16 needs CUDA)
 --synthetic N   first write N synthetic shape images into --data (and N/5 into --val if given)";
 
 /// Parsed arguments.
@@ -64,6 +67,7 @@ impl TrainArgs {
         let (mut checkpoint, mut resume, mut synthetic) = (None, false, None);
         let (mut freeze_image, mut freeze_prompt) = (false, false);
         let mut lora_rank: Option<usize> = None;
+        let mut precision = None;
         let (mut device, mut progress) = ("flex".to_string(), true);
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
@@ -85,6 +89,13 @@ impl TrainArgs {
                 "--freeze-image-encoder" => freeze_image = true,
                 "--lora" => lora_rank = Some(number(&flag, &value()?)?),
                 "--freeze-prompt-encoder" => freeze_prompt = true,
+                "--precision" => {
+                    let v = value()?;
+                    precision = Some(
+                        v.parse::<sam_train::Precision>()
+                            .map_err(|e| CliError::Usage(format!("--precision: {e}")))?,
+                    );
+                }
                 "--no-progress" => progress = false,
                 "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
                 other => {
@@ -123,6 +134,9 @@ impl TrainArgs {
         }
         config.freeze_image_encoder |= freeze_image;
         config.freeze_prompt_encoder |= freeze_prompt;
+        if let Some(p) = precision {
+            config.precision = p;
+        }
         if let Some(rank) = lora_rank {
             config.lora = Some(sam_model::LoraConfig {
                 rank,

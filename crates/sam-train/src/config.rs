@@ -42,6 +42,46 @@ impl InteractiveConfig {
     }
 }
 
+/// The type the forward and backward passes compute in. Parameters, gradients, AdamW moments,
+/// the loss and the norms are f32 in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 throughout.
+    #[default]
+    F32,
+    /// bf16 mixed precision: each step computes with a bf16 copy of the f32 master weights
+    /// (see `sam_model::precision`). Needs a device with bf16 arithmetic (CUDA; not wgpu).
+    Bf16,
+    /// f16 mixed precision, likewise (no loss scaling: prefer bf16 where the device has it).
+    F16,
+}
+
+impl Precision {
+    /// The compute type, `None` for f32.
+    pub fn half_dtype(self) -> Option<burn::tensor::FloatDType> {
+        match self {
+            Precision::F32 => None,
+            Precision::Bf16 => Some(burn::tensor::FloatDType::BF16),
+            Precision::F16 => Some(burn::tensor::FloatDType::F16),
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "fp32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            "f16" | "fp16" => Ok(Precision::F16),
+            _ => Err(format!(
+                "unknown precision {s:?} (expected f32, bf16 or f16)"
+            )),
+        }
+    }
+}
+
 /// Everything a training run needs besides the data folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -84,6 +124,8 @@ pub struct TrainConfig {
     pub lora: Option<sam_model::LoraConfig>,
     /// Seed of the prompt simulation (the loader has its own in `loader.seed`).
     pub seed: u64,
+    /// Compute type of the forward and backward passes (f32 master weights always).
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -111,6 +153,7 @@ impl Default for TrainConfig {
             drop_path: 0.0,
             lora: None,
             seed: 0,
+            precision: Precision::F32,
         }
     }
 }

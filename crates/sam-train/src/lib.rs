@@ -24,7 +24,7 @@ pub mod plot;
 pub mod trainer;
 
 pub use coco_ap::{ApConfig, BoxSource, coco_mask_ap};
-pub use config::{InteractiveConfig, TrainConfig};
+pub use config::{InteractiveConfig, Precision, TrainConfig};
 pub use error::{Result, TrainError};
 pub use evaluate::{EvalConfig, EvalReport, evaluate};
 pub use metrics::StepMetrics;

@@ -82,6 +82,17 @@ impl ShardJob<'_> {
         let interactive = &self.config.interactive;
         let s = self.config.model.image_size;
         let side = self.config.model.mask_input_size();
+        // Mixed precision: the passes run on a 16-bit copy whose cast is in the graph, so the
+        // gradients below land on `sam`'s f32 parameters.
+        let master = sam;
+        let half;
+        let sam = match self.config.precision.half_dtype() {
+            Some(dtype) => {
+                half = master.cast_float(dtype)?;
+                &half
+            }
+            None => master,
+        };
         let embeddings = sam.image_embeddings(model_input(sam, samples, &sam.device())?)?;
         let mut total = None;
         for (b, sample) in samples.iter().enumerate() {
@@ -120,11 +131,11 @@ impl ShardJob<'_> {
         stats.dice = v(&total.dice);
         stats.iou = v(&total.iou);
         let grads = stats.loss.is_finite().then(|| {
-            let g = GradientsParams::from_grads(total.total.backward(), sam);
-            if sam.device() == *main {
+            let g = GradientsParams::from_grads(total.total.backward(), master);
+            if master.device() == *main {
                 g
             } else {
-                g.to_device(main, sam)
+                g.to_device(main, master)
             }
         });
         Ok(ShardOut { stats, grads })
@@ -263,6 +274,15 @@ impl Trainer {
         out_dir: &Path,
         state: Option<&TrainState>,
     ) -> Result<Self> {
+        if let Some(dtype) = config.precision.half_dtype() {
+            let device = model.device();
+            if !device.supports_dtype(dtype) {
+                return Err(TrainError::InvalidConfig {
+                    field: "precision".into(),
+                    reason: format!("the device {device:?} cannot compute in {dtype:?}"),
+                });
+            }
+        }
         let mut optim_config = config.optim.clone();
         if config.freeze_image_encoder {
             optim_config.groups.frozen.push("^image_encoder\\.".into());

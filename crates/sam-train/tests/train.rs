@@ -555,3 +555,61 @@ fn data_without_objects_is_an_error_not_an_endless_loop() {
     let e = t.train_step().err().unwrap();
     assert!(e.to_string().contains("no training object"), "{e}");
 }
+
+/// bf16 mixed precision: the passes run in bf16, the parameters stay f32 and move as the f32
+/// run's do (losses within bf16's precision of the f32 run's over the first steps).
+#[test]
+fn bf16_mixed_precision_trains_f32_master_weights() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    let train = dataset(data.path(), 4);
+    let mut runs = Vec::new();
+    for precision in [sam_train::Precision::F32, sam_train::Precision::Bf16] {
+        let mut config = tiny_config();
+        config.steps = 4;
+        config.precision = precision;
+        let out = tempfile::tempdir().unwrap();
+        let mut t = Trainer::new(config, train.clone(), out.path(), &Device::flex(), None).unwrap();
+        let mut l = Vec::new();
+        t.run(|m, _| l.push(m.loss)).unwrap();
+        let model = t.model().unwrap();
+        assert_eq!(model.float_dtype(), burn::tensor::FloatDType::F32);
+        runs.push((l, params(model)));
+    }
+    let (f32_losses, f32_params) = &runs[0];
+    let (bf16_losses, bf16_params) = &runs[1];
+    for (a, b) in f32_losses.iter().zip(bf16_losses) {
+        assert!(
+            b.is_finite() && (a - b).abs() <= 0.005 * a.abs(),
+            "{a} vs {b}"
+        );
+    }
+    // Same parameters were updated, by similar amounts.
+    let moved: f64 = f32_params
+        .iter()
+        .zip(bf16_params)
+        .map(|(a, b)| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| ((x - y) as f64).abs())
+                .fold(0.0, f64::max)
+        })
+        .fold(0.0, f64::max);
+    eprintln!("bf16 vs f32 losses {f32_losses:?} / {bf16_losses:?}; max parameter gap {moved:e}");
+    assert!(moved < 0.02, "parameters drifted apart by {moved}");
+
+    #[cfg(feature = "wgpu")]
+    {
+        let mut config = tiny_config();
+        config.precision = sam_train::Precision::Bf16;
+        let out = tempfile::tempdir().unwrap();
+        let device = Device::wgpu(Default::default());
+        if !device.supports_dtype(burn::tensor::FloatDType::BF16) {
+            match Trainer::new(config, train, out.path(), &device, None) {
+                Err(TrainError::InvalidConfig { field, .. }) => assert_eq!(field, "precision"),
+                Err(e) => panic!("unexpected error {e}"),
+                Ok(_) => panic!("bf16 on a device without bf16 arithmetic must be refused"),
+            }
+        }
+    }
+}
