@@ -23,6 +23,14 @@ pub enum BackendError {
     /// The name is not a backend at all.
     #[error("unknown device {0:?} (expected flex, wgpu or cuda)")]
     Unknown(String),
+    /// The backend is compiled in but this machine cannot run it.
+    #[error("device {name:?} is unavailable: {reason}")]
+    Unavailable {
+        /// The requested backend.
+        name: String,
+        /// What is missing.
+        reason: String,
+    },
     /// The backend exists but was not compiled in.
     #[error(
         "device {name:?} is not compiled into this build (available: {available}); rebuild with `--features {name}`"
@@ -70,7 +78,14 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
         }
         "cuda" => {
             #[cfg(feature = "cuda")]
-            return Ok(Device::cuda(index.unwrap_or(0)));
+            {
+                // Burn loads these lazily and panics in a worker thread when they are missing.
+                cuda_libraries_present().map_err(|reason| BackendError::Unavailable {
+                    name: name.to_string(),
+                    reason,
+                })?;
+                return Ok(Device::cuda(index.unwrap_or(0)));
+            }
             #[allow(unreachable_code)]
             Err(not_compiled())
         }
@@ -79,4 +94,34 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
             Err(BackendError::Unknown(name.to_string()))
         }
     }
+}
+
+/// Whether the CUDA driver and NVRTC (which compiles Burn's kernels) can be loaded.
+#[cfg(feature = "cuda")]
+fn cuda_libraries_present() -> Result<(), String> {
+    let loads = |names: &[&str]| {
+        names.iter().any(|n| {
+            // SAFETY: loading a system library runs its initialisers; these are NVIDIA's own
+            // libraries, which cudarc would load the same way a moment later.
+            unsafe { libloading::Library::new(n) }.is_ok()
+        })
+    };
+    if !loads(&["libcuda.so.1", "libcuda.so", "nvcuda.dll"]) {
+        return Err("no CUDA driver found (libcuda.so.1); is an NVIDIA driver installed?".into());
+    }
+    let nvrtc = [
+        "libnvrtc.so",
+        "libnvrtc.so.13",
+        "libnvrtc.so.12",
+        "nvrtc64_130_0.dll",
+        "nvrtc64_120_0.dll",
+    ];
+    if !loads(&nvrtc) {
+        return Err(
+            "NVRTC not found (libnvrtc.so): install the CUDA toolkit or the nvidia-cuda-nvrtc \
+             wheel and add its lib folder to LD_LIBRARY_PATH"
+                .into(),
+        );
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ pub use sam_model::{PointPrompt, Prompts, Sam, SamConfig, SamError};
 
 pub mod automatic_masks;
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod evaluate;
 pub mod segment;

@@ -14,13 +14,19 @@ pub fn fixtures() -> PathBuf {
 /// Every model fixture the reference script writes.
 pub const MODELS: &[&str] = &["sam_tiny", "sam_tiny_b"];
 
-/// The CPU backend always; wgpu when compiled in (lavapipe in CI).
+/// The CPU backend always; wgpu when compiled in (lavapipe in CI); CUDA when compiled in and
+/// `SAM_TEST_CUDA` is set.
 pub fn devices() -> Vec<(&'static str, Device)> {
     #[allow(unused_mut)]
     let mut devices = vec![("flex", Device::flex())];
     #[cfg(feature = "wgpu")]
     if std::env::var_os("SAM_SKIP_WGPU").is_none() {
         devices.push(("wgpu", Device::wgpu(Default::default())));
+    }
+    // Only on request: a build with `cuda` may run where there is no driver.
+    #[cfg(feature = "cuda")]
+    if std::env::var_os("SAM_TEST_CUDA").is_some() {
+        devices.push(("cuda", Device::cuda(0)));
     }
     devices
 }

@@ -1,0 +1,367 @@
+//! The `bench` example: timed jobs on one backend, one JSON line per job, for
+//! `tools/reference/compare.py` to set beside the official PyTorch model's figures.
+//!
+//! Jobs: `encoder` (image → embedding), `decode:N` (N single-point prompts against one
+//! embedding, multimask), `train` (one optimizer step of the training loop: encoder, decoder
+//! for `--objects` box prompts, SAM's loss, backward, AdamW). Weights are random (timing does
+//! not depend on them); `--dtype bf16|f16` runs the model cast to that type (training: mixed
+//! precision with f32 master weights).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::tensor::{Device, Distribution, Int, Tensor};
+use sam_model::{PointPrompt, Prompts, Sam, SamConfig};
+use sam_train::{Precision, TrainConfig, Trainer};
+use serde::Serialize;
+
+use crate::cli::CliError;
+
+type Result<T> = std::result::Result<T, CliError>;
+
+/// The usage text.
+pub const USAGE: &str = "\
+usage: bench [--device NAME] [--model vit_b|vit_l|vit_h|FILE.json] [--image-size N]
+             [--dtype f32|bf16|f16] [--jobs encoder,decode:1,decode:64,train] [--warmup N]
+             [--iters N] [--objects N]
+
+Prints one JSON line per job: milliseconds per run (mean, median, min over --iters runs after
+--warmup untimed ones), runs per second, and memory (the device pool's reserved bytes after the
+job, or the process's peak resident set on the CPU).";
+
+/// A timed job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Job {
+    /// Image embedding of one preprocessed image.
+    Encoder,
+    /// This many single-point prompts decoded against one embedding.
+    Decode(usize),
+    /// One optimizer step of the training loop.
+    Train,
+}
+
+impl std::str::FromStr for Job {
+    type Err = CliError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.split_once(':') {
+            None if s == "encoder" => Ok(Job::Encoder),
+            None if s == "train" => Ok(Job::Train),
+            Some(("decode", n)) => n
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Job::Decode)
+                .ok_or_else(|| CliError::Usage(format!("job {s:?}: decode:N needs N ≥ 1"))),
+            _ => Err(CliError::Usage(format!(
+                "unknown job {s:?} (expected encoder, decode:N or train)"
+            ))),
+        }
+    }
+}
+
+impl Job {
+    fn name(&self) -> String {
+        match self {
+            Job::Encoder => "encoder".into(),
+            Job::Decode(n) => format!("decode:{n}"),
+            Job::Train => "train".into(),
+        }
+    }
+}
+
+/// Parsed arguments.
+#[derive(Debug, Clone)]
+pub struct BenchArgs {
+    /// Device name.
+    pub device: String,
+    /// Preset name or config file.
+    pub model: String,
+    /// Input side (the preset's own when absent).
+    pub image_size: Option<usize>,
+    /// Compute type.
+    pub dtype: Precision,
+    /// Jobs in order.
+    pub jobs: Vec<Job>,
+    /// Untimed runs first (kernel compilation, autotuning).
+    pub warmup: usize,
+    /// Timed runs.
+    pub iters: usize,
+    /// Objects (box prompts) per image in the training step.
+    pub objects: usize,
+}
+
+impl BenchArgs {
+    /// Parses arguments (without the program name).
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self> {
+        let mut out = Self {
+            device: "flex".into(),
+            model: "vit_b".into(),
+            image_size: None,
+            dtype: Precision::F32,
+            jobs: vec![Job::Encoder, Job::Decode(1), Job::Decode(64)],
+            warmup: 2,
+            iters: 5,
+            objects: 16,
+        };
+        let mut it = args.into_iter();
+        while let Some(flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .ok_or_else(|| CliError::Usage(format!("{flag} needs a value")))
+            };
+            match flag.as_str() {
+                "--device" => out.device = value()?,
+                "--model" => out.model = value()?,
+                "--image-size" => out.image_size = Some(crate::cli::number(&flag, &value()?)?),
+                "--dtype" => {
+                    out.dtype = value()?
+                        .parse()
+                        .map_err(|e| CliError::Usage(format!("--dtype: {e}")))?
+                }
+                "--jobs" => {
+                    out.jobs = value()?
+                        .split(',')
+                        .map(|j| j.trim().parse())
+                        .collect::<Result<_>>()?
+                }
+                "--warmup" => out.warmup = crate::cli::number(&flag, &value()?)?,
+                "--iters" => out.iters = crate::cli::number(&flag, &value()?)?,
+                "--objects" => out.objects = crate::cli::number(&flag, &value()?)?,
+                "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
+                other => {
+                    return Err(CliError::Usage(format!(
+                        "unknown argument {other:?}\n{USAGE}"
+                    )));
+                }
+            }
+        }
+        if out.iters == 0 || out.objects == 0 {
+            return Err(CliError::Usage("--iters and --objects must be ≥ 1".into()));
+        }
+        Ok(out)
+    }
+}
+
+/// One job's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    /// `encoder`, `decode:N`, `train`.
+    pub job: String,
+    /// Device name as given.
+    pub device: String,
+    /// Preset or config file.
+    pub model: String,
+    /// Input side.
+    pub image_size: usize,
+    /// Compute type.
+    pub dtype: String,
+    /// Milliseconds per run.
+    pub mean_ms: f64,
+    /// Median milliseconds.
+    pub median_ms: f64,
+    /// Fastest run.
+    pub min_ms: f64,
+    /// Runs per second (mean); for `decode:N`, multiply by N for prompts per second.
+    pub per_second: f64,
+    /// Untimed runs, and the time they took in all (compilation and autotuning show here).
+    pub warmup: usize,
+    /// Seconds the warm-up runs took.
+    pub warmup_s: f64,
+    /// Timed runs.
+    pub iters: usize,
+    /// Device pool bytes reserved after the job (GPU backends), else `None`.
+    pub device_reserved_bytes: Option<u64>,
+    /// Peak resident set of the process so far (Linux), bytes.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn model_config(args: &BenchArgs) -> Result<SamConfig> {
+    let mut config = match SamConfig::from_model_type(&args.model) {
+        Ok(c) => c,
+        Err(_) if args.model.ends_with(".json") => SamConfig::load(&args.model)?,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(s) = args.image_size {
+        config.image_size = s;
+    }
+    Ok(config)
+}
+
+fn time<F: FnMut() -> Result<()>>(
+    args: &BenchArgs,
+    device: &Device,
+    mut run: F,
+) -> Result<(Vec<f64>, f64)> {
+    let sync = |d: &Device| {
+        d.sync()
+            .map_err(|e| CliError::Usage(format!("device error: {e:?}")))
+    };
+    let start = Instant::now();
+    for _ in 0..args.warmup {
+        run()?;
+        sync(device)?;
+    }
+    let warmup_s = start.elapsed().as_secs_f64();
+    let mut ms = Vec::with_capacity(args.iters);
+    for _ in 0..args.iters {
+        let t = Instant::now();
+        run()?;
+        sync(device)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok((ms, warmup_s))
+}
+
+/// Runs the jobs, calling `report` after each.
+pub fn run(args: &BenchArgs, mut report: impl FnMut(&JobReport)) -> Result<()> {
+    let device = crate::backend::device(&args.device)?;
+    let config = model_config(args)?;
+    let s = config.image_size;
+    let dtype_name = format!("{:?}", args.dtype).to_lowercase();
+    let mut inference: Option<Sam> = None;
+    for job in &args.jobs {
+        device.memory_cleanup();
+        let (ms, warmup_s) = match job {
+            Job::Encoder | Job::Decode(_) => {
+                if inference.is_none() {
+                    let sam = config.init(&device)?;
+                    inference = Some(match args.dtype.half_dtype() {
+                        Some(dt) => sam.cast_float(dt)?,
+                        None => sam,
+                    });
+                }
+                let sam = inference.as_ref().expect("built above");
+                let x =
+                    Tensor::<4>::random([1, 3, s, s], Distribution::Uniform(0.0, 255.0), &device);
+                let x = sam.preprocess(x)?;
+                match job {
+                    Job::Encoder => time(args, &device, || {
+                        let _ = sam.image_embeddings(x.clone())?;
+                        Ok(())
+                    })?,
+                    Job::Decode(n) => {
+                        let emb = sam.image_embeddings(x)?;
+                        let coords = Tensor::<3>::random(
+                            [*n, 1, 2],
+                            Distribution::Uniform(0.0, s as f64),
+                            &device,
+                        );
+                        let labels = Tensor::<2, Int>::ones([*n, 1], &device);
+                        time(args, &device, || {
+                            let prompts = Prompts {
+                                points: Some(PointPrompt {
+                                    coords: coords.clone(),
+                                    labels: labels.clone(),
+                                }),
+                                ..Default::default()
+                            };
+                            let _ = sam.predict(emb.clone(), prompts, true)?;
+                            Ok(())
+                        })?
+                    }
+                    Job::Train => unreachable!(),
+                }
+            }
+            Job::Train => {
+                inference = None;
+                train_job(args, &config, &device)?
+            }
+        };
+        let mut sorted = ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+        report(&JobReport {
+            job: job.name(),
+            device: args.device.clone(),
+            model: args.model.clone(),
+            image_size: s,
+            dtype: dtype_name.clone(),
+            mean_ms: mean,
+            median_ms: sorted[sorted.len() / 2],
+            min_ms: sorted[0],
+            per_second: 1e3 / mean,
+            warmup: args.warmup,
+            warmup_s,
+            iters: args.iters,
+            device_reserved_bytes: device.memory_pool_usage().map(|u| u.bytes_reserved),
+            peak_rss_bytes: peak_rss(),
+        });
+    }
+    Ok(())
+}
+
+/// The training loop's own step on synthetic images, one image per step, `--objects` box
+/// prompts, one round (no click or mask-only rounds), so that the step is the one
+/// `compare.py` runs in PyTorch.
+fn train_job(args: &BenchArgs, model: &SamConfig, device: &Device) -> Result<(Vec<f64>, f64)> {
+    let data = tempfile_dir()?;
+    let synth = sam_data::dataset::SyntheticConfig {
+        num_images: 4,
+        min_side: model.image_size * 3 / 4,
+        max_side: model.image_size,
+        min_objects: args.objects,
+        max_objects: args.objects,
+        min_object_area: 1,
+        ..Default::default()
+    };
+    sam_data::dataset::write_synthetic_dataset(&data, &synth)?;
+    let dataset = Arc::new(sam_data::dataset::Sa1bDataset::open(&data)?);
+    let mut c = TrainConfig {
+        model: model.clone(),
+        precision: args.dtype,
+        checkpoint_every: 0,
+        eval_every: 0,
+        steps: 1_000_000,
+        ..TrainConfig::default()
+    };
+    c.optim.schedule.total_steps = 1_000_000;
+    c.optim.batch = sam_optim::BatchConfig {
+        global_batch_size: 1,
+        micro_batch_size: 1,
+        num_devices: 1,
+    };
+    c.loader.batch_size = 1;
+    c.data.image_size = model.image_size;
+    c.data.low_res_size = model.mask_input_size();
+    if let Some(a) = c.data.augment.as_mut() {
+        a.target_size = model.image_size;
+    }
+    c.data.prompts.max_masks_per_image = args.objects;
+    c.interactive.point_rounds = 0;
+    c.interactive.mask_only_rounds = 0;
+    c.interactive.box_probability = 1.0;
+    let out = data.join("run");
+    let mut trainer = Trainer::new(c, dataset, &out, device, None)?;
+    let result = time(args, device, || {
+        trainer.train_step()?;
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("sam-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| CliError::Write {
+        path: dir.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(dir)
+}
+
+/// The example's entry: parse, run, print one JSON line per job.
+pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
+    crate::cli::exit_code(BenchArgs::parse(args).and_then(|a| {
+        run(&a, |r| {
+            println!("{}", serde_json::to_string(r).unwrap_or_default());
+        })
+    }))
+}
