@@ -16,7 +16,7 @@ type Result<T> = std::result::Result<T, CliError>;
 /// The usage text.
 pub const USAGE: &str = "\
 usage: automatic_masks [--checkpoint FILE|DIR] [--model-type vit_b|vit_l|vit_h | --config FILE.json]
-                       [--image-size N] [--image FILE]
+                       [--image-size N] [--dtype f32|bf16|f16] [--image FILE]
                        [--points-per-side N] [--points-per-batch N] [--pred-iou-thresh F]
                        [--stability-score-thresh F] [--stability-score-offset F] [--box-nms-thresh F]
                        [--crop-n-layers N] [--crop-nms-thresh F] [--crop-overlap-ratio F]

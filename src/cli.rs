@@ -121,6 +121,8 @@ pub struct ModelArgs {
     pub image: Option<PathBuf>,
     /// Device name.
     pub device: String,
+    /// Compute type: bf16 / f16 cast the loaded model (`Sam::cast_float`); `None` keeps f32.
+    pub dtype: Option<burn::tensor::FloatDType>,
 }
 
 impl Default for ModelArgs {
@@ -132,6 +134,7 @@ impl Default for ModelArgs {
             config: None,
             image: None,
             device: "flex".into(),
+            dtype: None,
         }
     }
 }
@@ -150,6 +153,12 @@ impl ModelArgs {
             "--config" => self.config = Some(value()?.into()),
             "--image" => self.image = Some(value()?.into()),
             "--device" => self.device = value()?,
+            "--dtype" => {
+                self.dtype = value()?
+                    .parse::<sam_train::Precision>()
+                    .map_err(|e| CliError::Usage(format!("--dtype: {e}")))?
+                    .half_dtype()
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -174,6 +183,14 @@ impl ModelArgs {
     /// resolved as [`resolve_config`] does, or the bundled demo model (`true` in the result);
     /// at `--image-size` when given.
     pub fn load_model(&self, device: &Device) -> Result<(Sam, bool), CliError> {
+        let (sam, demo) = self.load_f32_model(device)?;
+        Ok(match self.dtype {
+            Some(dtype) => (sam.cast_float(dtype)?, demo),
+            None => (sam, demo),
+        })
+    }
+
+    fn load_f32_model(&self, device: &Device) -> Result<(Sam, bool), CliError> {
         if let Some(path) = &self.checkpoint
             && path.is_dir()
         {

@@ -18,7 +18,7 @@ type Result<T> = std::result::Result<T, CliError>;
 /// The usage text.
 pub const USAGE: &str = "\
 usage: evaluate (--data DIR | --coco FILE.json --images DIR) [--checkpoint FILE|DIR]
-                [--model-type vit_b|vit_l|vit_h | --config FILE.json] [--image-size N] [--clicks N] [--no-boxes]
+                [--model-type vit_b|vit_l|vit_h | --config FILE.json] [--image-size N] [--dtype f32|bf16|f16] [--clicks N] [--no-boxes]
                 [--max-images N] [--max-objects N] [--ap | --detections FILE.json] [--no-miou]
                 [--device NAME] [--out FILE.json]
 

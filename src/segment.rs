@@ -20,7 +20,7 @@ type Result<T> = std::result::Result<T, SegmentError>;
 /// The usage text.
 pub const USAGE: &str = "\
 usage: segment [--checkpoint FILE (.pth|.safetensors|.bpk) | DIR (Hugging Face SamModel)]
-               [--model-type vit_b|vit_l|vit_h | --config FILE.json] [--image-size N] [--image FILE] [--point X,Y[,LABEL]]... [--box X0,Y0,X1,Y1]... [--mask-input FILE.npy]
+               [--model-type vit_b|vit_l|vit_h | --config FILE.json] [--image-size N] [--dtype f32|bf16|f16] [--image FILE] [--point X,Y[,LABEL]]... [--box X0,Y0,X1,Y1]... [--mask-input FILE.npy]
                [--multimask] [--save-logits] [--device flex|wgpu|cuda] [--out DIR]
 
 Points and boxes are in pixels of the image. Several --box run as one batch (each box with all
@@ -28,7 +28,8 @@ Points and boxes are in pixels of the image. Several --box run as one batch (eac
 ([1,h,w] or [1,1,h,w] .npy, e.g. a previous --save-logits). With no --checkpoint, the bundled
 demo model (a small SAM trained here on synthetic shapes, see docs/training.md) segments the
 bundled image. --image-size runs the model at another input side (a multiple of the patch,
-e.g. 512 for speed) by resampling its position tables.";
+e.g. 512 for speed) by resampling its position tables. --dtype bf16|f16 computes in that type
+(norms, softmax and the outputs stay f32; bf16 needs CUDA).";
 
 /// Parsed arguments.
 #[derive(Debug, Clone, PartialEq)]

@@ -167,3 +167,35 @@ fn hugging_face_folders_and_other_input_sizes() {
     assert!(e.to_string().contains("100"), "{e}");
     usage_error(&["--image-size", "big"], "--image-size");
 }
+
+/// `--dtype bf16` computes in bf16: on the bundled demo the masks are the f32 run's but for a
+/// few boundary pixels; a device without bf16 arithmetic is a one-line error.
+#[test]
+fn bf16_compute_gives_the_f32_masks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut areas = Vec::new();
+    for dtype in ["f32", "bf16"] {
+        let out = dir.path().join(dtype);
+        let a =
+            SegmentArgs::parse(args(&["--out", out.to_str().unwrap(), "--dtype", dtype])).unwrap();
+        let summary = run(&a).unwrap();
+        let masks = summary.json["masks"].as_array().unwrap().clone();
+        areas.push(
+            masks
+                .iter()
+                .map(|m| m["area"].as_f64().unwrap())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(areas[0].len(), areas[1].len());
+    for (a, b) in areas[0].iter().zip(&areas[1]) {
+        assert!((a - b).abs() <= 0.02 * a.max(1.0), "mask areas {a} vs {b}");
+    }
+    usage_error(&["--dtype", "f8"], "unknown precision");
+    #[cfg(feature = "wgpu")]
+    {
+        let a = SegmentArgs::parse(args(&["--dtype", "bf16", "--device", "wgpu"])).unwrap();
+        let err = run(&a).unwrap_err().to_string();
+        assert!(err.contains("cannot compute in BF16"), "{err}");
+    }
+}

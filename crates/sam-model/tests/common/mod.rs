@@ -7,7 +7,12 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sam_model::{PointPrompt, Prompts, SamConfig};
 
+/// The committed fixtures; `SAM_MODEL_FIXTURES` points elsewhere (a test binary run on
+/// another machine, where the build's source path does not exist).
 pub fn fixtures() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SAM_MODEL_FIXTURES") {
+        return PathBuf::from(dir);
+    }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# GPU figures and CUDA numerics on a machine without a Rust toolchain (the workplace's H100/H200
+# device machine): everything Rust is built on the developer machine and travels in .devcarry/.
+#
+# Prepare (developer machine, in the repo root):
+#   tools/setup-cuda-llvm.sh
+#   cargo build --release --features cuda,wgpu --example bench
+#   cargo test --release --workspace --features cuda,wgpu --test parity --test precision --no-run
+#   xz -T2 -c $T/release/examples/bench > .devcarry/bench.xz   (and the two test binaries as
+#   parity.xz / precision.xz); pip download --no-deps segment-anything==1.0 -d .devcarry
+# Run there (repo root): tools/device/gpu_bench.sh [PART...]   PART: check parity bf16 f32 wgpu
+# Results: $OUT/*.json and the log on stdout.
+set -u
+OUT=${OUT:-/tmp/gpu_bench_out}
+mkdir -p "$OUT"
+parts=${*:-check parity bf16 f32}
+start=$(date +%s)
+elapsed() { echo "[$(($(date +%s) - start)) s]"; }
+
+bin=/tmp/sam-bin
+mkdir -p $bin
+for f in .devcarry/*.xz; do
+    name=$(basename "$f" .xz)
+    xz -dc "$f" > "$bin/$name" && chmod +x "$bin/$name"
+done
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .devcarry/*.whl && export PYTHONPATH=/tmp/site
+
+# NVRTC compiles Burn's kernels at run time; PyTorch's wheels carry one.
+nvrtc=$(find /usr/local/cuda*/lib64 /usr/local/cuda*/targets/*/lib /opt/torch/.venv/lib/python3*/site-packages/nvidia \
+    -name 'libnvrtc.so*' 2>/dev/null | head -1)
+[ -n "$nvrtc" ] && export LD_LIBRARY_PATH="$(dirname "$nvrtc"):${LD_LIBRARY_PATH:-}"
+echo "nvrtc: ${nvrtc:-none}"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+threads=$(nproc)
+
+for part in $parts; do
+    case $part in
+    check)
+        elapsed; echo "== first CUDA run (kernel compilation + autotune, ViT-B encoder)"
+        timeout 240 $bin/bench --device cuda --model vit_b --jobs encoder --warmup 1 --iters 3 | tee "$OUT/check.json"
+        ;;
+    parity)
+        elapsed; echo "== parity and precision tests on CUDA (flex too)"
+        export SAM_MODEL_FIXTURES=$PWD/crates/sam-model/tests/fixtures
+        (cd crates/sam-model && SAM_TEST_CUDA=1 timeout 240 $bin/parity --test-threads 1 2>&1 | tail -5)
+        (cd crates/sam-model && SAM_TEST_CUDA=1 timeout 180 $bin/precision --test-threads 1 --nocapture 2>&1 | grep -E "cuda|cosine|test result|panicked" | tail -40)
+        ;;
+    bf16 | f32)
+        elapsed; echo "== ViT-L, $part, sam-burn (cuda) vs official PyTorch"
+        jobs=encoder,decode:1,decode:64,train
+        PYTHONUNBUFFERED=1 python3 tools/reference/compare.py --device cuda --model vit_l --dtype "$part" \
+            --jobs $jobs --threads "$threads" --warmup 3 --iters 10 --objects 16 --bench $bin/bench \
+            --timeout 150 --json "$OUT/vit_l_$part.json"
+        ;;
+    wgpu)
+        elapsed; echo "== ViT-L encoder and 64-prompt decoding on wgpu (Vulkan), f32 and f16"
+        for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+        export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+        for dt in f32 f16; do
+            timeout 150 $bin/bench --device wgpu --model vit_l --dtype $dt --jobs encoder,decode:64 \
+                --warmup 3 --iters 10 | tee "$OUT/wgpu_$dt.json"
+        done
+        ;;
+    esac
+done
+elapsed; echo done
