@@ -56,6 +56,8 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
         ),
         None => (name, None),
     };
+    // Unused when every backend is compiled in.
+    #[allow(unused_variables)]
     let not_compiled = || BackendError::NotCompiled {
         name: kind.to_string(),
         available: available().join(", "),
@@ -103,7 +105,7 @@ fn cuda_libraries_present() -> Result<(), String> {
         names.iter().any(|n| {
             // SAFETY: loading a system library runs its initialisers; these are NVIDIA's own
             // libraries, which cudarc would load the same way a moment later.
-            unsafe { libloading::Library::new(n) }.is_ok()
+            unsafe { libloading::Library::new(*n) }.is_ok()
         })
     };
     if !loads(&["libcuda.so.1", "libcuda.so", "nvcuda.dll"]) {

@@ -3,7 +3,9 @@
 //!
 //! Jobs: `encoder` (image → embedding), `decode:N` (N single-point prompts against one
 //! embedding, multimask), `train` (one optimizer step of the training loop: encoder, decoder
-//! for `--objects` box prompts, SAM's loss, backward, AdamW). Weights are random (timing does
+//! for `--objects` box prompts, SAM's loss, backward, AdamW), and `check` (not timed: errors
+//! against the official model's outputs on the committed tiny fixtures, see
+//! [`crate::bench_check`]). Weights are random (timing does
 //! not depend on them); `--dtype bf16|f16` runs the model cast to that type (training: mixed
 //! precision with f32 master weights).
 
@@ -24,7 +26,7 @@ type Result<T> = std::result::Result<T, CliError>;
 pub const USAGE: &str = "\
 usage: bench [--device NAME] [--model vit_b|vit_l|vit_h|FILE.json] [--image-size N]
              [--dtype f32|bf16|f16] [--jobs encoder,decode:1,decode:64,train] [--warmup N]
-             [--iters N] [--objects N]
+             [--iters N] [--objects N]       (jobs also: check)
 
 Prints one JSON line per job: milliseconds per run (mean, median, min over --iters runs after
 --warmup untimed ones), runs per second, and memory (the device pool's reserved bytes after the
@@ -39,6 +41,8 @@ pub enum Job {
     Decode(usize),
     /// One optimizer step of the training loop.
     Train,
+    /// Numerics against the fixtures' reference outputs.
+    Check,
 }
 
 impl std::str::FromStr for Job {
@@ -47,6 +51,7 @@ impl std::str::FromStr for Job {
         match s.split_once(':') {
             None if s == "encoder" => Ok(Job::Encoder),
             None if s == "train" => Ok(Job::Train),
+            None if s == "check" => Ok(Job::Check),
             Some(("decode", n)) => n
                 .parse()
                 .ok()
@@ -54,7 +59,7 @@ impl std::str::FromStr for Job {
                 .map(Job::Decode)
                 .ok_or_else(|| CliError::Usage(format!("job {s:?}: decode:N needs N ≥ 1"))),
             _ => Err(CliError::Usage(format!(
-                "unknown job {s:?} (expected encoder, decode:N or train)"
+                "unknown job {s:?} (expected encoder, decode:N, train or check)"
             ))),
         }
     }
@@ -66,6 +71,7 @@ impl Job {
             Job::Encoder => "encoder".into(),
             Job::Decode(n) => format!("decode:{n}"),
             Job::Train => "train".into(),
+            Job::Check => "check".into(),
         }
     }
 }
@@ -220,8 +226,18 @@ fn time<F: FnMut() -> Result<()>>(
     Ok((ms, warmup_s))
 }
 
+/// What a job reports.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Report {
+    /// A timed job.
+    Timing(JobReport),
+    /// The numerics check of one fixture model.
+    Check(crate::bench_check::CheckReport),
+}
+
 /// Runs the jobs, calling `report` after each.
-pub fn run(args: &BenchArgs, mut report: impl FnMut(&JobReport)) -> Result<()> {
+pub fn run(args: &BenchArgs, mut report: impl FnMut(&Report)) -> Result<()> {
     let device = crate::backend::device(&args.device)?;
     let config = model_config(args)?;
     let s = config.image_size;
@@ -229,6 +245,12 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&JobReport)) -> Result<()> {
     let mut inference: Option<Sam> = None;
     for job in &args.jobs {
         device.memory_cleanup();
+        if *job == Job::Check {
+            for r in crate::bench_check::check(&device, &args.device, args.dtype.half_dtype())? {
+                report(&Report::Check(r));
+            }
+            continue;
+        }
         let (ms, warmup_s) = match job {
             Job::Encoder | Job::Decode(_) => {
                 if inference.is_none() {
@@ -267,9 +289,10 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&JobReport)) -> Result<()> {
                             Ok(())
                         })?
                     }
-                    Job::Train => unreachable!(),
+                    Job::Train | Job::Check => unreachable!(),
                 }
             }
+            Job::Check => continue,
             Job::Train => {
                 inference = None;
                 train_job(args, &config, &device)?
@@ -278,7 +301,7 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&JobReport)) -> Result<()> {
         let mut sorted = ms.clone();
         sorted.sort_by(f64::total_cmp);
         let mean = ms.iter().sum::<f64>() / ms.len() as f64;
-        report(&JobReport {
+        report(&Report::Timing(JobReport {
             job: job.name(),
             device: args.device.clone(),
             model: args.model.clone(),
@@ -293,7 +316,7 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&JobReport)) -> Result<()> {
             iters: args.iters,
             device_reserved_bytes: device.memory_pool_usage().map(|u| u.bytes_reserved),
             peak_rss_bytes: peak_rss(),
-        });
+        }));
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ pub use sam_model::{PointPrompt, Prompts, Sam, SamConfig, SamError};
 pub mod automatic_masks;
 pub mod backend;
 pub mod bench;
+pub mod bench_check;
 pub mod cli;
 pub mod evaluate;
 pub mod segment;
