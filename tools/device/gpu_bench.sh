@@ -51,11 +51,34 @@ for part in $parts; do
             --jobs $jobs --threads "$threads" --warmup 3 --iters 10 --objects 16 --bench $bin/bench \
             --timeout 150 --json "$OUT/vit_l_$part.json"
         ;;
+    bf16-decode-torch)
+        elapsed; echo "== ViT-L bf16 decoding, PyTorch side"
+        PYTHONUNBUFFERED=1 python3 tools/reference/compare.py --device cuda --model vit_l --dtype bf16 \
+            --jobs decode:1,decode:64 --threads "$threads" --warmup 3 --iters 10 --only torch \
+            --timeout 100 --json "$OUT/vit_l_bf16_decode_torch.json"
+        ;;
+    bf16-infer)
+        elapsed; echo "== ViT-L bf16 inference, sam-burn (cuda) vs official PyTorch"
+        PYTHONUNBUFFERED=1 python3 tools/reference/compare.py --device cuda --model vit_l --dtype bf16 \
+            --jobs encoder,decode:1,decode:64 --threads "$threads" --warmup 3 --iters 10 \
+            --bench $bin/bench --timeout 100 --json "$OUT/vit_l_bf16_infer.json"
+        ;;
+    f32-encoder)
+        elapsed; echo "== ViT-L f32 encoder, sam-burn (cuda)"
+        timeout 100 $bin/bench --device cuda --model vit_l --jobs encoder,decode:64 --warmup 3 --iters 10 \
+            | tee "$OUT/vit_l_f32_encoder_burn.json"
+        ;;
+    f32-short)
+        elapsed; echo "== ViT-L, f32, sam-burn (cuda) vs official PyTorch"
+        PYTHONUNBUFFERED=1 python3 tools/reference/compare.py --device cuda --model vit_l --dtype f32 \
+            --jobs encoder,decode:64,train --threads "$threads" --warmup 3 --iters 10 --objects 16 \
+            --bench $bin/bench --timeout 120 --json "$OUT/vit_l_f32.json"
+        ;;
     wgpu)
         elapsed; echo "== ViT-L encoder and 64-prompt decoding on wgpu (Vulkan), f32 and f16"
         for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
         export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-        for dt in f32 f16; do
+        for dt in ${WGPU_DTYPES:-f32 f16}; do
             timeout 150 $bin/bench --device wgpu --model vit_l --dtype $dt --jobs encoder,decode:64 \
                 --warmup 3 --iters 10 | tee "$OUT/wgpu_$dt.json"
         done

@@ -128,6 +128,9 @@ def torch_job(args):
         model.eval()
         if half is not None:
             model = model.to(half)
+            # The official prompt encoder multiplies float coordinates by its Gaussian matrix,
+            # which fails in a 16-bit model: it stays f32 (as sam-burn's coordinate encoding).
+            model.prompt_encoder.float()
         x = torch.rand(1, 3, s, s, device=dev) * 255
         x = model.preprocess(x.to(half) if half is not None else x)
         if job == "encoder":
@@ -148,7 +151,7 @@ def torch_job(args):
                 sparse, dense = model.prompt_encoder(points=(coords, labels), boxes=None, masks=None)
                 model.mask_decoder(
                     image_embeddings=emb,
-                    image_pe=model.prompt_encoder.get_dense_pe(),
+                    image_pe=model.prompt_encoder.get_dense_pe().to(emb.dtype),
                     sparse_prompt_embeddings=sparse.to(emb.dtype),
                     dense_prompt_embeddings=dense.to(emb.dtype),
                     multimask_output=True,
