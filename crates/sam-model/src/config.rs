@@ -50,6 +50,12 @@ pub struct SamConfig {
     pub iou_head_depth: usize,
     /// Hidden width of the IoU prediction head.
     pub iou_head_hidden_dim: usize,
+    /// Width of an external prompt embedding (a CLIP image or text embedding: 768 for CLIP
+    /// ViT-L/14) that a learned projection turns into one sparse prompt token, the paper's
+    /// text prompt (§7.5). Absent in every official model, which then loads and runs exactly
+    /// as the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_embedding_dim: Option<usize>,
 }
 
 impl SamConfig {
@@ -71,6 +77,7 @@ impl SamConfig {
             num_multimask_outputs: 3,
             iou_head_depth: 3,
             iou_head_hidden_dim: 256,
+            prompt_embedding_dim: None,
         }
     }
 
@@ -182,6 +189,9 @@ impl SamConfig {
                 return bad(format!("{name} must be positive"));
             }
         }
+        if self.prompt_embedding_dim == Some(0) {
+            return bad("prompt_embedding_dim must be positive when given".into());
+        }
         if !self.image_size.is_multiple_of(self.patch_size) {
             return bad(format!(
                 "image_size {} is not a multiple of patch_size {}",
@@ -270,6 +280,7 @@ impl SamConfig {
             image_embedding_size: self.embedding_size(),
             input_image_size: self.image_size,
             mask_in_chans: self.mask_in_chans,
+            embedding_dim: self.prompt_embedding_dim,
         }
     }
 

@@ -281,6 +281,7 @@ impl HfSamConfig {
             num_multimask_outputs: m.num_multimask_outputs,
             iou_head_depth: m.iou_head_depth,
             iou_head_hidden_dim: m.iou_head_hidden_dim,
+            prompt_embedding_dim: None,
         };
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)

@@ -43,6 +43,9 @@ pub struct Prompts {
     pub boxes: Option<Tensor<2>>,
     /// Low-res mask logits `[B, 1, 4E, 4E]`.
     pub masks: Option<Tensor<4>>,
+    /// External prompt embeddings `[B, D]` (CLIP text or image embeddings), for a model with
+    /// `prompt_embedding_dim = D`.
+    pub embeddings: Option<Tensor<2>>,
 }
 
 impl Sam {
@@ -133,9 +136,12 @@ impl Sam {
         prompts: Prompts,
         multimask_output: bool,
     ) -> Result<MaskPrediction> {
-        let embeddings =
-            self.prompt_encoder
-                .forward(prompts.points, prompts.boxes, prompts.masks)?;
+        let embeddings = self.prompt_encoder.forward_with_embedding(
+            prompts.points,
+            prompts.boxes,
+            prompts.masks,
+            prompts.embeddings,
+        )?;
         self.mask_decoder.forward(
             image_embeddings,
             self.prompt_encoder.get_dense_pe(),

@@ -281,6 +281,18 @@ pub fn variant_mismatches(
         config.prompt_embed_dim,
         false,
     );
+    let projection = dim("prompt_encoder.embedding_proj.weight", 1);
+    if projection != config.prompt_embedding_dim {
+        let say = |d: Option<usize>| match d {
+            Some(d) => format!("an embedding-prompt projection of width {d}"),
+            None => "no embedding-prompt projection".to_string(),
+        };
+        out.push(format!(
+            "checkpoint has {} but the config has {} (prompt_embedding_dim)",
+            say(projection),
+            say(config.prompt_embedding_dim)
+        ));
+    }
     check(
         &mut out,
         "mask_in_chans",

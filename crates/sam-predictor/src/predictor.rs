@@ -289,6 +289,7 @@ impl SamPredictor {
             points,
             boxes,
             masks,
+            embeddings: None,
         })
     }
 }

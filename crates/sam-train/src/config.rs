@@ -192,6 +192,7 @@ impl TrainConfig {
             num_multimask_outputs: 3,
             iou_head_depth: 3,
             iou_head_hidden_dim: 64,
+            prompt_embedding_dim: None,
         };
         let steps = 3000;
         let mut optim = SamOptimConfig::default();

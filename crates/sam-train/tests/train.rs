@@ -39,6 +39,7 @@ fn tiny_config() -> TrainConfig {
         num_multimask_outputs: 3,
         iou_head_depth: 2,
         iou_head_hidden_dim: 32,
+        prompt_embedding_dim: None,
     };
     c.data.image_size = 64;
     c.data.low_res_size = 16;

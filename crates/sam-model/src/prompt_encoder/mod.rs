@@ -8,7 +8,7 @@ pub use mask_downscaling::MaskDownscaling;
 pub use position_embedding_random::PositionEmbeddingRandom;
 
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::{Result, SamError};
@@ -24,6 +24,8 @@ pub struct PromptEncoderConfig {
     pub input_image_size: usize,
     /// Hidden channels of the mask downscaler.
     pub mask_in_chans: usize,
+    /// Width of the external prompt embedding, when the model takes one.
+    pub embedding_dim: Option<usize>,
 }
 
 impl PromptEncoderConfig {
@@ -38,6 +40,9 @@ impl PromptEncoderConfig {
             not_a_point_embed: EmbeddingConfig::new(1, c).init(device),
             mask_downscaling: MaskDownscaling::new(self.mask_in_chans, c, device),
             no_mask_embed: EmbeddingConfig::new(1, c).init(device),
+            embedding_proj: self
+                .embedding_dim
+                .map(|d| LinearConfig::new(d, c).init(device)),
             embed_dim: c,
             image_embedding_size: self.image_embedding_size,
             input_image_size: self.input_image_size,
@@ -57,7 +62,8 @@ pub struct PointPrompt {
 /// What the prompt encoder produces for the mask decoder.
 #[derive(Debug, Clone)]
 pub struct PromptEmbeddings {
-    /// `[B, N, C]`, points first then box corners; `None` when only a mask was given.
+    /// `[B, N, C]`, points first, then box corners, then the embedding prompt's token; `None`
+    /// when only a mask was given.
     pub sparse: Option<Tensor<3>>,
     /// `[B, C, E, E]`, or `[1, C, E, E]` (broadcast) when no mask was given.
     pub dense: Tensor<4>,
@@ -76,6 +82,9 @@ pub struct PromptEncoder {
     pub mask_downscaling: MaskDownscaling,
     /// Dense embedding used when there is no mask prompt.
     pub no_mask_embed: Embedding,
+    /// External prompt embedding (CLIP) `[D] → [C]`: one more sparse token. Not in the
+    /// reference; `None` for the official models.
+    pub embedding_proj: Option<Linear>,
     #[module(skip)]
     embed_dim: usize,
     #[module(skip)]
@@ -149,8 +158,9 @@ impl PromptEncoder {
         pe + corners
     }
 
-    /// Embeds any combination of prompts. The batch size comes from the points, else the boxes,
-    /// else the masks, else 1; all given prompts must agree on it.
+    /// Embeds any combination of points, boxes and masks, as the reference. The batch size
+    /// comes from the points, else the boxes, else the masks, else 1; all given prompts must
+    /// agree on it.
     ///
     /// `masks: [B, 1, 4E, 4E]` low-resolution logits (e.g. a previous prediction).
     pub fn forward(
@@ -159,7 +169,27 @@ impl PromptEncoder {
         boxes: Option<Tensor<2>>,
         masks: Option<Tensor<4>>,
     ) -> Result<PromptEmbeddings> {
+        self.forward_with_embedding(points, boxes, masks, None)
+    }
+
+    /// [`forward`](Self::forward) plus an external prompt embedding `[B, D]` (a CLIP text or
+    /// image embedding), alone or with the others; only for a model built with
+    /// `prompt_embedding_dim = D`. Points are padded exactly when there are no boxes, as the
+    /// reference, so an embedding does not change how the other prompts are encoded.
+    pub fn forward_with_embedding(
+        &self,
+        points: Option<PointPrompt>,
+        boxes: Option<Tensor<2>>,
+        masks: Option<Tensor<4>>,
+        embeddings: Option<Tensor<2>>,
+    ) -> Result<PromptEmbeddings> {
         self.check_prompts(points.as_ref(), boxes.as_ref(), masks.as_ref())?;
+        self.check_embedding(
+            embeddings.as_ref(),
+            points.as_ref(),
+            boxes.as_ref(),
+            masks.as_ref(),
+        )?;
         let pad = boxes.is_none();
         let mut parts = Vec::new();
         if let Some(points) = points {
@@ -167,6 +197,10 @@ impl PromptEncoder {
         }
         if let Some(boxes) = boxes {
             parts.push(self.embed_boxes(boxes));
+        }
+        if let (Some(e), Some(proj)) = (embeddings, &self.embedding_proj) {
+            let e = e.cast(proj.weight.val().dtype());
+            parts.push(proj.forward(e).unsqueeze_dim::<3>(1));
         }
         let sparse = (!parts.is_empty()).then(|| Tensor::cat(parts, 1));
         let dense = match masks {
@@ -182,6 +216,40 @@ impl PromptEncoder {
             }
         };
         Ok(PromptEmbeddings { sparse, dense })
+    }
+
+    /// Validates the embedding prompt against the model and the other prompts.
+    fn check_embedding(
+        &self,
+        embeddings: Option<&Tensor<2>>,
+        points: Option<&PointPrompt>,
+        boxes: Option<&Tensor<2>>,
+        masks: Option<&Tensor<4>>,
+    ) -> Result<()> {
+        let Some(e) = embeddings else {
+            return Ok(());
+        };
+        let [b, d] = e.dims();
+        let Some(proj) = &self.embedding_proj else {
+            return Err(SamError::InvalidInput(
+                "this model takes no embedding prompt (its config has no prompt_embedding_dim)"
+                    .into(),
+            ));
+        };
+        let [expected, _] = proj.weight.dims();
+        if d != expected {
+            return Err(SamError::InvalidInput(format!(
+                "embedding prompt must be [B, {expected}], got [{b}, {d}]"
+            )));
+        }
+        let others = self.check_prompts(points, boxes, masks)?;
+        let given = points.is_some() || boxes.is_some() || masks.is_some();
+        if given && others != b {
+            return Err(SamError::InvalidInput(format!(
+                "{b} embedding prompts but a batch of {others} point/box/mask prompts"
+            )));
+        }
+        Ok(())
     }
 
     /// Validates shapes and returns the batch size.

@@ -213,5 +213,6 @@ pub fn case_prompts(out: &Outputs, case: &Case, device: &Device) -> Prompts {
         masks: case
             .masks
             .then(|| out.float(&format!("{key}/mask_input"), device)),
+        embeddings: None,
     }
 }
