@@ -185,6 +185,7 @@ pub fn check(
                 } else {
                     None
                 },
+                embeddings: None,
             };
             let pred = sam.predict(reference.clone(), prompts, case.multimask)?;
             let (l, flips) = out.compare(&format!("{key}/low_res_masks"), pred.low_res_masks)?;

@@ -199,6 +199,7 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
         points: points.clone(),
         bbox: None,
         mask_input,
+        embedding: None,
     };
     let prompts: Vec<Prompt> = if boxes.is_empty() {
         vec![base]

@@ -224,6 +224,23 @@ impl SamPredictor {
             first.bbox.is_some(),
             first.mask_input.is_some(),
         );
+        let embedding_len = first.embedding.as_ref().map(Vec::len);
+        if let Some(len) = embedding_len {
+            match self.model.config().prompt_embedding_dim {
+                None => {
+                    return bad(
+                        "this model takes no embedding prompt (its config has no prompt_embedding_dim)"
+                            .into(),
+                    );
+                }
+                Some(d) if d != len => {
+                    return bad(format!(
+                        "embedding prompt has {len} values, the model expects {d}"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         for (i, p) in prompts.iter().enumerate() {
             p.validate(embedding.original_size, mask_side)
                 .map_err(|e| match e {
@@ -232,15 +249,17 @@ impl SamPredictor {
                     }
                     other => other,
                 })?;
-            if (p.points.len(), p.bbox.is_some(), p.mask_input.is_some()) != (n, has_box, has_mask)
+            let shape = (p.points.len(), p.bbox.is_some(), p.mask_input.is_some());
+            if shape != (n, has_box, has_mask)
+                || p.embedding.as_ref().map(Vec::len) != embedding_len
             {
                 return bad(format!(
-                    "prompt {i} differs in shape from prompt 0 (points, box, mask must match across a batch)"
+                    "prompt {i} differs in shape from prompt 0 (points, box, mask and embedding must match across a batch)"
                 ));
             }
         }
         let b = prompts.len();
-        if n == 0 && !has_box && !has_mask && b > 1 {
+        if n == 0 && !has_box && !has_mask && embedding_len.is_none() && b > 1 {
             return bad(format!(
                 "{b} empty prompts: an empty prompt can only be given alone"
             ));
@@ -285,11 +304,19 @@ impl SamPredictor {
                 &device,
             )
         });
+        let embeddings = embedding_len.map(|d| {
+            let values: Vec<f32> = prompts
+                .iter()
+                .filter_map(|p| p.embedding.as_ref())
+                .flat_map(|e| e.iter().copied())
+                .collect();
+            Tensor::<2>::from_data(TensorData::new(values, [b, d]), &device)
+        });
         Ok(Prompts {
             points,
             boxes,
             masks,
-            embeddings: None,
+            embeddings,
         })
     }
 }

@@ -54,7 +54,7 @@ impl MaskInput {
     }
 }
 
-/// Any combination of points, one box and a mask, for one object.
+/// Any combination of points, one box, a mask and an external embedding, for one object.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Prompt {
     /// Points with labels (may be empty).
@@ -63,6 +63,9 @@ pub struct Prompt {
     pub bbox: Option<[f64; 4]>,
     /// A previous low-res logits mask.
     pub mask_input: Option<MaskInput>,
+    /// An external prompt embedding (a CLIP text or image embedding) for a model built with
+    /// `prompt_embedding_dim` equal to its length.
+    pub embedding: Option<Vec<f32>>,
 }
 
 impl Prompt {
@@ -101,6 +104,12 @@ impl Prompt {
     /// Sets the mask input.
     pub fn with_mask_input(mut self, mask: MaskInput) -> Self {
         self.mask_input = Some(mask);
+        self
+    }
+
+    /// Sets the external prompt embedding (e.g. a CLIP text embedding).
+    pub fn with_embedding(mut self, embedding: Vec<f32>) -> Self {
+        self.embedding = Some(embedding);
         self
     }
 
@@ -150,6 +159,11 @@ impl Prompt {
             if m.logits.iter().any(|v| !v.is_finite()) {
                 return bad("mask input has non-finite logits".into());
             }
+        }
+        if let Some(e) = &self.embedding
+            && e.iter().any(|v| !v.is_finite())
+        {
+            return bad("embedding prompt has non-finite values".into());
         }
         Ok(())
     }

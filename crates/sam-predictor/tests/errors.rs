@@ -169,3 +169,88 @@ fn embeddings_save_load_and_reject_bad_files() {
     };
     assert!(q.set_embedding(wrong).is_err());
 }
+
+/// The embedding prompt through the predictor: decoded alone and with points for a model that
+/// takes one (the same result as the model's own call), an error for an official model, a
+/// wrong length or non-finite values, or a batch whose prompts differ in it.
+#[test]
+fn embedding_prompts_reach_the_model_or_are_errors() {
+    let official = with_image();
+    invalid(
+        &official,
+        Prompt::default().with_embedding(vec![0.5; 8]),
+        "takes no embedding prompt",
+    );
+
+    let config = SamConfig {
+        prompt_embedding_dim: Some(8),
+        ..SamConfig::load(fixtures().join("sam_tiny.json")).unwrap()
+    };
+    let device = Device::flex();
+    let model = config.init(&device).unwrap();
+    let mut p = SamPredictor::new(model.clone());
+    let rgb: Vec<u8> = (0..40 * 30 * 3).map(|i| (i * 7 % 256) as u8).collect();
+    p.set_image_rgb(&rgb, 40, 30).unwrap();
+    let e: Vec<f32> = (0..8).map(|i| i as f32 / 4.0 - 1.0).collect();
+
+    let alone = p
+        .predict(
+            &Prompt::default().with_embedding(e.clone()),
+            PredictOptions::default(),
+        )
+        .unwrap();
+    let [_, m, h, w] = alone.low_res_logits.dims();
+    assert_eq!((m, h, w), (3, 36, 36));
+    // The same as the model's own call on the predictor's embedding.
+    let direct = model
+        .predict(
+            p.embedding().unwrap().features.clone(),
+            sam_model::Prompts {
+                embeddings: Some(
+                    burn::tensor::Tensor::<1>::from_floats(e.as_slice(), &device).reshape([1, 8]),
+                ),
+                ..Default::default()
+            },
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        sam_model::f32_values(alone.low_res_logits),
+        sam_model::f32_values(direct.low_res_masks)
+    );
+    let with_points = p
+        .predict_batch(
+            &[
+                Prompt::default()
+                    .with_points([Point::foreground(10.0, 10.0)])
+                    .with_embedding(e.clone()),
+                Prompt::default()
+                    .with_points([Point::foreground(20.0, 5.0)])
+                    .with_embedding(e.clone()),
+            ],
+            PredictOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(with_points.low_res_logits.dims()[0], 2);
+
+    invalid(
+        &p,
+        Prompt::default().with_embedding(vec![0.5; 7]),
+        "has 7 values, the model expects 8",
+    );
+    invalid(
+        &p,
+        Prompt::default().with_embedding(vec![f32::NAN; 8]),
+        "non-finite",
+    );
+    let err = p
+        .predict_batch(
+            &[
+                Prompt::default().with_embedding(e.clone()),
+                Prompt::default().with_box([0.0, 0.0, 5.0, 5.0]),
+            ],
+            PredictOptions::default(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("differs in shape"), "{err}");
+}

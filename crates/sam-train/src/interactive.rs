@@ -169,6 +169,7 @@ impl Simulation<'_> {
                 points: point_prompt(&clicks, &device),
                 boxes: boxes.clone(),
                 masks: prev.clone(),
+                embeddings: None,
             };
             let pred = self
                 .sam

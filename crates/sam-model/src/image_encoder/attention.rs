@@ -10,6 +10,9 @@ use super::rel_pos::decomposed_rel_pos_bias;
 use crate::lora::{LoraAdapter, forward_with};
 use crate::precision::softmax;
 
+/// Largest score matrix (tokens²) run through the fused attention kernel (see `forward`).
+const MAX_FUSED_SCORES: usize = 256 * 1024;
+
 /// The reference's `image_encoder.Attention`.
 #[derive(Module, Debug)]
 pub struct Attention {
@@ -69,14 +72,18 @@ impl Attention {
             (h, w),
             (h, w),
         );
-        let out = if q.device().is_autodiff() {
-            // Training: Burn's autodiff decomposes fused attention anyway; spelled out here so
-            // that the softmax of a 16-bit pass runs in f32.
+        // The backend's fused kernel, with the rel-pos term as an additive bias, for inference
+        // on window-sized grids only: measured on flex (ViT-B, 1024², 2 threads), fusing the
+        // 14×14 windows took the encoder from 18.7 to 18.1 s, while fusing the global blocks
+        // (64×64 tokens, where flex switches to flash attention) made it 26.7 s. Training is
+        // spelled out anyway (Burn's autodiff decomposes fused attention), and spelled out here
+        // so that the softmax of a 16-bit pass runs in f32.
+        let fused = !q.device().is_autodiff() && n * n <= MAX_FUSED_SCORES;
+        let out = if !fused {
             let attn = (q * scale).matmul(k.swap_dims(1, 2)) + bias;
             softmax(attn, 2).matmul(v)
         } else {
-            // Inference: the backend's fused kernel (flash attention on the CPU and GPUs), with
-            // the rel-pos term as an additive bias; it accumulates in f32 for 16-bit inputs.
+            // Accumulates in f32 for 16-bit inputs.
             let four = |t: Tensor<3>| t.reshape([b, heads, n, hd]);
             attention(
                 four(q),
