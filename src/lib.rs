@@ -13,6 +13,7 @@ pub mod automatic_masks;
 pub mod backend;
 pub mod bench;
 pub mod cli;
+pub mod clip;
 pub mod evaluate;
 pub mod segment;
 pub mod train;
