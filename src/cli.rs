@@ -31,6 +31,9 @@ pub enum CliError {
     /// Device problem.
     #[error(transparent)]
     Backend(#[from] backend::BackendError),
+    /// CLIP model, tokenizer, image or input problem.
+    #[error(transparent)]
+    Clip(#[from] sam_clip::ClipError),
     /// An output could not be written.
     #[error("cannot write {path}: {reason}")]
     Write {

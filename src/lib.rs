@@ -14,6 +14,7 @@ pub mod backend;
 pub mod bench;
 pub mod bench_check;
 pub mod cli;
+pub mod clip;
 pub mod evaluate;
 pub mod segment;
 pub mod train;

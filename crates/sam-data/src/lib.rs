@@ -26,7 +26,7 @@ pub use error::{DataError, Result};
 pub use image_io::load_rgb;
 pub use loader::{Batch, DataLoader, LoaderConfig, LoaderPosition};
 pub use npy::{read_npy_f32, write_npy_f32};
-pub use pillow_resize::resize_bilinear_rgb;
+pub use pillow_resize::{resize_bicubic_rgb, resize_bilinear_rgb};
 pub use rle::Rle;
 pub use train_sample::{TrainObject, TrainSample, TrainSampleConfig, train_sample};
 pub use transforms::ResizeLongestSide;

@@ -1,10 +1,12 @@
-//! Bilinear resize of 8-bit RGB images, bit-identical to Pillow's `Image.resize(size, BILINEAR)`
-//! (what the reference's `ResizeLongestSide.apply_image` calls through torchvision).
+//! Bilinear and bicubic resize of 8-bit RGB images, bit-identical to Pillow's
+//! `Image.resize(size, BILINEAR)` (what the reference's `ResizeLongestSide.apply_image` calls
+//! through torchvision) and `Image.resize(size, BICUBIC)` (what CLIP's image processor calls).
 //!
 //! Pillow resamples separably — one axis, rounded to u8, then the other — with a
-//! triangle filter whose support grows with the reduction factor (antialiasing), weights
-//! normalised in f64 and converted to 22-bit fixed point. No crate reproduces those steps exactly
-//! (`fast_image_resize` differs by ±1–2 on up to 27% of pixels), so they are written out here.
+//! filter (triangle, or cubic convolution with a = −0.5) whose support grows with the reduction
+//! factor (antialiasing), weights normalised in f64 and converted to 22-bit fixed point. No crate
+//! reproduces those steps exactly (`fast_image_resize` differs by ±1–2 on up to 27% of pixels),
+//! so they are written out here.
 
 use std::ops::Range;
 
@@ -16,17 +18,62 @@ struct Taps {
     weights: Vec<i32>,
 }
 
-fn triangle(x: f64) -> f64 {
-    let x = x.abs();
-    if x < 1.0 { 1.0 - x } else { 0.0 }
+/// Pillow's resampling filters (`Image.Resampling`) that this module reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    /// `BILINEAR` (2): the triangle filter, support 1.
+    Bilinear,
+    /// `BICUBIC` (3): cubic convolution with a = −0.5, support 2. Its negative lobes can
+    /// overshoot; the fixed-point sums are clipped to 0..=255 as Pillow's `clip8` does.
+    Bicubic,
+}
+
+impl Filter {
+    /// Pillow's `struct filter`: the kernel's half-width at scale 1.
+    fn support(self) -> f64 {
+        match self {
+            Filter::Bilinear => 1.0,
+            Filter::Bicubic => 2.0,
+        }
+    }
+
+    /// Pillow's `bilinear_filter` / `bicubic_filter`, with the same operation order (the f64
+    /// results feed the rounding to fixed point, so the expression is kept as written there).
+    fn weight(self, x: f64) -> f64 {
+        let x = x.abs();
+        match self {
+            Filter::Bilinear => {
+                if x < 1.0 {
+                    1.0 - x
+                } else {
+                    0.0
+                }
+            }
+            Filter::Bicubic => {
+                const A: f64 = -0.5;
+                if x < 1.0 {
+                    ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+                } else if x < 2.0 {
+                    (((x - 5.0) * x + 8.0) * x - 4.0) * A
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
 }
 
 /// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for a full-range box, for the output
 /// pixels `outputs` (each one's taps depend on its index alone).
-fn coefficients(in_size: usize, out_size: usize, outputs: Range<usize>) -> Vec<Taps> {
+fn coefficients(
+    filter: Filter,
+    in_size: usize,
+    out_size: usize,
+    outputs: Range<usize>,
+) -> Vec<Taps> {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
-    let support = filterscale; // the bilinear filter's support is 1
+    let support = filter.support() * filterscale;
     let ss = 1.0 / filterscale;
     outputs
         .map(|xx| {
@@ -36,7 +83,7 @@ fn coefficients(in_size: usize, out_size: usize, outputs: Range<usize>) -> Vec<T
             let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
             let count = xmax.saturating_sub(xmin);
             let mut w: Vec<f64> = (0..count)
-                .map(|x| triangle((x as f64 + xmin as f64 - center + 0.5) * ss))
+                .map(|x| filter.weight((x as f64 + xmin as f64 - center + 0.5) * ss))
                 .collect();
             let total: f64 = w.iter().sum();
             if total != 0.0 {
@@ -76,8 +123,14 @@ fn reads(taps: &[Taps]) -> Range<usize> {
 /// left–right first, read from the unmirrored one: output `x` reads the mirrored pixels
 /// `start..start + n`, which are the source pixels `width − start − n..width − start` in reverse
 /// order, so the weights are reversed (an integer sum does not depend on its order).
-fn horizontal_taps(width: usize, out_w: usize, cols: Range<usize>, mirror: bool) -> Vec<Taps> {
-    let mut taps = coefficients(width, out_w, cols);
+fn horizontal_taps(
+    filter: Filter,
+    width: usize,
+    out_w: usize,
+    cols: Range<usize>,
+    mirror: bool,
+) -> Vec<Taps> {
+    let mut taps = coefficients(filter, width, out_w, cols);
     if mirror {
         for t in &mut taps {
             t.start = width - t.start - t.weights.len();
@@ -103,6 +156,8 @@ fn shifted(mut taps: Vec<Taps>, offset: usize) -> Vec<Taps> {
     taps
 }
 
+/// Pillow's `clip8` (a lookup table over −640..=639 there; a clamp is the same on that range,
+/// which holds every sum normalised weights can reach).
 #[inline]
 fn clip8(acc: i32) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
@@ -168,7 +223,8 @@ fn vertical_pass(src: &[u8], width: usize, cols: Range<usize>, taps: &[Taps]) ->
 /// Pillow 13 picks the pass order per call; the order changes the rounding of the u8
 /// intermediate. Measured on 1,469 random size pairs (1–1500 px, noise images, every one
 /// matching exactly one order): vertical first exactly when the height shrinks and it loses more
-/// than twice as many pixels as the width does.
+/// than twice as many pixels as the width does. The same rule holds for the bicubic filter
+/// (400 random size pairs, `tools/reference/make_bicubic_fixtures.py`).
 fn vertical_first(width: usize, height: usize, out_w: usize, out_h: usize) -> bool {
     out_h < height && (height - out_h) as i64 > 2 * (width as i64 - out_w as i64)
 }
@@ -183,8 +239,37 @@ pub fn resize_bilinear_rgb(
     out_w: usize,
     out_h: usize,
 ) -> Vec<u8> {
+    resize_rgb(src, width, height, out_w, out_h, Filter::Bilinear)
+}
+
+/// Resizes an interleaved RGB buffer (`height × width × 3`, row-major) to `out_w × out_h` with
+/// Pillow's bicubic filter (`Image.resize(size, BICUBIC)`, resample 3).
+///
+/// Panics only if `src.len() != width·height·3`; callers validate.
+pub fn resize_bicubic_rgb(
+    src: &[u8],
+    width: usize,
+    height: usize,
+    out_w: usize,
+    out_h: usize,
+) -> Vec<u8> {
+    resize_rgb(src, width, height, out_w, out_h, Filter::Bicubic)
+}
+
+/// Resizes an interleaved RGB buffer (`height × width × 3`, row-major) to `out_w × out_h` with
+/// `filter`, as Pillow's `Image.resize(size, filter)`.
+///
+/// Panics only if `src.len() != width·height·3`; callers validate.
+pub fn resize_rgb(
+    src: &[u8],
+    width: usize,
+    height: usize,
+    out_w: usize,
+    out_h: usize,
+    filter: Filter,
+) -> Vec<u8> {
     let whole = [0, 0, out_w, out_h];
-    resize_bilinear_rgb_window(src, width, height, (out_w, out_h), whole, false)
+    resize_rgb_window(src, width, height, (out_w, out_h), whole, false, filter)
 }
 
 /// The `window = [x0, y0, w, h]` part of [`resize_bilinear_rgb`]'s output for `src`, mirrored
@@ -197,9 +282,22 @@ pub(crate) fn resize_bilinear_rgb_window(
     src: &[u8],
     width: usize,
     height: usize,
+    out: (usize, usize),
+    window: [usize; 4],
+    mirror: bool,
+) -> Vec<u8> {
+    resize_rgb_window(src, width, height, out, window, mirror, Filter::Bilinear)
+}
+
+/// [`resize_bilinear_rgb_window`] with any [`Filter`].
+fn resize_rgb_window(
+    src: &[u8],
+    width: usize,
+    height: usize,
     (out_w, out_h): (usize, usize),
     window: [usize; 4],
     mirror: bool,
+    filter: Filter,
 ) -> Vec<u8> {
     assert_eq!(
         src.len(),
@@ -235,8 +333,12 @@ pub(crate) fn resize_bilinear_rgb_window(
             out
         }
         (false, true) => {
-            let mut out =
-                vertical_pass(src, width, same_cols(), &coefficients(height, out_h, rows));
+            let mut out = vertical_pass(
+                src,
+                width,
+                same_cols(),
+                &coefficients(filter, height, out_h, rows),
+            );
             if mirror {
                 mirror_rows(&mut out, cw);
             }
@@ -246,18 +348,19 @@ pub(crate) fn resize_bilinear_rgb_window(
             src,
             width,
             rows,
-            &horizontal_taps(width, out_w, cols, mirror),
+            &horizontal_taps(filter, width, out_w, cols, mirror),
         ),
         (true, true) if vertical_first(width, height, out_w, out_h) => {
-            let h_taps = horizontal_taps(width, out_w, cols, mirror);
+            let h_taps = horizontal_taps(filter, width, out_w, cols, mirror);
             let used = reads(&h_taps);
-            let tmp = vertical_pass(src, width, used.clone(), &coefficients(height, out_h, rows));
+            let v_taps = coefficients(filter, height, out_h, rows);
+            let tmp = vertical_pass(src, width, used.clone(), &v_taps);
             horizontal_pass(&tmp, used.len(), 0..ch, &shifted(h_taps, used.start))
         }
         (true, true) => {
-            let v_taps = coefficients(height, out_h, rows);
+            let v_taps = coefficients(filter, height, out_h, rows);
             let used = reads(&v_taps);
-            let h_taps = horizontal_taps(width, out_w, cols, mirror);
+            let h_taps = horizontal_taps(filter, width, out_w, cols, mirror);
             let tmp = horizontal_pass(src, width, used.clone(), &h_taps);
             vertical_pass(&tmp, cw, 0..cw, &shifted(v_taps, used.start))
         }
@@ -290,19 +393,24 @@ mod tests {
             let (cw, ch) = (rng.random_range(0..=ow), rng.random_range(0..=oh));
             let (x0, y0) = (rng.random_range(0..=ow - cw), rng.random_range(0..=oh - ch));
             let mirror = rng.random_bool(0.5);
+            let filter = if rng.random_bool(0.5) {
+                Filter::Bilinear
+            } else {
+                Filter::Bicubic
+            };
             let mut mirrored = src.clone();
             if mirror {
                 mirror_rows(&mut mirrored, w);
             }
-            let full = resize_bilinear_rgb(&mirrored, w, h, ow, oh);
+            let full = resize_rgb(&mirrored, w, h, ow, oh, filter);
             let mut expected = Vec::new();
             for y in y0..y0 + ch {
                 expected.extend_from_slice(&full[(y * ow + x0) * 3..(y * ow + x0 + cw) * 3]);
             }
-            let window = resize_bilinear_rgb_window(&src, w, h, (ow, oh), [x0, y0, cw, ch], mirror);
+            let window = resize_rgb_window(&src, w, h, (ow, oh), [x0, y0, cw, ch], mirror, filter);
             assert!(
                 window == expected,
-                "case {case}: {w}×{h} → {ow}×{oh}, mirror {mirror}"
+                "case {case}: {w}×{h} → {ow}×{oh}, mirror {mirror}, {filter:?}"
             );
             orders[match (ow != w, oh != h) {
                 (true, true) if vertical_first(w, h, ow, oh) => 0,
