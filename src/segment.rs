@@ -21,7 +21,7 @@ type Result<T> = std::result::Result<T, SegmentError>;
 pub const USAGE: &str = "\
 usage: segment [--checkpoint FILE (.pth|.safetensors|.bpk) | DIR (Hugging Face SamModel)]
                [--model-type vit_b|vit_l|vit_h | --config FILE.json] [--image-size N] [--dtype f32|bf16|f16] [--image FILE] [--point X,Y[,LABEL]]... [--box X0,Y0,X1,Y1]... [--mask-input FILE.npy]
-               [--multimask] [--save-logits] [--device flex|wgpu|cuda] [--out DIR]
+               [--text TEXT --clip DIR]... [--multimask] [--save-logits] [--device flex|wgpu|cuda] [--out DIR]
 
 Points and boxes are in pixels of the image. Several --box run as one batch (each box with all
 --point). LABEL is 1 (foreground, default) or 0 (background). --mask-input reads low-res logits
@@ -29,7 +29,10 @@ Points and boxes are in pixels of the image. Several --box run as one batch (eac
 demo model (a small SAM trained here on synthetic shapes, see docs/training.md) segments the
 bundled image. --image-size runs the model at another input side (a multiple of the patch,
 e.g. 512 for speed) by resampling its position tables. --dtype bf16|f16 computes in that type
-(norms, softmax and the outputs stay f32; bf16 needs CUDA).";
+(norms, softmax and the outputs stay f32; bf16 needs CUDA). --text prompts a model trained with
+text prompts (its config has prompt_embedding_dim): each text is embedded by the Hugging Face
+CLIP folder --clip (projected, l2-normalised) and is one prompt of the batch, with all --point
+(and paired with the --box of the same rank when boxes are given).";
 
 /// Parsed arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +45,10 @@ pub struct SegmentArgs {
     pub boxes: Vec<[f64; 4]>,
     /// Low-res logits `.npy` fed back as a mask prompt.
     pub mask_input: Option<PathBuf>,
+    /// Text prompts; each is one prompt of the batch.
+    pub texts: Vec<String>,
+    /// The Hugging Face CLIP folder that embeds `texts`.
+    pub clip: Option<PathBuf>,
     /// Three masks per prompt instead of one.
     pub multimask: bool,
     /// Also write `low_res_logits.npy` and `iou_predictions.npy`.
@@ -81,6 +88,8 @@ impl SegmentArgs {
             points: Vec::new(),
             boxes: Vec::new(),
             mask_input: None,
+            texts: Vec::new(),
+            clip: None,
             multimask: false,
             save_logits: false,
             out: PathBuf::from("segment_out"),
@@ -114,6 +123,8 @@ impl SegmentArgs {
                     a.boxes.push([v[0], v[1], v[2], v[3]]);
                 }
                 "--mask-input" => a.mask_input = Some(value()?.into()),
+                "--text" => a.texts.push(value()?),
+                "--clip" => a.clip = Some(value()?.into()),
                 "--multimask" => a.multimask = true,
                 "--save-logits" => a.save_logits = true,
                 "--out" => a.out = value()?.into(),
@@ -126,6 +137,26 @@ impl SegmentArgs {
             }
         }
         a.model.validate()?;
+        match (a.texts.is_empty(), &a.clip) {
+            (false, None) => {
+                return Err(SegmentError::Usage(
+                    "--text needs --clip DIR (a Hugging Face CLIP folder)".into(),
+                ));
+            }
+            (true, Some(_)) => {
+                return Err(SegmentError::Usage(
+                    "--clip is only used with --text".into(),
+                ));
+            }
+            _ => {}
+        }
+        if !a.texts.is_empty() && !a.boxes.is_empty() && a.texts.len() != a.boxes.len() {
+            return Err(SegmentError::Usage(format!(
+                "{} --text but {} --box: texts pair with boxes, so give as many of each",
+                a.texts.len(),
+                a.boxes.len()
+            )));
+        }
         Ok(a)
     }
 }
@@ -159,6 +190,7 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
         && points.is_empty()
         && boxes.is_empty()
         && args.mask_input.is_none()
+        && args.texts.is_empty()
     {
         // The bundled scene: the house, the tree and the sun, as one batch of three boxes.
         let (sx, sy) = (w / 320.0, h / 240.0);
@@ -201,15 +233,29 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
         mask_input,
         embedding: None,
     };
-    let prompts: Vec<Prompt> = if boxes.is_empty() {
-        vec![base]
-    } else {
-        boxes.iter().map(|b| base.clone().with_box(*b)).collect()
+    let prompts: Vec<Prompt> = match &args.clip {
+        Some(dir) if !args.texts.is_empty() => {
+            let embeddings = text_embeddings(dir, &args.texts, &device)?;
+            embeddings
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let p = base.clone().with_embedding(e);
+                    match boxes.get(i) {
+                        Some(b) => p.with_box(*b),
+                        None => p,
+                    }
+                })
+                .collect()
+        }
+        _ if boxes.is_empty() => vec![base],
+        _ => boxes.iter().map(|b| base.clone().with_box(*b)).collect(),
     };
     if prompts.len() == 1
         && prompts[0].points.is_empty()
         && prompts[0].bbox.is_none()
         && prompts[0].mask_input.is_none()
+        && prompts[0].embedding.is_none()
     {
         return Err(SegmentError::Usage(format!(
             "no prompt: give --point, --box or --mask-input\n{USAGE}"
@@ -253,6 +299,7 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
                 "bbox_xyxy": bbox,
                 "prompt_points": prompts[p].points.iter().map(|q| [q.x, q.y, q.label as f64]).collect::<Vec<_>>(),
                 "prompt_box": prompts[p].bbox,
+                "prompt_text": args.texts.get(p),
             }));
             files.push(file);
         }
@@ -298,6 +345,26 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
     .map_err(|e| write_err(&json_path, e))?;
     files.push(json_path);
     Ok(Summary { files, json })
+}
+
+/// CLIP text embeddings as SAM's text prompt: `get_text_features`, ℓ2-normalised (paper App.
+/// D.5), one vector per text.
+pub fn text_embeddings(
+    clip_dir: &Path,
+    texts: &[String],
+    device: &burn::tensor::Device,
+) -> Result<Vec<Vec<f32>>> {
+    let clip = sam_clip::ClipFolder::load(clip_dir, device)?;
+    let (_, features) = clip.embed_texts(texts)?;
+    let [_, p] = features.dims();
+    let values = to_f32(features)?;
+    Ok(values
+        .chunks(p.max(1))
+        .map(|row| {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            row.iter().map(|v| v / norm).collect()
+        })
+        .collect())
 }
 
 fn to_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {

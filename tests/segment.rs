@@ -199,3 +199,102 @@ fn bf16_compute_gives_the_f32_masks() {
         assert!(err.contains("cannot compute in BF16"), "{err}");
     }
 }
+
+/// `--text` with `--clip`: each text, embedded by the CLIP folder and ℓ2-normalised, is one
+/// prompt of a model trained with text prompts (here a tiny random one taking CLIP's 16-wide
+/// embeddings); the masks equal the predictor's with that embedding; errors are one line.
+#[test]
+fn text_prompts_through_a_clip_folder() {
+    let clip = sam_burn::segment::bundled("crates/sam-clip/tests/fixtures/clip_tiny");
+    let fixtures = sam_burn::segment::bundled("crates/sam-model/tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let config = sam_burn::SamConfig {
+        prompt_embedding_dim: Some(16),
+        ..sam_burn::SamConfig::load(fixtures.join("sam_tiny.json")).unwrap()
+    };
+    let device = sam_burn::burn::tensor::Device::flex();
+    let model = config.init(&device).unwrap();
+    let ckpt = model.save(dir.path().join("text_sam.bpk")).unwrap();
+    let cfg = dir.path().join("text_sam.json");
+    config.save(&cfg).unwrap();
+    let out = dir.path().join("out");
+    let texts = ["a red triangle", "a small blue circle"];
+    let a = SegmentArgs::parse(args(&[
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--clip",
+        clip.to_str().unwrap(),
+        "--text",
+        texts[0],
+        "--text",
+        texts[1],
+        "--point",
+        "100,80",
+        "--out",
+        out.to_str().unwrap(),
+        "--save-logits",
+    ]))
+    .unwrap();
+    let summary = run(&a).unwrap();
+    let masks = summary.json["masks"].as_array().unwrap();
+    assert_eq!(masks.len(), 2, "one mask per text");
+    assert_eq!(masks[1]["prompt_text"], texts[1]);
+
+    // The same as the predictor given the normalised CLIP embeddings directly.
+    let embeddings =
+        sam_burn::segment::text_embeddings(&clip, &texts.map(String::from), &device).unwrap();
+    for e in &embeddings {
+        let norm: f32 = e.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+    }
+    let image = sam_burn::data::load_rgb(sam_burn::segment::bundled("assets/scene.png")).unwrap();
+    let mut predictor = sam_burn::predictor::SamPredictor::new(model);
+    predictor.set_image(&image).unwrap();
+    let prompts: Vec<_> = embeddings
+        .into_iter()
+        .map(|e| {
+            sam_burn::predictor::Prompt::default()
+                .with_points([sam_burn::predictor::Point::foreground(100.0, 80.0)])
+                .with_embedding(e)
+        })
+        .collect();
+    let options = sam_burn::predictor::PredictOptions {
+        multimask_output: false,
+        return_logits: false,
+    };
+    let pred = predictor.predict_batch(&prompts, options).unwrap();
+    let (shape, saved) = sam_burn::data::read_npy_f32(out.join("low_res_logits.npy")).unwrap();
+    assert_eq!(shape, pred.low_res_logits.dims().to_vec());
+    assert!(
+        saved == sam_burn::model::f32_values(pred.low_res_logits),
+        "logits differ"
+    );
+
+    usage_error(&["--text", "a cat"], "--text needs --clip");
+    usage_error(&["--clip", "x"], "only used with --text");
+    usage_error(
+        &[
+            "--text", "a", "--clip", "x", "--box", "1,2,3,4", "--box", "1,2,3,4",
+        ],
+        "1 --text but 2 --box",
+    );
+    // The demo model takes no text; a folder that is no CLIP folder is named.
+    let a =
+        SegmentArgs::parse(args(&["--text", "a cat", "--clip", clip.to_str().unwrap()])).unwrap();
+    let err = run(&a).unwrap_err().to_string();
+    assert!(err.contains("takes no embedding prompt"), "{err}");
+    let a = SegmentArgs::parse(args(&[
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--text",
+        "a cat",
+        "--clip",
+        dir.path().to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert!(run(&a).is_err());
+}

@@ -66,6 +66,7 @@ fn resampled_models_match_the_official_model_at_that_size() {
                         .has(&format!("{key}/boxes"))
                         .then(|| out.float(&format!("{key}/boxes"), &device)),
                     masks: None,
+                    embeddings: None,
                 };
                 let pred = sam.predict(emb.clone(), prompts, true).unwrap();
                 let w = format!("{what}/{case}");
