@@ -355,6 +355,14 @@ pub fn text_embeddings(
     device: &burn::tensor::Device,
 ) -> Result<Vec<Vec<f32>>> {
     let clip = sam_clip::ClipFolder::load(clip_dir, device)?;
+    clip_text_embeddings(&clip, texts)
+}
+
+/// [`text_embeddings`] with a loaded CLIP folder.
+pub fn clip_text_embeddings(
+    clip: &sam_clip::ClipFolder,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>> {
     let (_, features) = clip.embed_texts(texts)?;
     let [_, p] = features.dims();
     let values = to_f32(features)?;
