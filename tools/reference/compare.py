@@ -211,7 +211,7 @@ def main():
     ap.add_argument("--dtype", default="f32", choices=["f32", "bf16", "f16"])
     ap.add_argument("--jobs", default="encoder,decode:1,decode:64")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=3, help="untimed runs first (PyTorch CPU decoding needs 3)")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--objects", type=int, default=16)
     ap.add_argument("--bench", default=None, help="sam-burn's bench binary (default: $CARGO_TARGET_DIR or target, release/examples/bench)")
