@@ -266,10 +266,11 @@ pub fn text_scores(
         let mut rows = features.chunks(t.len().max(1));
         for is_empty in empty {
             let score = match (is_empty, rows.next()) {
-                (false, Some(f)) => {
-                    let norm = f.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                    f.iter().zip(&t).map(|(a, b)| a * b).sum::<f32>() / norm
-                }
+                (false, Some(f)) => crate::segment::l2_normalized(f)
+                    .iter()
+                    .zip(&t)
+                    .map(|(a, b)| a * b)
+                    .sum::<f32>(),
                 _ => -1.0,
             };
             scores.push(score);

@@ -245,55 +245,29 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&Report)) -> Result<()> {
     let mut inference: Option<Sam> = None;
     for job in &args.jobs {
         device.memory_cleanup();
-        if *job == Job::Check {
-            for r in crate::bench_check::check(&device, &args.device, args.dtype.half_dtype())? {
-                report(&Report::Check(r));
-            }
-            continue;
-        }
         let (ms, warmup_s) = match job {
-            Job::Encoder | Job::Decode(_) => {
-                if inference.is_none() {
-                    let sam = config.init(&device)?;
-                    inference = Some(match args.dtype.half_dtype() {
-                        Some(dt) => sam.cast_float(dt)?,
-                        None => sam,
-                    });
+            Job::Check => {
+                for r in crate::bench_check::check(&device, &args.device, args.dtype.half_dtype())?
+                {
+                    report(&Report::Check(r));
                 }
-                let sam = inference.as_ref().expect("built above");
-                let x =
-                    Tensor::<4>::random([1, 3, s, s], Distribution::Uniform(0.0, 255.0), &device);
-                let x = sam.preprocess(x)?;
-                match job {
-                    Job::Encoder => time(args, &device, || {
-                        let _ = sam.image_embeddings(x.clone())?;
-                        Ok(())
-                    })?,
-                    Job::Decode(n) => {
-                        let emb = sam.image_embeddings(x)?;
-                        let coords = Tensor::<3>::random(
-                            [*n, 1, 2],
-                            Distribution::Uniform(0.0, s as f64),
-                            &device,
-                        );
-                        let labels = Tensor::<2, Int>::ones([*n, 1], &device);
-                        time(args, &device, || {
-                            let prompts = Prompts {
-                                points: Some(PointPrompt {
-                                    coords: coords.clone(),
-                                    labels: labels.clone(),
-                                }),
-                                ..Default::default()
-                            };
-                            let _ = sam.predict(emb.clone(), prompts, true)?;
-                            Ok(())
-                        })?
-                    }
-                    Job::Train | Job::Check => unreachable!(),
-                }
+                continue;
             }
-            Job::Check => continue,
+            Job::Encoder => {
+                let sam = inference_model(&mut inference, args, &config, &device)?;
+                let x = random_input(sam, &device)?;
+                time(args, &device, || {
+                    let _ = sam.image_embeddings(x.clone())?;
+                    Ok(())
+                })?
+            }
+            Job::Decode(n) => {
+                let sam = inference_model(&mut inference, args, &config, &device)?;
+                decode_job(args, sam, *n, &device)?
+            }
             Job::Train => {
+                // The training step builds its own model; the inference one would only hold
+                // device memory.
                 inference = None;
                 train_job(args, &config, &device)?
             }
@@ -319,6 +293,52 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&Report)) -> Result<()> {
         }));
     }
     Ok(())
+}
+
+/// The model of the inference jobs, built (and cast to the bench's dtype) on first use.
+fn inference_model<'a>(
+    slot: &'a mut Option<Sam>,
+    args: &BenchArgs,
+    config: &SamConfig,
+    device: &Device,
+) -> Result<&'a Sam> {
+    let sam = match slot.take() {
+        Some(sam) => sam,
+        None => {
+            let sam = config.init(device)?;
+            match args.dtype.half_dtype() {
+                Some(dt) => sam.cast_float(dt)?,
+                None => sam,
+            }
+        }
+    };
+    Ok(slot.insert(sam))
+}
+
+/// A preprocessed random image of the model's input size.
+fn random_input(sam: &Sam, device: &Device) -> Result<Tensor<4>> {
+    let s = sam.config().image_size;
+    let x = Tensor::<4>::random([1, 3, s, s], Distribution::Uniform(0.0, 255.0), device);
+    Ok(sam.preprocess(x)?)
+}
+
+/// `n` single-point prompts (multimask) decoded against one embedding.
+fn decode_job(args: &BenchArgs, sam: &Sam, n: usize, device: &Device) -> Result<(Vec<f64>, f64)> {
+    let s = sam.config().image_size;
+    let emb = sam.image_embeddings(random_input(sam, device)?)?;
+    let coords = Tensor::<3>::random([n, 1, 2], Distribution::Uniform(0.0, s as f64), device);
+    let labels = Tensor::<2, Int>::ones([n, 1], device);
+    time(args, device, || {
+        let prompts = Prompts {
+            points: Some(PointPrompt {
+                coords: coords.clone(),
+                labels: labels.clone(),
+            }),
+            ..Default::default()
+        };
+        let _ = sam.predict(emb.clone(), prompts, true)?;
+        Ok(())
+    })
 }
 
 /// The training loop's own step on synthetic images, one image per step, `--objects` box

@@ -366,13 +366,13 @@ pub fn clip_text_embeddings(
     let (_, features) = clip.embed_texts(texts)?;
     let [_, p] = features.dims();
     let values = to_f32(features)?;
-    Ok(values
-        .chunks(p.max(1))
-        .map(|row| {
-            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            row.iter().map(|v| v / norm).collect()
-        })
-        .collect())
+    Ok(values.chunks(p.max(1)).map(l2_normalized).collect())
+}
+
+/// `v / ‖v‖` (a zero vector stays zero).
+pub fn l2_normalized(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter().map(|x| x / norm).collect()
 }
 
 fn to_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {

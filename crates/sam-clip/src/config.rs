@@ -2,7 +2,7 @@
 //! (`configuration_clip.py`): the same fields, names and defaults, read from a Hugging Face
 //! `config.json` as `transformers` 5 reads it, with the presets of the OpenAI checkpoints.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -248,24 +248,13 @@ impl ClipConfig {
     /// read as `CLIPConfig.__post_init__` reads them: the `*_dict` tower, completed with the
     /// class defaults, replaces `text_config` / `vision_config` field by field.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let mut path = path.as_ref().to_path_buf();
-        if path.is_dir() {
-            path = path.join("config.json");
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| ClipError::ConfigFile {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let (path, text) = read_json_file(path.as_ref(), "config.json")?;
         Self::from_json_str(&text, &path)
     }
 
     /// [`load`](Self::load) on JSON text; errors name `path`.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
-        let root: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| ClipError::ConfigFile {
-                path: path.to_path_buf(),
-                reason: format!("bad JSON: {e}"),
-            })?;
+        let root = parse_json(text, path)?;
         let serde_json::Value::Object(mut root) = root else {
             return Err(field_error(path, "(root)", "not a JSON object"));
         };
@@ -389,6 +378,29 @@ impl ClipConfig {
         }
         Ok(())
     }
+}
+
+/// The text of `path`, or of `path/file_name` when `path` is a folder (the forms a Hugging Face
+/// folder's JSON files are given in), with the path actually read.
+pub(crate) fn read_json_file(path: &Path, file_name: &str) -> Result<(PathBuf, String)> {
+    let path = if path.is_dir() {
+        path.join(file_name)
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| ClipError::ConfigFile {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok((path, text))
+}
+
+/// JSON text read from `path`, parsed; a syntax error names the file.
+pub(crate) fn parse_json(text: &str, path: &Path) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| ClipError::ConfigFile {
+        path: path.to_path_buf(),
+        reason: format!("bad JSON: {e}"),
+    })
 }
 
 #[cfg(test)]

@@ -112,24 +112,14 @@ impl ClipImageProcessor {
     /// take `CLIPImageProcessor`'s defaults; both the current (`{"shortest_edge": n}`,
     /// `{"height": h, "width": w}`) and the old (a bare `n`) size forms are read.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let mut path = path.as_ref().to_path_buf();
-        if path.is_dir() {
-            path = path.join("preprocessor_config.json");
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| ClipError::ConfigFile {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let (path, text) =
+            crate::config::read_json_file(path.as_ref(), "preprocessor_config.json")?;
         Self::from_json_str(&text, &path)
     }
 
     /// [`load`](Self::load) on JSON text; errors name `path`.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| ClipError::ConfigFile {
-                path: path.to_path_buf(),
-                reason: format!("bad JSON: {e}"),
-            })?;
+        let value = crate::config::parse_json(text, path)?;
         let raw: RawProcessor =
             serde_path_to_error::deserialize(value).map_err(|e| ClipError::ConfigField {
                 path: path.to_path_buf(),

@@ -9,7 +9,7 @@
 //! master weights. For an f32 model every cast here is the identity (parity is untouched).
 
 use burn::module::{ModuleMapper, Param};
-use burn::tensor::{DType, FloatDType, Tensor};
+use burn::tensor::{DType, Device, FloatDType, Tensor};
 
 /// 16-bit float types, whose reductions lose too much precision to run in them.
 pub fn is_half(dtype: DType) -> bool {
@@ -48,6 +48,12 @@ pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
     } else {
         burn::tensor::activation::softmax(x, dim)
     }
+}
+
+/// Why `device` cannot compute in `dtype` (bf16 on wgpu/Vulkan, for one), or `None` if it can.
+pub fn unsupported(device: &Device, dtype: FloatDType) -> Option<String> {
+    (!device.supports_dtype(dtype))
+        .then(|| format!("the device {device:?} cannot compute in {dtype:?}"))
 }
 
 /// Casts every float parameter of a module; ids are kept, so optimiser state and gradients

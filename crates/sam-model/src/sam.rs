@@ -80,11 +80,8 @@ impl Sam {
     /// On an autodiff device the cast is part of the graph: gradients of a loss computed with
     /// the cast model flow back to the parameters of `self` (mixed precision with f32 masters).
     pub fn cast_float(&self, dtype: FloatDType) -> Result<Self> {
-        let device = self.device();
-        if !device.supports_dtype(dtype) {
-            return Err(SamError::InvalidConfig(format!(
-                "the device {device:?} cannot compute in {dtype:?}"
-            )));
+        if let Some(reason) = crate::precision::unsupported(&self.device(), dtype) {
+            return Err(SamError::InvalidConfig(reason));
         }
         Ok(self.clone().map(&mut crate::precision::CastFloat(dtype)))
     }

@@ -274,14 +274,15 @@ impl Trainer {
         out_dir: &Path,
         state: Option<&TrainState>,
     ) -> Result<Self> {
-        if let Some(dtype) = config.precision.half_dtype() {
-            let device = model.device();
-            if !device.supports_dtype(dtype) {
-                return Err(TrainError::InvalidConfig {
-                    field: "precision".into(),
-                    reason: format!("the device {device:?} cannot compute in {dtype:?}"),
-                });
-            }
+        if let Some(reason) = config
+            .precision
+            .half_dtype()
+            .and_then(|dtype| sam_model::precision::unsupported(&model.device(), dtype))
+        {
+            return Err(TrainError::InvalidConfig {
+                field: "precision".into(),
+                reason,
+            });
         }
         let mut optim_config = config.optim.clone();
         if config.freeze_image_encoder {

@@ -183,13 +183,9 @@ impl PromptEncoder {
         masks: Option<Tensor<4>>,
         embeddings: Option<Tensor<2>>,
     ) -> Result<PromptEmbeddings> {
-        self.check_prompts(points.as_ref(), boxes.as_ref(), masks.as_ref())?;
-        self.check_embedding(
-            embeddings.as_ref(),
-            points.as_ref(),
-            boxes.as_ref(),
-            masks.as_ref(),
-        )?;
+        let batch = self.check_prompts(points.as_ref(), boxes.as_ref(), masks.as_ref())?;
+        let given = points.is_some() || boxes.is_some() || masks.is_some();
+        self.check_embedding(embeddings.as_ref(), given.then_some(batch))?;
         let pad = boxes.is_none();
         let mut parts = Vec::new();
         if let Some(points) = points {
@@ -218,14 +214,9 @@ impl PromptEncoder {
         Ok(PromptEmbeddings { sparse, dense })
     }
 
-    /// Validates the embedding prompt against the model and the other prompts.
-    fn check_embedding(
-        &self,
-        embeddings: Option<&Tensor<2>>,
-        points: Option<&PointPrompt>,
-        boxes: Option<&Tensor<2>>,
-        masks: Option<&Tensor<4>>,
-    ) -> Result<()> {
+    /// Validates the embedding prompt against the model and against `others`, the batch size
+    /// of the point/box/mask prompts when any were given.
+    fn check_embedding(&self, embeddings: Option<&Tensor<2>>, others: Option<usize>) -> Result<()> {
         let Some(e) = embeddings else {
             return Ok(());
         };
@@ -242,9 +233,9 @@ impl PromptEncoder {
                 "embedding prompt must be [B, {expected}], got [{b}, {d}]"
             )));
         }
-        let others = self.check_prompts(points, boxes, masks)?;
-        let given = points.is_some() || boxes.is_some() || masks.is_some();
-        if given && others != b {
+        if let Some(others) = others
+            && others != b
+        {
             return Err(SamError::InvalidInput(format!(
                 "{b} embedding prompts but a batch of {others} point/box/mask prompts"
             )));
