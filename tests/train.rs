@@ -28,6 +28,13 @@ fn bad_arguments_are_one_line_errors() {
     train_error(&["--data", "d", "--lora", "x"], "--lora");
     train_error(&["--data", "d", "--lora", "0"], "lora");
     train_error(
+        &["--data", "d", "--precision", "f8"],
+        "--precision: unknown precision",
+    );
+    train_error(&["--data", "d", "--precision"], "--precision needs a value");
+    let bf16 = TrainArgs::parse(args(&["--data", "d", "--precision", "BF16"])).unwrap();
+    assert_eq!(bf16.config.precision, sam_burn::training::Precision::Bf16);
+    train_error(
         &["--data", "d", "--preset", "huge"],
         "expected seed, paper or demo",
     );
