@@ -1,0 +1,55 @@
+//! Exercises the MPI engine under `mpirun`: `mpi_check [ok|hang|die] [TIMEOUT_SECS]`.
+//! `ok` prints each rank's reductions; `hang` makes rank 1 stall before the reduction (the
+//! others' watchdogs must end the job); `die` makes rank 1 exit before it.
+
+use std::time::Duration;
+
+use sam_dist::{Engine, connect};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map_or("ok", String::as_str).to_string();
+    let timeout = args.get(1).and_then(|t| t.parse().ok()).unwrap_or(60);
+    let mut comm = match connect(Engine::Mpi, Duration::from_secs(timeout)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let (rank, world) = (comm.rank(), comm.world_size());
+    if rank == 1 && mode == "hang" {
+        std::thread::sleep(Duration::from_secs(600));
+    }
+    if rank == 1 && mode == "die" {
+        eprintln!("rank 1 exits on purpose");
+        std::process::exit(3);
+    }
+    let mut v: Vec<f32> = (0..5).map(|i| (rank * 10 + i) as f32).collect();
+    let mut w = vec![rank as f64 + 0.5];
+    let mut bytes = if rank == 0 {
+        b"from rank 0".to_vec()
+    } else {
+        Vec::new()
+    };
+    let result = comm
+        .all_reduce_f32(&mut v)
+        .and_then(|_| comm.all_reduce_f64(&mut w))
+        .and_then(|_| comm.broadcast_bytes(0, &mut bytes))
+        .and_then(|_| comm.check_same("constant", b"same"))
+        .and_then(|_| comm.barrier());
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        comm.abort(1);
+    }
+    let differs = comm.check_same("rank", &rank.to_le_bytes());
+    println!(
+        "rank {rank}/{world} local {} f32 {v:?} f64 {w:?} bytes {:?} check {}",
+        comm.local_rank(),
+        String::from_utf8_lossy(&bytes),
+        match differs {
+            Ok(()) => "same".to_string(),
+            Err(e) => e.to_string(),
+        }
+    );
+}
