@@ -19,7 +19,7 @@ pub const USAGE: &str = "\
 usage: train --data DIR [--val DIR] [--out DIR] [--preset seed|paper|demo | --config FILE.json]
              [--checkpoint FILE] [--resume] [--steps N] [--freeze-image-encoder]
              [--freeze-prompt-encoder] [--lora RANK] [--precision f32|bf16|f16] [--synthetic N]
-             [--device NAME] [--no-progress]
+             [--device NAME] [--dist single|mpi|nccl] [--dist-timeout SECS] [--no-progress]
 
 --data DIR      an SA-1B-format folder (sa_<id>.jpg + sa_<id>.json)
 --val DIR       a validation folder: mIoU (1 click) every eval_every steps and at the end
@@ -34,7 +34,13 @@ usage: train --data DIR [--val DIR] [--out DIR] [--preset seed|paper|demo | --co
                 decoder's attention projections train, the rest stays frozen
 --precision P   compute type of the passes: f32 (default), bf16 or f16 mixed precision (f32
                 master weights, optimizer state, loss and norms; bf16 needs CUDA)
---synthetic N   first write N synthetic shape images into --data (and N/5 into --val if given)";
+--synthetic N   first write N synthetic shape images into --data (and N/5 into --val if given)
+--dist ENGINE   multi-process data parallel: mpi (under mpirun/srun; build with --features mpi)
+                or nccl (one process per GPU, torchrun-style or Slurm variables; --features
+                nccl). optim.batch.num_devices must count every process's devices; rank 0
+                writes the run folder (docs/distributed.md)
+--dist-timeout  seconds a collective may wait for the other ranks before this rank stops the
+                job (default 1800)";
 
 /// Parsed arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +63,10 @@ pub struct TrainArgs {
     pub device: String,
     /// Show a progress bar.
     pub progress: bool,
+    /// Multi-process engine.
+    pub dist: sam_dist::Engine,
+    /// Collective timeout.
+    pub dist_timeout: std::time::Duration,
 }
 
 impl TrainArgs {
@@ -69,6 +79,7 @@ impl TrainArgs {
         let mut lora_rank: Option<usize> = None;
         let mut precision = None;
         let (mut device, mut progress) = ("flex".to_string(), true);
+        let (mut dist, mut dist_timeout) = (sam_dist::Engine::Single, 1800.0f64);
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
             let mut value = || {
@@ -97,6 +108,19 @@ impl TrainArgs {
                     );
                 }
                 "--no-progress" => progress = false,
+                "--dist" => {
+                    dist = value()?
+                        .parse()
+                        .map_err(|e| CliError::Usage(format!("--dist: {e}")))?;
+                }
+                "--dist-timeout" => {
+                    dist_timeout = number::<f64>(&flag, &value()?)?;
+                    if !(dist_timeout > 0.0 && dist_timeout.is_finite()) {
+                        return Err(CliError::Usage(format!(
+                            "--dist-timeout {dist_timeout}: must be a positive number of seconds"
+                        )));
+                    }
+                }
                 "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
                 other => {
                     return Err(CliError::Usage(format!(
@@ -155,6 +179,8 @@ impl TrainArgs {
             synthetic,
             device,
             progress,
+            dist,
+            dist_timeout: std::time::Duration::from_secs_f64(dist_timeout),
         })
     }
 }
@@ -163,9 +189,33 @@ fn open(dir: &Path) -> Result<Arc<Sa1bDataset>> {
     Ok(Arc::new(Sa1bDataset::open(dir)?))
 }
 
-/// Runs the command.
+/// Runs the command. In a multi-process run an error on one rank aborts the whole job (the
+/// others would otherwise wait for it in their next collective).
 pub fn run(args: TrainArgs) -> Result<PathBuf> {
-    let device = backend::device(&args.device)?;
+    if args.dist == sam_dist::Engine::Single {
+        return train(args, None);
+    }
+    let mut comm =
+        sam_dist::connect(args.dist, args.dist_timeout).map_err(sam_train::TrainError::from)?;
+    let rank = comm.rank();
+    // Rank 0 alone writes the synthetic data; the others wait for it.
+    let prepared = if rank == 0 {
+        prepare_data(&args)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = prepared {
+        eprintln!("error: rank {rank}: {e}");
+        comm.abort(1);
+    }
+    if let Err(e) = comm.barrier() {
+        eprintln!("error: rank {rank}: {e}");
+        comm.abort(1);
+    }
+    train(args, Some(comm))
+}
+
+fn prepare_data(args: &TrainArgs) -> Result<()> {
     if let Some(n) = args.synthetic {
         let synth = SyntheticConfig {
             num_images: n,
@@ -182,8 +232,99 @@ pub fn run(args: TrainArgs) -> Result<PathBuf> {
             write_synthetic_dataset(val, &held_out)?;
         }
     }
+    Ok(())
+}
+
+/// Sums every parameter's f32 bits (FNV-1a): ranks of a multi-process run print it at the end,
+/// and equal digests show they hold identical weights.
+fn parameter_digest(model: &sam_model::Sam) -> u64 {
+    use burn::module::{Module, ModuleVisitor, Param};
+    struct Digest(u64);
+    impl ModuleVisitor for Digest {
+        fn visit_float<const D: usize>(&mut self, param: &Param<burn::tensor::Tensor<D>>) {
+            let data = param.val().into_data().convert::<f32>();
+            for v in data.iter::<f32>() {
+                for b in v.to_bits().to_le_bytes() {
+                    self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+        }
+    }
+    let mut d = Digest(0xcbf2_9ce4_8422_2325);
+    model.visit(&mut d);
+    d.0
+}
+
+fn train(args: TrainArgs, comm: Option<Box<dyn sam_dist::Communicator>>) -> Result<PathBuf> {
+    let Some(mut comm) = comm else {
+        prepare_data(&args)?;
+        let device = backend::device(&args.device)?;
+        return train_on(args, device, None);
+    };
+    let rank = comm.rank();
+    // One process per GPU: a bare `cuda` means this process's node-local GPU.
+    let name = match args.device.as_str() {
+        "cuda" | "wgpu" => format!("{}:{}", args.device, comm.local_rank()),
+        other => other.to_string(),
+    };
+    let device = match backend::device(&name) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: rank {rank}: {e}");
+            comm.abort(1);
+        }
+    };
+    train_on(args, device, Some(comm))
+}
+
+fn train_on(
+    args: TrainArgs,
+    device: burn::tensor::Device,
+    comm: Option<Box<dyn sam_dist::Communicator>>,
+) -> Result<PathBuf> {
+    let (rank, world) = comm.as_ref().map_or((0, 1), |c| (c.rank(), c.world_size()));
+    let fail =
+        |comm: Option<&mut (dyn sam_dist::Communicator + 'static)>, e: CliError| -> CliError {
+            if let Some(c) = comm {
+                eprintln!("error: rank {rank}/{world}: {e}");
+                c.abort(1);
+            }
+            e
+        };
+    let mut comm = comm;
+    let built = build_trainer(&args, &device);
+    let mut trainer = match built {
+        Ok(t) => t,
+        Err(e) => return Err(fail(comm.as_deref_mut(), e)),
+    };
+    if let Some(c) = comm {
+        trainer = match trainer.distributed(c) {
+            Ok(t) => t,
+            // The group went with the trainer that failed: exiting ends the job.
+            Err(e) => {
+                eprintln!("error: rank {rank}/{world}: {e}");
+                std::process::exit(1);
+            }
+        };
+    }
+    match drive(&args, &mut trainer) {
+        Ok(last) => {
+            if world > 1 {
+                eprintln!(
+                    "rank {rank}/{world}: parameters digest {:016x}",
+                    trainer.model().map(parameter_digest).unwrap_or(0)
+                );
+            }
+            Ok(last)
+        }
+        Err(e) => Err(fail(trainer.communicator(), e)),
+    }
+}
+
+fn build_trainer(args: &TrainArgs, device: &burn::tensor::Device) -> Result<Trainer> {
+    let device = device.clone();
     let train_set = open(&args.data)?;
-    let mut trainer = if args.resume {
+    let trainer = if args.resume {
         Trainer::resume(train_set, &args.out, &device)?
     } else {
         Trainer::new(
@@ -200,10 +341,14 @@ pub fn run(args: TrainArgs) -> Result<PathBuf> {
             boxes: false,
             ..EvalConfig::default()
         };
-        trainer = trainer.with_validation(open(val)?, eval);
+        return Ok(trainer.with_validation(open(val)?, eval));
     }
+    Ok(trainer)
+}
+
+fn drive(args: &TrainArgs, trainer: &mut Trainer) -> Result<PathBuf> {
     let total = trainer.config().steps as u64;
-    let bar = if args.progress {
+    let bar = if args.progress && trainer.rank() == 0 {
         ProgressBar::new(total)
     } else {
         ProgressBar::hidden()
@@ -239,6 +384,9 @@ pub fn run(args: TrainArgs) -> Result<PathBuf> {
         }
     })?;
     bar.finish();
+    if trainer.rank() != 0 {
+        return Ok(last);
+    }
     eprintln!(
         "done: {} steps; checkpoint {}; metrics and curves.png in {}{}",
         trainer.step_count(),

@@ -51,6 +51,27 @@ fn bad_arguments_are_one_line_errors() {
         "/no/such/train.json",
     );
     train_error(&["--data"], "--data needs a value");
+    train_error(&["--data", "d", "--dist", "gloo"], "--dist: ");
+    train_error(&["--data", "d", "--dist-timeout", "0"], "--dist-timeout");
+    train_error(&["--data", "d", "--dist-timeout", "-3"], "--dist-timeout");
+    let mpi = TrainArgs::parse(args(&[
+        "--data",
+        "d",
+        "--dist",
+        "mpi",
+        "--dist-timeout",
+        "90",
+    ]))
+    .unwrap();
+    assert_eq!(mpi.dist, sam_dist::Engine::Mpi);
+    assert_eq!(mpi.dist_timeout, std::time::Duration::from_secs(90));
+    // An engine that is not compiled in is named, with the feature that brings it.
+    #[cfg(not(feature = "nccl"))]
+    {
+        let nccl = TrainArgs::parse(args(&["--data", "d", "--dist", "nccl"])).unwrap();
+        let e = sam_burn::train::run(nccl).unwrap_err().to_string();
+        assert!(e.contains("`nccl` feature"), "{e}");
+    }
 
     eval_error(&[], "--data DIR or --coco");
     eval_error(

@@ -95,6 +95,24 @@ pub struct DataLoader<I, O> {
     transform: Arc<Transform<I, O>>,
     config: LoaderConfig,
     skipped: Arc<AtomicU64>,
+    shard: Shard,
+}
+
+/// This process's part of every batch: `(rank, world_size)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shard {
+    rank: usize,
+    world: usize,
+}
+
+impl Shard {
+    /// The contiguous part of `indices` that `rank` takes: `ceil(len / world)` items each, the
+    /// last ranks taking fewer (or none) when the batch is short.
+    fn part<'a>(&self, indices: &'a [usize]) -> &'a [usize] {
+        let per = indices.len().div_ceil(self.world);
+        let start = (self.rank * per).min(indices.len());
+        &indices[start..(start + per).min(indices.len())]
+    }
 }
 
 impl<I: 'static, O: Send + 'static> DataLoader<I, O> {
@@ -115,7 +133,25 @@ impl<I: 'static, O: Send + 'static> DataLoader<I, O> {
             transform: Arc::new(transform),
             config,
             skipped: Arc::new(AtomicU64::new(0)),
+            shard: Shard { rank: 0, world: 1 },
         })
+    }
+
+    /// Multi-process data parallelism: batches keep their global size, order and positions, but
+    /// this loader reads and transforms only rank `rank`'s contiguous part of each (of
+    /// `ceil(batch_size / world_size)` items); the item RNGs stay those of the global batch, so
+    /// the ranks' parts together equal one process's batch.
+    pub fn sharded(mut self, rank: usize, world_size: usize) -> Result<Self> {
+        if world_size == 0 || rank >= world_size {
+            return Err(DataError::InvalidValue(format!(
+                "loader shard: rank {rank} outside a world of {world_size}"
+            )));
+        }
+        self.shard = Shard {
+            rank,
+            world: world_size,
+        };
+        Ok(self)
     }
 
     /// The settings.
@@ -195,6 +231,7 @@ impl<I: 'static, O: Send + 'static> DataLoader<I, O> {
             transform: self.transform.clone(),
             config: self.config.clone(),
             skipped_total: self.skipped.clone(),
+            shard: self.shard,
             per_epoch,
             last_epoch,
             cursor: start,
@@ -291,6 +328,7 @@ pub struct LoaderIter<I, O> {
     transform: Arc<Transform<I, O>>,
     config: LoaderConfig,
     skipped_total: Arc<AtomicU64>,
+    shard: Shard,
     per_epoch: usize,
     last_epoch: Option<u64>,
     /// The next batch to dispatch.
@@ -322,8 +360,10 @@ impl<I, O> LoaderIter<I, O> {
             }
             let bs = self.config.batch_size;
             let order = &self.order.1;
-            let indices =
-                order[position.batch * bs..((position.batch + 1) * bs).min(order.len())].to_vec();
+            let indices = self
+                .shard
+                .part(&order[position.batch * bs..((position.batch + 1) * bs).min(order.len())])
+                .to_vec();
             let first_seq = self.next_seq;
             if let Some(tx) = self.job_tx.as_ref().filter(|_| !self.workers.is_empty()) {
                 for (k, &index) in indices.iter().enumerate() {

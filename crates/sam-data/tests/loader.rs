@@ -318,3 +318,33 @@ fn training_samples_from_synthetic_data() {
         assert!(objects >= 6);
     }
 }
+
+#[test]
+fn shards_of_a_batch_together_are_the_whole_batch() {
+    // 23 items in batches of 4 over 3 ranks: parts of 2, 2, 0 (and 2, 1, 0 for the short one).
+    let whole = take(
+        &loader(23, vec![], config(2)),
+        LoaderPosition::default(),
+        12,
+    );
+    let parts: Vec<Vec<Batch<(usize, u64)>>> = (0..3)
+        .map(|rank| {
+            let l = loader(23, vec![], config(1)).sharded(rank, 3).unwrap();
+            take(&l, LoaderPosition::default(), 12)
+        })
+        .collect();
+    for (b, batch) in whole.iter().enumerate() {
+        let joined: Vec<(usize, u64)> = parts.iter().flat_map(|p| p[b].items.clone()).collect();
+        assert_eq!(joined, batch.items, "batch {b}");
+        for p in &parts {
+            assert_eq!(p[b].next, batch.next, "positions stay global");
+        }
+    }
+    assert_eq!(parts[2][0].items.len(), 0);
+    // Resuming a shard resumes its part.
+    let l = loader(23, vec![], config(0)).sharded(1, 3).unwrap();
+    let resumed = take(&l, whole[6].next, 2);
+    assert_eq!(resumed[0].items, parts[1][7].items);
+    assert!(loader(5, vec![], config(0)).sharded(3, 3).is_err());
+    assert!(loader(5, vec![], config(0)).sharded(0, 0).is_err());
+}

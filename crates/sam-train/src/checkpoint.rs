@@ -43,8 +43,11 @@ pub fn write_checkpoint(
     write_files: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
-    let name = format!("step_{:08}", state.step);
-    let final_dir = dir.join(&name);
+    let final_dir = checkpoint_dir(dir, state.step);
+    let name = final_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::file(&tmp, e))?;
@@ -63,6 +66,11 @@ pub fn write_checkpoint(
     std::fs::rename(&pointer, dir.join(LATEST))
         .map_err(|e| TrainError::file(dir.join(LATEST), e))?;
     Ok(final_dir)
+}
+
+/// The folder of step `step`'s checkpoint under `dir`.
+pub fn checkpoint_dir(dir: &Path, step: usize) -> PathBuf {
+    dir.join(format!("step_{step:08}"))
 }
 
 /// The folder of the latest complete checkpoint under `dir`, or `None` when there is none.

@@ -36,6 +36,9 @@ pub enum TrainError {
         /// Why.
         reason: String,
     },
+    /// Communicating with the other ranks of a multi-process run.
+    #[error(transparent)]
+    Distributed(#[from] sam_dist::DistError),
     /// Too many steps had a non-finite loss.
     #[error(
         "training stopped: {count} steps had a non-finite loss (limit {limit}); last at step {step}"

@@ -7,6 +7,7 @@
 //! - [`trainer`]: micro-batches, accumulation to the global batch, AdamW with the seed's
 //!   schedule (`sam-optim`), freezing, non-finite-loss skipping, validation, metrics,
 //!   atomic checkpoints and exact resume;
+//! - [`distributed`]: multi-process data parallelism over MPI or NCCL (`sam-dist`);
 //! - [`evaluate`]: mIoU after 1..N clicks and with box prompts, on any dataset.
 
 #![warn(missing_docs)]
@@ -16,6 +17,7 @@ pub mod checkpoint;
 pub mod clicks;
 pub mod coco_ap;
 pub mod config;
+pub mod distributed;
 pub mod error;
 pub mod evaluate;
 pub mod interactive;

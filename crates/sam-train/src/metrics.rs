@@ -70,6 +70,8 @@ impl StepMetrics {
 #[derive(Debug)]
 pub struct MetricsLog {
     dir: PathBuf,
+    /// Kept in memory only (the other ranks of a multi-process run).
+    detached: bool,
     /// Every step so far.
     pub history: Vec<StepMetrics>,
 }
@@ -93,13 +95,23 @@ impl MetricsLog {
         }
         let log = Self {
             dir: dir.to_path_buf(),
+            detached: false,
             history,
         };
         log.rewrite()?;
         Ok(log)
     }
 
+    /// Stops writing files (the history is still kept): a multi-process run's ranks other
+    /// than 0 log nothing.
+    pub fn detach(&mut self) {
+        self.detached = true;
+    }
+
     fn rewrite(&self) -> Result<()> {
+        if self.detached {
+            return Ok(());
+        }
         let mut csv = format!("{HEADER}\n");
         let mut jsonl = String::new();
         for m in &self.history {
@@ -117,6 +129,10 @@ impl MetricsLog {
 
     /// Records a step and appends it to both files.
     pub fn push(&mut self, m: StepMetrics) -> Result<()> {
+        if self.detached {
+            self.history.push(m);
+            return Ok(());
+        }
         for (name, line) in [
             ("metrics.csv", m.csv_row()),
             (
@@ -143,9 +159,13 @@ impl MetricsLog {
         self.rewrite()
     }
 
-    /// Draws `curves.png`: loss (top) and training/validation mIoU (bottom) against the step.
+    /// Draws `curves.png`: loss (top) and training/validation mIoU (bottom) against the step
+    /// (nothing when detached).
     pub fn plot(&self) -> Result<PathBuf> {
         let path = self.dir.join("curves.png");
+        if self.detached {
+            return Ok(path);
+        }
         crate::plot::draw_curves(&self.history, &path)?;
         Ok(path)
     }

@@ -19,6 +19,7 @@ use sam_data::dataset::{AnnotatedImage, Dataset};
 use sam_data::loader::LoaderIter;
 use sam_data::seed::mix_seed;
 use sam_data::{DataError, DataLoader, LoaderPosition, TrainSample, train_sample};
+use sam_dist::Communicator;
 use sam_losses::SamLoss;
 use sam_model::Sam;
 use sam_optim::{GradAccumulator, SamOptimizer, sum_gradients};
@@ -28,6 +29,7 @@ use crate::checkpoint::{
     MODEL_FILE, OPTIMIZER_FILE, TrainState, latest_checkpoint, read_state, write_checkpoint,
 };
 use crate::config::TrainConfig;
+use crate::distributed::{BUCKET_ELEMENTS, all_reduce_gradients};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{EvalConfig, EvalReport, evaluate};
 use crate::interactive::{ClickPolicy, LossParts, Simulation, split_first_prompt, training_rounds};
@@ -153,6 +155,8 @@ pub struct Trainer {
     iter: Option<LoaderIter<AnnotatedImage, TrainSample>>,
     /// Data-parallel devices besides the model's own (autodiff devices).
     replicas: Vec<Device>,
+    /// The process group of a multi-process run.
+    dist: Option<Box<dyn Communicator>>,
     position: LoaderPosition,
     step: usize,
     nonfinite: usize,
@@ -321,6 +325,7 @@ impl Trainer {
             loader,
             iter: None,
             replicas: Vec::new(),
+            dist: None,
             position: state.map_or_else(LoaderPosition::default, |s| s.position),
             step,
             nonfinite: state.map_or(0, |s| s.nonfinite_steps),
@@ -338,15 +343,23 @@ impl Trainer {
     /// is `micro_batch_size × accumulation × num_devices`: `optim.batch.num_devices` must count
     /// the model's device and `others`. The update equals the single-device one with the same
     /// loader batch (tested), up to f32 summation order.
+    /// In a multi-process run ([`Trainer::distributed`], called first) `num_devices` counts
+    /// every process's devices.
     pub fn data_parallel(mut self, others: &[Device]) -> Result<Self> {
         let wanted = self.config.optim.batch.num_devices;
-        if others.len() + 1 != wanted {
+        let world = self.world_size();
+        if (others.len() + 1) * world != wanted {
             return Err(TrainError::config(
                 "optim.batch.num_devices",
                 format!(
-                    "{wanted}, but {} devices were given (the model's and {} more)",
+                    "{wanted}, but {} devices were given (the model's and {} more){}",
                     others.len() + 1,
-                    others.len()
+                    others.len(),
+                    if world > 1 {
+                        format!(" on each of {world} processes")
+                    } else {
+                        String::new()
+                    }
                 ),
             ));
         }
@@ -355,6 +368,64 @@ impl Trainer {
             .map(|d| train_device(d, self.config.gradient_checkpointing))
             .collect();
         Ok(self)
+    }
+
+    /// Multi-process data parallelism over `comm` (MPI, NCCL): every rank runs this trainer
+    /// with the same config and data folder (checked); each reads its contiguous part of every
+    /// loader batch, and the accumulated gradients are summed over the ranks before the
+    /// optimizer step, so every rank applies the same update. The global batch is
+    /// `micro_batch_size × accumulation × num_devices`, where `num_devices` counts the devices
+    /// of all ranks (the world size for one device each): the update equals one process's with
+    /// the same global batch, up to f32 summation order (tested under `mpirun`). Rank 0 alone
+    /// writes metrics, plots and checkpoints; every rank resumes from the same checkpoint.
+    /// Call it before [`Trainer::data_parallel`].
+    pub fn distributed(mut self, mut comm: Box<dyn Communicator>) -> Result<Self> {
+        if !self.replicas.is_empty() {
+            return Err(TrainError::config(
+                "devices",
+                "call distributed before data_parallel",
+            ));
+        }
+        let (rank, world) = (comm.rank(), comm.world_size());
+        let wanted = self.config.optim.batch.num_devices;
+        if !wanted.is_multiple_of(world) {
+            return Err(TrainError::config(
+                "optim.batch.num_devices",
+                format!("{wanted} is not a multiple of the {world} processes of the job"),
+            ));
+        }
+        // Every rank must train the same thing from the same point: a rank started with other
+        // flags, or resuming another checkpoint, would silently desynchronise the run.
+        let agreed = serde_json::to_vec(&(
+            &self.config,
+            self.step,
+            self.position,
+            self.loader.dataset_len(),
+        ))
+        .map_err(|e| TrainError::config("config", e.to_string()))?;
+        comm.check_same("training config, resume step or dataset size", &agreed)?;
+        self.loader = self.loader.sharded(rank, world)?;
+        self.iter = None;
+        if rank != 0 {
+            self.metrics.detach();
+        }
+        self.dist = Some(comm);
+        Ok(self)
+    }
+
+    /// Processes in the run (1 without [`Trainer::distributed`]).
+    pub fn world_size(&self) -> usize {
+        self.dist.as_ref().map_or(1, |c| c.world_size())
+    }
+
+    /// This process's rank (0 without [`Trainer::distributed`]).
+    pub fn rank(&self) -> usize {
+        self.dist.as_ref().map_or(0, |c| c.rank())
+    }
+
+    /// The process group, e.g. to abort the job after an error on this rank.
+    pub fn communicator(&mut self) -> Option<&mut (dyn Communicator + 'static)> {
+        self.dist.as_deref_mut()
     }
 
     /// Validates on `dataset` every `eval_every` steps and at the end.
@@ -402,17 +473,37 @@ impl Trainer {
     /// shard's loss normalised by the whole micro-batch's objects, so the gradients' sum is the
     /// micro-batch's gradient however it is split. `None` when no image has an object; no
     /// gradients when the loss is not finite.
+    ///
+    /// In a multi-process run `samples` is this rank's part: the ranks first agree on the
+    /// micro-batch's object count and on where this part starts, so that normalisation and
+    /// prompt seeds are those of the whole micro-batch, then sum their host values. A rank
+    /// whose part is empty returns empty gradients so that every rank's accumulation window
+    /// advances together.
     fn micro_batch(
         &self,
+        mut comm: Option<&mut (dyn Communicator + 'static)>,
         mut samples: Vec<TrainSample>,
         batch_seed: u64,
     ) -> Result<Option<(Option<GradientsParams>, MicroStats)>> {
         let sam = self.model()?;
         samples.retain(|s| !s.objects.is_empty());
-        if samples.is_empty() {
+        let local_objects: usize = samples.iter().map(|s| s.objects.len()).sum();
+        let (offset, n_total, images_total) = match comm.as_deref_mut() {
+            None => (0, local_objects, samples.len()),
+            Some(c) => {
+                let (rank, world) = (c.rank(), c.world_size());
+                let mut counts = vec![0.0f64; world + 1];
+                counts[rank] = samples.len() as f64;
+                counts[world] = local_objects as f64;
+                c.all_reduce_f64(&mut counts)?;
+                let before: f64 = counts[..rank].iter().sum();
+                let images: f64 = counts[..world].iter().sum();
+                (before as usize, counts[world] as usize, images as usize)
+            }
+        };
+        if images_total == 0 {
             return Ok(None);
         }
-        let n_total: usize = samples.iter().map(|s| s.objects.len()).sum();
         let job = ShardJob {
             config: &self.config,
             loss: &self.loss,
@@ -420,8 +511,10 @@ impl Trainer {
             batch_seed,
         };
         let main = sam.device();
-        let outs = if self.replicas.is_empty() {
-            vec![job.run(sam, &samples, 0, &main)?]
+        let outs = if samples.is_empty() {
+            Vec::new()
+        } else if self.replicas.is_empty() {
+            vec![job.run(sam, &samples, offset, &main)?]
         } else {
             let devices: Vec<Device> = std::iter::once(main.clone())
                 .chain(self.replicas.iter().cloned())
@@ -437,7 +530,7 @@ impl Trainer {
                         // and the gradients keep the parameters' ids.
                         let replica = sam.clone().fork(device);
                         let (job, main) = (&job, &main);
-                        scope.spawn(move || job.run(&replica, part, k * per, main))
+                        scope.spawn(move || job.run(&replica, part, offset + k * per, main))
                     })
                     .collect();
                 handles
@@ -469,6 +562,27 @@ impl Trainer {
                 None => finite &= out.stats.images == 0 || out.stats.loss.is_finite(),
             }
         }
+        if let Some(c) = comm {
+            let mut values = [
+                stats.images as f64,
+                stats.loss,
+                stats.focal,
+                stats.dice,
+                stats.iou,
+                stats.iou_first,
+                stats.iou_last,
+                f64::from(u8::from(!finite)),
+            ];
+            c.all_reduce_f64(&mut values)?;
+            stats.images = values[0] as usize;
+            [stats.loss, stats.focal, stats.dice, stats.iou] =
+                [values[1], values[2], values[3], values[4]];
+            [stats.iou_first, stats.iou_last] = [values[5], values[6]];
+            finite = values[7] == 0.0;
+            if grads.is_empty() {
+                grads.push(GradientsParams::new());
+            }
+        }
         stats.iou_first /= n_total as f64;
         stats.iou_last /= n_total as f64;
         if !finite {
@@ -488,7 +602,7 @@ impl Trainer {
     /// gradients and counts it; past `max_nonfinite_steps` the run stops with an error.
     pub fn train_step(&mut self) -> Result<StepMetrics> {
         let start = Instant::now();
-        let devices = self.replicas.len() + 1;
+        let devices = (self.replicas.len() + 1) * self.world_size();
         if devices != self.config.optim.batch.num_devices {
             return Err(TrainError::config(
                 "optim.batch.num_devices",
@@ -522,7 +636,11 @@ impl Trainer {
                 ));
             }
             self.position = next;
-            let Some((grads, stats)) = self.micro_batch(samples, batch_seed)? else {
+            // The group is lent to the micro-batch and put back whatever it returns.
+            let mut comm = self.dist.take();
+            let result = self.micro_batch(comm.as_deref_mut(), samples, batch_seed);
+            self.dist = comm;
+            let Some((grads, stats)) = result? else {
                 empty_in_a_row += 1;
                 if empty_in_a_row > self.loader.batches_per_epoch() {
                     return Err(TrainError::config(
@@ -559,7 +677,10 @@ impl Trainer {
             let Some(grads) = grads else {
                 continue;
             };
-            if let Some(mean) = self.accumulator.push(model, grads) {
+            if let Some(mut mean) = self.accumulator.push(model, grads) {
+                if let Some(comm) = self.dist.as_deref_mut() {
+                    mean = all_reduce_gradients(model, mean, comm, BUCKET_ELEMENTS)?;
+                }
                 let model = self
                     .model
                     .take()
@@ -603,10 +724,15 @@ impl Trainer {
     }
 
     /// Runs validation (when configured) and records it on the last step.
+    /// In a multi-process run only rank 0 validates (the others wait at their next
+    /// collective: the engine's timeout must allow for it).
     pub fn validate(&mut self) -> Result<Option<EvalReport>> {
         let Some((dataset, config)) = self.validation.clone() else {
             return Ok(None);
         };
+        if self.rank() != 0 {
+            return Ok(None);
+        }
         let report = evaluate(&self.model()?.valid(), dataset, &config)?;
         if let Some(&first) = report.miou_clicks.first() {
             self.metrics.set_validation(first)?;
@@ -614,8 +740,16 @@ impl Trainer {
         Ok(Some(report))
     }
 
-    /// Writes a checkpoint of the current state; returns its folder.
+    /// Writes a checkpoint of the current state; returns its folder. In a multi-process run
+    /// only rank 0 writes (every rank holds the same state); the others return the folder's
+    /// name.
     pub fn save_checkpoint(&self) -> Result<PathBuf> {
+        if self.rank() != 0 {
+            return Ok(crate::checkpoint::checkpoint_dir(
+                &self.out_dir.join("checkpoints"),
+                self.step,
+            ));
+        }
         let state = TrainState {
             step: self.step,
             position: self.position,
@@ -654,6 +788,10 @@ impl Trainer {
         }
         let last = self.save_checkpoint()?;
         self.metrics.plot()?;
+        // No rank ends before rank 0's last checkpoint is complete.
+        if let Some(comm) = self.dist.as_deref_mut() {
+            comm.barrier()?;
+        }
         Ok(last)
     }
 }
