@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sam_data::dataset::{Sa1bDataset, SyntheticConfig, write_synthetic_dataset};
-use sam_train::{EvalConfig, TrainConfig, Trainer};
+use sam_train::{EvalConfig, TrainConfig, TrainData, Trainer};
 
 use crate::backend;
 use crate::cli::{CliError, number};
@@ -21,7 +21,8 @@ usage: train --data DIR [--val DIR] [--out DIR] [--preset seed|paper|demo | --co
              [--freeze-prompt-encoder] [--lora RANK] [--precision f32|bf16|f16] [--synthetic N]
              [--device NAME] [--dist single|mpi|nccl] [--dist-timeout SECS] [--no-progress]
 
---data DIR      an SA-1B-format folder (sa_<id>.jpg + sa_<id>.json)
+--data DIR      an SA-1B-format folder (sa_<id>.jpg + sa_<id>.json), or a folder of SA-1B's
+                .tar shards (sa_000000.tar ...), streamed without unpacking
 --val DIR       a validation folder: mIoU (1 click) every eval_every steps and at the end
 --out DIR       run folder: metrics.csv, metrics.jsonl, curves.png, checkpoints/ (default train_out)
 --preset        seed (default: the seed's ViT-L recipe), paper (its variant), demo (a small model
@@ -189,6 +190,23 @@ fn open(dir: &Path) -> Result<Arc<Sa1bDataset>> {
     Ok(Arc::new(Sa1bDataset::open(dir)?))
 }
 
+/// A folder of `.tar` shards is streamed; any other folder is read as unpacked SA-1B.
+fn train_data(dir: &Path) -> Result<TrainData> {
+    let has_tars = std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "tar"))
+    });
+    if has_tars {
+        let shards = sam_data::dataset::list_shards(dir)?;
+        return Ok(TrainData::TarShards(sam_data::dataset::Sa1bTarConfig::new(
+            shards,
+        )));
+    }
+    let data: sam_train::SharedDataset = open(dir)?;
+    Ok(TrainData::Indexed(data))
+}
+
 /// Runs the command. In a multi-process run an error on one rank aborts the whole job (the
 /// others would otherwise wait for it in their next collective).
 pub fn run(args: TrainArgs) -> Result<PathBuf> {
@@ -323,11 +341,11 @@ fn train_on(
 
 fn build_trainer(args: &TrainArgs, device: &burn::tensor::Device) -> Result<Trainer> {
     let device = device.clone();
-    let train_set = open(&args.data)?;
+    let train_set = train_data(&args.data)?;
     let trainer = if args.resume {
-        Trainer::resume(train_set, &args.out, &device)?
+        Trainer::resume_from(train_set, &args.out, &device)?
     } else {
-        Trainer::new(
+        Trainer::new_from(
             args.config.clone(),
             train_set,
             &args.out,

@@ -230,10 +230,55 @@ fn mpirun_ranks_train_as_one_process_and_resume_after_a_kill() {
 
     // A 2-rank run whose rank 1 is killed after the step-2 checkpoint: mpirun ends the job, and
     // `--resume` continues onto the uninterrupted 2-rank curve exactly.
-    let run = dir.path().join("killed");
     let config2 = write_config(dir.path(), 2);
+    kill_and_resume(&config2, &data, &dir.path().join("killed"), &two_losses);
+
+    // SA-1B's tar shards: each rank streams its own shards; the same kill-and-resume holds,
+    // each rank's stream position coming back from the checkpoint.
+    let tars = dir.path().join("tars");
+    sam_data::dataset::pack_tar_shards(&data, &tars, 4).unwrap();
+    let whole = dir.path().join("tar_whole");
     let mut cmd = mpirun(2);
-    train_args(&mut cmd, &config2, &data, &run);
+    train_args(&mut cmd, &config2, &tars, &whole);
+    cmd.args(["--dist", "mpi"]);
+    let out = cmd.output().unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let d = digests(&log);
+    assert!(d.len() == 2 && d[0] == d[1], "ranks diverged: {log}");
+    let tar_losses = losses(&whole);
+    assert_eq!(tar_losses.len(), STEPS);
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(whole.join(format!("checkpoints/step_{STEPS:08}/state.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        state["tar_positions"].as_array().unwrap().len(),
+        2,
+        "{state}"
+    );
+    kill_and_resume(&config2, &tars, &dir.path().join("tar_killed"), &tar_losses);
+
+    // Ranks started with different settings refuse to train together.
+    let other = dir.path().join("mismatch");
+    let mut cmd = mpirun(1);
+    train_args(&mut cmd, &config2, &data, &other);
+    cmd.args(["--dist", "mpi", "--dist-timeout", "60"])
+        .arg(":")
+        .args(["-np", "1"]);
+    train_args(&mut cmd, &config2, &data, &other);
+    cmd.args(["--dist", "mpi", "--dist-timeout", "60", "--steps", "5"]);
+    let out = cmd.output().unwrap();
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("ranks disagree"), "{log}");
+}
+
+/// Starts a 2-rank run into `run`, kills its rank 1 once the first checkpoint exists, checks
+/// that the job ends, resumes it, and compares the loss curve with the uninterrupted one.
+fn kill_and_resume(config: &Path, data: &Path, run: &Path, uninterrupted: &[f64]) {
+    let mut cmd = mpirun(2);
+    train_args(&mut cmd, config, data, run);
     cmd.args(["--dist", "mpi", "--dist-timeout", "60"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -251,7 +296,7 @@ fn mpirun_ranks_train_as_one_process_and_resume_after_a_kill() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let pids = ranks_of(&run);
+    let pids = ranks_of(run);
     assert_eq!(pids.len(), 2, "expected two ranks, found {pids:?}");
     let victim = *pids.iter().max().unwrap();
     Command::new("kill")
@@ -265,7 +310,7 @@ fn mpirun_ranks_train_as_one_process_and_resume_after_a_kill() {
         text(&out)
     );
     assert!(start.elapsed() < Duration::from_secs(600));
-    let saved: Vec<f64> = losses(&run);
+    let saved: Vec<f64> = losses(run);
     assert!(saved.len() < STEPS, "killed too late: {saved:?}");
 
     let mut cmd = mpirun(2);
@@ -275,19 +320,5 @@ fn mpirun_ranks_train_as_one_process_and_resume_after_a_kill() {
         .args(["--resume", "--no-progress", "--dist", "mpi"]);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(losses(&run), two_losses, "the resumed curve differs");
-
-    // Ranks started with different settings refuse to train together.
-    let other = dir.path().join("mismatch");
-    let mut cmd = mpirun(1);
-    train_args(&mut cmd, &config2, &data, &other);
-    cmd.args(["--dist", "mpi", "--dist-timeout", "60"])
-        .arg(":")
-        .args(["-np", "1"]);
-    train_args(&mut cmd, &config2, &data, &other);
-    cmd.args(["--dist", "mpi", "--dist-timeout", "60", "--steps", "5"]);
-    let out = cmd.output().unwrap();
-    let log = text(&out);
-    assert!(!out.status.success(), "{log}");
-    assert!(log.contains("ranks disagree"), "{log}");
+    assert_eq!(losses(run), uninterrupted, "the resumed curve differs");
 }

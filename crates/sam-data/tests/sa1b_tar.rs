@@ -584,3 +584,43 @@ fn any_truncation_or_corrupt_byte_is_a_counted_fault_never_a_panic() {
         assert!(got.windows(2).all(|w| w[0] < w[1]), "byte {at}: {got:?}");
     }
 }
+
+#[test]
+fn packed_folders_stream_back_the_same_items() {
+    let root = tempfile::tempdir().unwrap();
+    let src = root.path().join("src");
+    synthetic(&src);
+    let shards = sam_data::dataset::pack_tar_shards(&src, &root.path().join("tars"), 3).unwrap();
+    assert_eq!(shards.len(), 3);
+    assert_eq!(list_shards(root.path().join("tars")).unwrap(), shards);
+    let folder = Sa1bDataset::open(&src).unwrap();
+    let by_id: BTreeMap<u64, AnnotatedImage> = (0..folder.len())
+        .map(|i| {
+            let item = folder.get(i).unwrap();
+            (item.image_id, item)
+        })
+        .collect();
+    let mut seen = 0;
+    for item in Sa1bTarStream::new(config(&shards, 1), TarPosition::default())
+        .unwrap()
+        .until_epoch_end()
+    {
+        let item = item.unwrap();
+        let want = &by_id[&item.image_id];
+        assert_eq!(
+            (&item.image, &item.annotations),
+            (&want.image, &want.annotations)
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, IMAGES);
+    // More shards than samples, and a missing folder, are named errors.
+    let e = sam_data::dataset::pack_tar_shards(&src, &root.path().join("x"), 99)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot fill 99 shards"), "{e}");
+    let e = sam_data::dataset::pack_tar_shards(&root.path().join("none"), root.path(), 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("none"), "{e}");
+}

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use sam_data::LoaderPosition;
+use sam_data::dataset::TarPosition;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
@@ -25,6 +26,12 @@ pub struct TrainState {
     pub nonfinite_steps: usize,
     /// The run's configuration.
     pub config: TrainConfig,
+    /// A tar-shard run's stream position of every rank (empty for indexed data).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tar_positions: Vec<TarPosition>,
+    /// Micro-batches drawn from a tar-shard stream (their prompt seeds follow the count).
+    #[serde(default)]
+    pub micro_batches: u64,
 }
 
 /// File names inside a checkpoint folder.

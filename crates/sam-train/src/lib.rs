@@ -23,6 +23,7 @@ pub mod evaluate;
 pub mod interactive;
 pub mod metrics;
 pub mod plot;
+pub mod source;
 pub mod trainer;
 
 pub use coco_ap::{ApConfig, BoxSource, coco_mask_ap};
@@ -30,4 +31,5 @@ pub use config::{InteractiveConfig, Precision, TrainConfig};
 pub use error::{Result, TrainError};
 pub use evaluate::{EvalConfig, EvalReport, evaluate};
 pub use metrics::StepMetrics;
+pub use source::{SharedDataset, TrainData};
 pub use trainer::Trainer;

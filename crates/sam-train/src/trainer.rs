@@ -7,7 +7,6 @@
 //! uninterrupted one exactly.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -15,10 +14,9 @@ use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use sam_data::dataset::{AnnotatedImage, Dataset};
-use sam_data::loader::LoaderIter;
+use sam_data::TrainSample;
+use sam_data::dataset::TarPosition;
 use sam_data::seed::mix_seed;
-use sam_data::{DataError, DataLoader, LoaderPosition, TrainSample, train_sample};
 use sam_dist::Communicator;
 use sam_losses::SamLoss;
 use sam_model::Sam;
@@ -35,7 +33,8 @@ use crate::evaluate::{EvalConfig, EvalReport, evaluate};
 use crate::interactive::{ClickPolicy, LossParts, Simulation, split_first_prompt, training_rounds};
 use crate::metrics::{MetricsLog, StepMetrics};
 
-type SharedDataset = Arc<dyn Dataset<AnnotatedImage, DataError>>;
+use crate::source::{Drawn, Source};
+use crate::source::{SharedDataset, TrainData};
 
 /// Host values of one micro-batch.
 #[derive(Debug, Default, Clone, Copy)]
@@ -151,13 +150,11 @@ pub struct Trainer {
     optim: SamOptimizer,
     loss: SamLoss,
     accumulator: GradAccumulator,
-    loader: DataLoader<AnnotatedImage, TrainSample>,
-    iter: Option<LoaderIter<AnnotatedImage, TrainSample>>,
+    source: Source,
     /// Data-parallel devices besides the model's own (autodiff devices).
     replicas: Vec<Device>,
     /// The process group of a multi-process run.
     dist: Option<Box<dyn Communicator>>,
-    position: LoaderPosition,
     step: usize,
     nonfinite: usize,
     validation: Option<(SharedDataset, EvalConfig)>,
@@ -212,6 +209,23 @@ impl Trainer {
         device: &Device,
         weights: Option<&Path>,
     ) -> Result<Self> {
+        Self::new_from(
+            config,
+            TrainData::Indexed(train_set),
+            out_dir,
+            device,
+            weights,
+        )
+    }
+
+    /// [`Trainer::new`] on any [`TrainData`] (e.g. SA-1B's tar shards).
+    pub fn new_from(
+        config: TrainConfig,
+        train_set: TrainData,
+        out_dir: impl AsRef<Path>,
+        device: &Device,
+        weights: Option<&Path>,
+    ) -> Result<Self> {
         config.validate()?;
         let device = train_device(device, config.gradient_checkpointing);
         let model = match weights {
@@ -238,6 +252,16 @@ impl Trainer {
     /// Continues the run in `out_dir` from its latest complete checkpoint.
     pub fn resume(
         train_set: SharedDataset,
+        out_dir: impl AsRef<Path>,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::resume_from(TrainData::Indexed(train_set), out_dir, device)
+    }
+
+    /// [`Trainer::resume`] on any [`TrainData`]; a tar-shard run resumes each rank's stream
+    /// where the checkpoint left it (with as many ranks as wrote it).
+    pub fn resume_from(
+        train_set: TrainData,
         out_dir: impl AsRef<Path>,
         device: &Device,
     ) -> Result<Self> {
@@ -274,7 +298,7 @@ impl Trainer {
     fn build(
         config: TrainConfig,
         model: Sam,
-        train_set: SharedDataset,
+        train_set: TrainData,
         out_dir: &Path,
         state: Option<&TrainState>,
     ) -> Result<Self> {
@@ -311,22 +335,20 @@ impl Trainer {
         }
         let optim = SamOptimizer::new(optim_config, &model)?;
         let model = optim.freeze(model);
-        let data = config.data.clone();
-        let loader = DataLoader::new(
+        let source = Source::new(
             train_set,
-            move |item, rng| train_sample(item, &data, rng),
-            config.loader.clone(),
+            &config,
+            state.map_or_else(Default::default, |s| s.position),
+            state.map(|s| (&s.tar_positions[..], s.micro_batches)),
         )?;
         let step = state.map_or(0, |s| s.step);
         Ok(Self {
             loss: config.loss.init()?,
             accumulator: optim.accumulator()?,
             optim,
-            loader,
-            iter: None,
+            source,
             replicas: Vec::new(),
             dist: None,
-            position: state.map_or_else(LoaderPosition::default, |s| s.position),
             step,
             nonfinite: state.map_or(0, |s| s.nonfinite_steps),
             validation: None,
@@ -399,13 +421,23 @@ impl Trainer {
         let agreed = serde_json::to_vec(&(
             &self.config,
             self.step,
-            self.position,
-            self.loader.dataset_len(),
+            self.source.loader_position(),
+            self.source.identity(),
         ))
         .map_err(|e| TrainError::config("config", e.to_string()))?;
         comm.check_same("training config, resume step or dataset size", &agreed)?;
-        self.loader = self.loader.sharded(rank, world)?;
-        self.iter = None;
+        // The source is taken out to be rebuilt for this rank; a failure leaves the trainer
+        // unusable, which the error reports.
+        let source = std::mem::replace(
+            &mut self.source,
+            Source::new(
+                TrainData::TarShards(sam_data::dataset::Sa1bTarConfig::new(Vec::new())),
+                &self.config,
+                Default::default(),
+                None,
+            )?,
+        );
+        self.source = source.shard(rank, world)?;
         if rank != 0 {
             self.metrics.detach();
         }
@@ -449,23 +481,9 @@ impl Trainer {
         present(&self.model)
     }
 
-    /// Items the loader skipped (unreadable images or annotations).
+    /// Items the loader skipped (unreadable images or annotations, damaged tar members).
     pub fn skipped_items(&self) -> u64 {
-        self.loader.skipped_count()
-    }
-
-    fn next_batch(&mut self) -> Result<(Vec<TrainSample>, LoaderPosition)> {
-        if self.iter.is_none() {
-            self.iter = Some(self.loader.iter_from(self.position)?);
-        }
-        let iter = self
-            .iter
-            .as_mut()
-            .ok_or_else(|| TrainError::config("loader", "no iterator"))?;
-        let batch = iter
-            .next()
-            .ok_or_else(|| TrainError::config("loader", "the loader ended"))??;
-        Ok((batch.items, batch.next))
+        self.source.skipped()
     }
 
     /// Gradients (on the training device) and host values of one micro-batch: its images are
@@ -622,27 +640,26 @@ impl Trainer {
         // nothing to train on, which would otherwise loop for ever.
         let mut empty_in_a_row = 0;
         while micro < steps {
-            let (samples, next) = self.next_batch()?;
-            let batch_seed = mix_seed(
-                mix_seed(self.config.seed, self.position.epoch),
-                self.position.batch as u64,
-            );
+            let Drawn {
+                samples,
+                batch_seed,
+                place,
+            } = self.source.next(self.config.seed)?;
             if self.config.drop_path > 0.0 {
                 // Drop path draws from the device's generator: seeding it from the position
                 // keeps a resumed run on the same masks.
                 self.model()?.device().seed(mix_seed(
-                    mix_seed(self.config.seed ^ 0xD809_7A71, self.position.epoch),
-                    self.position.batch as u64,
+                    mix_seed(self.config.seed ^ 0xD809_7A71, place.0),
+                    place.1,
                 ));
             }
-            self.position = next;
             // The group is lent to the micro-batch and put back whatever it returns.
             let mut comm = self.dist.take();
             let result = self.micro_batch(comm.as_deref_mut(), samples, batch_seed);
             self.dist = comm;
             let Some((grads, stats)) = result? else {
                 empty_in_a_row += 1;
-                if empty_in_a_row > self.loader.batches_per_epoch() {
+                if empty_in_a_row > self.source.empty_batches_limit() {
                     return Err(TrainError::config(
                         "data",
                         "no training object in a whole epoch: every image lacks annotations, or \
@@ -741,9 +758,26 @@ impl Trainer {
     }
 
     /// Writes a checkpoint of the current state; returns its folder. In a multi-process run
-    /// only rank 0 writes (every rank holds the same state); the others return the folder's
-    /// name.
-    pub fn save_checkpoint(&self) -> Result<PathBuf> {
+    /// every rank must call it (a tar-shard run gathers the ranks' stream positions) and only
+    /// rank 0 writes (every rank holds the same weights); the others return the folder's name.
+    pub fn save_checkpoint(&mut self) -> Result<PathBuf> {
+        let tar = self.source.tar_position();
+        let mut tar_positions: Vec<TarPosition> = tar.map(|(p, _)| p).into_iter().collect();
+        if let (Some((own, _)), Some(comm)) = (tar, self.dist.as_deref_mut()) {
+            // Positions are counts far below 2^53: exact as f64 sums.
+            let (rank, world) = (comm.rank(), comm.world_size());
+            let mut all = vec![0.0f64; 2 * world];
+            all[2 * rank] = own.epoch as f64;
+            all[2 * rank + 1] = own.emitted as f64;
+            comm.all_reduce_f64(&mut all)?;
+            tar_positions = all
+                .chunks(2)
+                .map(|p| TarPosition {
+                    epoch: p[0] as u64,
+                    emitted: p[1] as u64,
+                })
+                .collect();
+        }
         if self.rank() != 0 {
             return Ok(crate::checkpoint::checkpoint_dir(
                 &self.out_dir.join("checkpoints"),
@@ -752,9 +786,11 @@ impl Trainer {
         }
         let state = TrainState {
             step: self.step,
-            position: self.position,
+            position: self.source.loader_position(),
             nonfinite_steps: self.nonfinite,
             config: self.config.clone(),
+            tar_positions,
+            micro_batches: tar.map_or(0, |(_, b)| b),
         };
         let model = self.model()?;
         let optim = &self.optim;

@@ -614,3 +614,109 @@ fn bf16_mixed_precision_trains_f32_master_weights() {
         }
     }
 }
+
+/// Packs the SA-1B folder `src` into `n` tar shards (round-robin), plus, in the first shard, a
+/// sample whose JPEG is damaged.
+fn pack_shards(src: &Path, dst: &Path, n: usize) -> Vec<std::path::PathBuf> {
+    let mut ids: Vec<u64> = std::fs::read_dir(src)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_prefix("sa_")?.strip_suffix(".jpg")?.parse().ok()
+        })
+        .collect();
+    ids.sort();
+    std::fs::create_dir_all(dst).unwrap();
+    let mut builders: Vec<tar::Builder<Vec<u8>>> =
+        (0..n).map(|_| tar::Builder::new(Vec::new())).collect();
+    let add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    for (k, id) in ids.iter().enumerate() {
+        for ext in ["jpg", "json"] {
+            let name = format!("sa_{id}.{ext}");
+            add(
+                &mut builders[k % n],
+                &name,
+                &std::fs::read(src.join(&name)).unwrap(),
+            );
+        }
+    }
+    let json = std::fs::read(src.join(format!("sa_{}.json", ids[0]))).unwrap();
+    add(&mut builders[0], "sa_999999.jpg", b"\xff\xd8 not a jpeg");
+    add(&mut builders[0], "sa_999999.json", &json);
+    builders
+        .into_iter()
+        .enumerate()
+        .map(|(k, b)| {
+            let path = dst.join(format!("sa_{k:06}.tar"));
+            std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+            path
+        })
+        .collect()
+}
+
+#[test]
+fn tar_shards_stream_train_and_resume_exactly() {
+    use sam_data::dataset::Sa1bTarConfig;
+    use sam_train::TrainData;
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    dataset(&data.path().join("folder"), 8);
+    let shards = pack_shards(&data.path().join("folder"), &data.path().join("tars"), 3);
+    let tar = || {
+        TrainData::TarShards(Sa1bTarConfig {
+            shuffle_buffer: 4,
+            ..Sa1bTarConfig::new(shards.clone())
+        })
+    };
+    let mut config = tiny_config();
+    // 5 steps of 4 images: more than two epochs of 9 samples, the damaged one included.
+    config.steps = 5;
+    config.checkpoint_every = 2;
+    let device = Device::flex();
+
+    let whole = tempfile::tempdir().unwrap();
+    let mut a = Trainer::new_from(config.clone(), tar(), whole.path(), &device, None).unwrap();
+    let end_a = a.run(|_, _| {}).unwrap();
+    // 20 samples: two whole epochs of 9 and the start of a third; the damaged sample is
+    // skipped and counted in each epoch that reaches it.
+    let skipped = a.skipped_items();
+    assert!((2..=3).contains(&skipped), "skipped {skipped}");
+    let losses_a: Vec<f64> = a.metrics.history.iter().map(|m| m.loss).collect();
+    assert!(losses_a.iter().all(|l| l.is_finite()), "{losses_a:?}");
+
+    // Stopped after step 3's checkpoint, in the middle of the second epoch, then resumed: the
+    // same stream, the same curve.
+    let cut = tempfile::tempdir().unwrap();
+    let mut first = config.clone();
+    first.steps = 3;
+    let mut b = Trainer::new_from(first, tar(), cut.path(), &device, None).unwrap();
+    b.run(|_, _| {}).unwrap();
+    drop(b);
+    let state_path = cut.path().join("checkpoints/step_00000003/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    // 12 images drawn: the first epoch's 9 samples (its damaged one passed over) and 4 or 5
+    // of the second.
+    let at = &state["tar_positions"][0];
+    assert_eq!(at["epoch"], 1, "{state}");
+    assert!(
+        (4..=5).contains(&at["emitted"].as_u64().unwrap()),
+        "{state}"
+    );
+    state["config"]["steps"] = serde_json::json!(5);
+    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let mut c = Trainer::resume_from(tar(), cut.path(), &device).unwrap();
+    let end_c = c.run(|_, _| {}).unwrap();
+    let losses_c: Vec<f64> = c.metrics.history.iter().map(|m| m.loss).collect();
+    assert_eq!(losses_a, losses_c, "same loss curve");
+    let weights = |dir: &Path| {
+        params(&sam_model::Sam::load(dir.join("model.bpk"), &config.model, &device).unwrap())
+    };
+    assert_eq!(weights(&end_a), weights(&end_c), "bit-identical weights");
+}

@@ -12,6 +12,7 @@ pub mod synthetic;
 mod tar_decode;
 pub mod tar_epoch;
 mod tar_headers;
+pub mod tar_pack;
 mod tar_samples;
 
 pub use annotation::{AnnotatedImage, Annotation};
@@ -21,3 +22,4 @@ pub use sa1b::Sa1bDataset;
 pub use sa1b_tar::{Sa1bTarConfig, Sa1bTarStream, SkippedSample, TarPosition, list_shards};
 pub use synthetic::{SyntheticConfig, write_synthetic_dataset};
 pub use tar_epoch::rank_shards;
+pub use tar_pack::pack_tar_shards;
