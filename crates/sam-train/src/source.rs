@@ -56,7 +56,7 @@ pub(crate) enum Source {
     Tar {
         config: Sa1bTarConfig,
         data: sam_data::TrainSampleConfig,
-        stream: Option<Sa1bTarStream<TrainSample>>,
+        stream: Option<Box<Sa1bTarStream<TrainSample>>>,
         /// Every rank's stream position in the checkpoint resumed (empty for a new run).
         resume: Vec<TarPosition>,
         /// Samples per micro-batch on this rank.
@@ -179,11 +179,11 @@ impl Source {
                 if stream.is_none() {
                     let start = resume_point(resume, config)?;
                     let data = data.clone();
-                    *stream = Some(Sa1bTarStream::with_transform(
+                    *stream = Some(Box::new(Sa1bTarStream::with_transform(
                         config.clone(),
                         start,
                         move |item, rng| train_sample(item, &data, rng),
-                    )?);
+                    )?));
                 }
                 let s = stream
                     .as_mut()
@@ -231,7 +231,7 @@ impl Source {
                 ..
             } => Some((
                 match stream {
-                    Some(s) => s.position(),
+                    Some(s) => Sa1bTarStream::position(s),
                     None => resume_point(resume, config).ok()?,
                 },
                 *batches,
