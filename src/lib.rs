@@ -15,8 +15,10 @@ pub mod bench;
 pub mod bench_check;
 pub mod cli;
 pub mod clip;
+pub mod clip_embedder;
 pub mod evaluate;
 pub mod segment;
+pub mod text_demo;
 pub mod train;
 
 pub use sam_amg as amg;

@@ -32,7 +32,9 @@ e.g. 512 for speed) by resampling its position tables. --dtype bf16|f16 computes
 (norms, softmax and the outputs stay f32; bf16 needs CUDA). --text prompts a model trained with
 text prompts (its config has prompt_embedding_dim): each text is embedded by the Hugging Face
 CLIP folder --clip (projected, l2-normalised) and is one prompt of the batch, with all --point
-(and paired with the --box of the same rank when boxes are given).";
+(and paired with the --box of the same rank when boxes are given). Without --checkpoint and
+--clip, --text runs the bundled text demo (a tiny CLIP and the demo SAM trained with its image
+embeddings, docs/text-prompts.md), e.g. --text \"a red circle\" on the bundled image.";
 
 /// Parsed arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,9 +140,17 @@ impl SegmentArgs {
         }
         a.model.validate()?;
         match (a.texts.is_empty(), &a.clip) {
+            // Without a model of their own, texts run the bundled text demo: the tiny CLIP and
+            // the demo SAM trained with its embeddings (examples/text_demo, docs/text-prompts.md).
+            (false, None) if a.model.checkpoint.is_none() => {
+                let dir = crate::cli::bundled("assets/text_demo");
+                a.clip = Some(dir.join("clip"));
+                a.model.checkpoint = Some(dir.join("sam/model.bpk"));
+                a.model.config = Some(dir.join("sam/config.json"));
+            }
             (false, None) => {
                 return Err(SegmentError::Usage(
-                    "--text needs --clip DIR (a Hugging Face CLIP folder)".into(),
+                    "--text needs --clip DIR (a Hugging Face CLIP folder) with --checkpoint".into(),
                 ));
             }
             (true, Some(_)) => {

@@ -19,7 +19,8 @@ pub const USAGE: &str = "\
 usage: train --data DIR [--val DIR] [--out DIR] [--preset seed|paper|demo | --config FILE.json]
              [--checkpoint FILE] [--resume] [--steps N] [--freeze-image-encoder]
              [--freeze-prompt-encoder] [--lora RANK] [--precision f32|bf16|f16] [--synthetic N]
-             [--device NAME] [--dist single|mpi|nccl] [--dist-timeout SECS] [--no-progress]
+             [--clip DIR [--text-min-area PX]] [--device NAME] [--dist single|mpi|nccl]
+             [--dist-timeout SECS] [--no-progress]
 
 --data DIR      an SA-1B-format folder (sa_<id>.jpg + sa_<id>.json), or a folder of SA-1B's
                 .tar shards (sa_000000.tar ...), streamed without unpacking
@@ -36,6 +37,10 @@ usage: train --data DIR [--val DIR] [--out DIR] [--preset seed|paper|demo | --co
 --precision P   compute type of the passes: f32 (default), bf16 or f16 mixed precision (f32
                 master weights, optimizer state, loss and norms; bf16 needs CUDA)
 --synthetic N   first write N synthetic shape images into --data (and N/5 into --val if given)
+--clip DIR      text-prompt training (paper App. D.5; docs/text-prompts.md): objects of at
+                least --text-min-area pixels (default 100²) are first prompted by the CLIP image
+                embedding of a masked crop (the Hugging Face CLIP folder DIR, frozen); a
+                model without an embedding prompt gets a fresh projection of CLIP's size
 --dist ENGINE   multi-process data parallel: mpi (under mpirun/srun; build with --features mpi)
                 or nccl (one process per GPU, torchrun-style or Slurm variables; --features
                 nccl). optim.batch.num_devices must count every process's devices; rank 0
@@ -68,6 +73,8 @@ pub struct TrainArgs {
     pub dist: sam_dist::Engine,
     /// Collective timeout.
     pub dist_timeout: std::time::Duration,
+    /// CLIP folder of text-prompt training.
+    pub clip: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -81,6 +88,7 @@ impl TrainArgs {
         let mut precision = None;
         let (mut device, mut progress) = ("flex".to_string(), true);
         let (mut dist, mut dist_timeout) = (sam_dist::Engine::Single, 1800.0f64);
+        let (mut clip, mut text_min_area) = (None, None);
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
             let mut value = || {
@@ -109,6 +117,8 @@ impl TrainArgs {
                     );
                 }
                 "--no-progress" => progress = false,
+                "--clip" => clip = Some(PathBuf::from(value()?)),
+                "--text-min-area" => text_min_area = Some(number::<u64>(&flag, &value()?)?),
                 "--dist" => {
                     dist = value()?
                         .parse()
@@ -169,7 +179,23 @@ impl TrainArgs {
                 ..sam_model::LoraConfig::default()
             });
         }
-        config.validate()?;
+        if config.text.is_some() && clip.is_none() {
+            return Err(CliError::Usage(
+                "the config has a text section: give the CLIP folder with --clip DIR".into(),
+            ));
+        }
+        if text_min_area.is_some() && clip.is_none() {
+            return Err(CliError::Usage("--text-min-area needs --clip DIR".into()));
+        }
+        if clip.is_some() && !resume {
+            let text = config.text.get_or_insert_with(Default::default);
+            if let Some(a) = text_min_area {
+                text.min_area = a;
+            }
+        }
+        if config.text.is_none() || clip.is_none() {
+            config.validate()?;
+        }
         Ok(Self {
             data,
             val,
@@ -182,6 +208,7 @@ impl TrainArgs {
             progress,
             dist,
             dist_timeout: std::time::Duration::from_secs_f64(dist_timeout),
+            clip,
         })
     }
 }
@@ -342,16 +369,49 @@ fn train_on(
 fn build_trainer(args: &TrainArgs, device: &burn::tensor::Device) -> Result<Trainer> {
     let device = device.clone();
     let train_set = train_data(&args.data)?;
+    // Text-prompt training: CLIP on the plain device (frozen), and a model that takes its
+    // embeddings.
+    let clip = match &args.clip {
+        Some(dir) => Some(sam_clip::ClipFolder::load(dir, &device)?),
+        None => None,
+    };
+    let mut config = args.config.clone();
+    let mut checkpoint = args.checkpoint.clone();
+    if let (Some(clip), false) = (&clip, args.resume) {
+        let dim = clip.model.config().projection_dim;
+        match (config.model.prompt_embedding_dim, &checkpoint) {
+            (Some(d), _) if d != dim => {
+                return Err(CliError::Usage(format!(
+                    "the model takes {d}-d prompt embeddings but the CLIP folder makes {dim}-d ones"
+                )));
+            }
+            (Some(_), _) | (None, None) => config.model.prompt_embedding_dim = Some(dim),
+            (None, Some(path)) => {
+                // The checkpoint has no projection: start from it with a fresh one.
+                let sam = sam_model::Sam::load(path, &config.model, &device)?
+                    .with_prompt_embedding(dim)?;
+                std::fs::create_dir_all(&args.out).map_err(|e| CliError::Write {
+                    path: args.out.clone(),
+                    reason: e.to_string(),
+                })?;
+                let start = args.out.join("text_start.bpk");
+                sam.save(&start)?;
+                config.model = sam.config().clone();
+                checkpoint = Some(start);
+            }
+        }
+        config.validate()?;
+    }
     let trainer = if args.resume {
         Trainer::resume_from(train_set, &args.out, &device)?
     } else {
-        Trainer::new_from(
-            args.config.clone(),
-            train_set,
-            &args.out,
-            &device,
-            args.checkpoint.as_deref(),
-        )?
+        Trainer::new_from(config, train_set, &args.out, &device, checkpoint.as_deref())?
+    };
+    let trainer = match clip {
+        Some(clip) => trainer.with_text_prompts(std::sync::Arc::new(
+            crate::clip_embedder::ClipEmbedder::new(clip),
+        ))?,
+        None => trainer,
     };
     if let Some(val) = &args.val {
         let eval = EvalConfig {

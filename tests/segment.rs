@@ -272,7 +272,25 @@ fn text_prompts_through_a_clip_folder() {
         "logits differ"
     );
 
-    usage_error(&["--text", "a cat"], "--text needs --clip");
+    usage_error(
+        &["--text", "a cat", "--checkpoint", "x.pth"],
+        "--text needs --clip",
+    );
+    // Without a checkpoint, texts default to the bundled text demo (CLIP and SAM).
+    let demo = SegmentArgs::parse(args(&["--text", "a red circle"])).unwrap();
+    assert!(
+        demo.clip
+            .as_ref()
+            .unwrap()
+            .ends_with("assets/text_demo/clip")
+    );
+    assert!(
+        demo.model
+            .checkpoint
+            .as_ref()
+            .unwrap()
+            .ends_with("assets/text_demo/sam/model.bpk")
+    );
     usage_error(&["--clip", "x"], "only used with --text");
     usage_error(
         &[

@@ -51,6 +51,17 @@ fn bad_arguments_are_one_line_errors() {
         "/no/such/train.json",
     );
     train_error(&["--data"], "--data needs a value");
+    train_error(&["--data", "d", "--text-min-area", "100"], "needs --clip");
+    let text = TrainArgs::parse(args(&[
+        "--data",
+        "d",
+        "--clip",
+        "c",
+        "--text-min-area",
+        "400",
+    ]))
+    .unwrap();
+    assert_eq!(text.config.text.as_ref().unwrap().min_area, 400);
     train_error(&["--data", "d", "--dist", "gloo"], "--dist: ");
     train_error(&["--data", "d", "--dist-timeout", "0"], "--dist-timeout");
     train_error(&["--data", "d", "--dist-timeout", "-3"], "--dist-timeout");

@@ -39,6 +39,17 @@ impl ClipAttention {
     /// (transformers' causal mask: the masked scores are −inf or the dtype's minimum, both
     /// give them weight exactly 0).
     pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
+        self.forward_masked(x, causal, None)
+    }
+
+    /// [`ClipAttention::forward`] with `mask: [B, 1, N, N]`, `true` where a query may not attend
+    /// to a key (broadcast over the heads).
+    pub fn forward_masked(
+        &self,
+        x: Tensor<3>,
+        causal: bool,
+        mask: Option<Tensor<4, burn::tensor::Bool>>,
+    ) -> Tensor<3> {
         let [b, n, c] = x.dims();
         let h = self.num_heads;
         let d = c / h;
@@ -54,7 +65,8 @@ impl ClipAttention {
             softcap: None,
             is_causal: causal,
         };
-        let out = attention(q, k, v, None, None, options)
+        let mask = mask.map(|m| m.expand([b, h, n, n]));
+        let out = attention(q, k, v, mask, None, options)
             .swap_dims(1, 2)
             .reshape([b, n, c]);
         self.out_proj.forward(out)

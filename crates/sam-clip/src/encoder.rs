@@ -24,8 +24,27 @@ impl ClipEncoder {
 
     /// `x: [B, N, C]` → `[B, N, C]`; `causal` for the text tower.
     pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
-        self.layers
-            .iter()
-            .fold(x, |x, layer| layer.forward(x, causal))
+        self.forward_last_masked(x, causal, None)
+    }
+
+    /// [`ClipEncoder::forward`] with an attention mask in the last layer only (`true` = not
+    /// attended): SAM's text-prompt training restricts the class token there (App. D.5).
+    pub fn forward_last_masked(
+        &self,
+        x: Tensor<3>,
+        causal: bool,
+        last: Option<Tensor<4, burn::tensor::Bool>>,
+    ) -> Tensor<3> {
+        let n = self.layers.len();
+        let mut last = last;
+        let mut x = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = if i + 1 == n {
+                layer.forward_masked(x, causal, last.take())
+            } else {
+                layer.forward(x, causal)
+            };
+        }
+        x
     }
 }

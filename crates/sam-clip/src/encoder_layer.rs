@@ -54,8 +54,21 @@ impl ClipEncoderLayer {
 
     /// `x: [B, N, C]` → `[B, N, C]`.
     pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
+        self.forward_masked(x, causal, None)
+    }
+
+    /// [`ClipEncoderLayer::forward`] with an attention mask (`true` = not attended).
+    pub fn forward_masked(
+        &self,
+        x: Tensor<3>,
+        causal: bool,
+        mask: Option<Tensor<4, burn::tensor::Bool>>,
+    ) -> Tensor<3> {
         let residual = x.clone();
-        let x = residual + self.self_attn.forward(self.layer_norm1.forward(x), causal);
+        let x = residual
+            + self
+                .self_attn
+                .forward_masked(self.layer_norm1.forward(x), causal, mask);
         let residual = x.clone();
         residual + self.mlp.forward(self.layer_norm2.forward(x))
     }

@@ -77,6 +77,45 @@ impl ClipFolder {
         Ok((ids, features))
     }
 
+    /// Writes the folder as the Hub lays it out, so that [`ClipFolder::load`] (and
+    /// transformers' `CLIPModel.from_pretrained`) read it back: `config.json`,
+    /// `model.safetensors` (transformers' keys and layouts, `logit_scale` 0-d),
+    /// `tokenizer.json` (a copy of this folder's tokenizer file) and
+    /// `preprocessor_config.json`. Files are written under temporary names and renamed.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let io = |path: &Path, e: &dyn std::fmt::Display| ClipError::ConfigFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, &e))?;
+        let write = |name: &str, bytes: &[u8]| -> Result<()> {
+            let path = dir.join(name);
+            let tmp = dir.join(format!(".{name}.tmp"));
+            std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, &e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| io(&path, &e))
+        };
+        let mut config = serde_json::to_value(self.model.config()).map_err(|e| io(dir, &e))?;
+        if let Some(map) = config.as_object_mut() {
+            map.insert("architectures".into(), serde_json::json!(["CLIPModel"]));
+            map.insert("model_type".into(), serde_json::json!("clip"));
+        }
+        let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).unwrap_or_default();
+        write("config.json", &pretty(&config))?;
+        write(
+            "model.safetensors",
+            &crate::weights::to_safetensors(&self.model)?,
+        )?;
+        let tokenizer =
+            std::fs::read(self.tokenizer.path()).map_err(|e| io(self.tokenizer.path(), &e))?;
+        write("tokenizer.json", &tokenizer)?;
+        write(
+            "preprocessor_config.json",
+            &pretty(&self.processor.to_json()),
+        )?;
+        Ok(())
+    }
+
     /// `get_image_features` of RGB images (preprocessed by [`Self::processor`]): `[I, P]`.
     pub fn embed_images(&self, images: &[image::RgbImage]) -> Result<Tensor<2>> {
         let pixels = images

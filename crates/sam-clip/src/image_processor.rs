@@ -108,6 +108,31 @@ impl ClipImageProcessor {
         }
     }
 
+    /// The `preprocessor_config.json` that [`ClipImageProcessor::load`] reads back as `self`
+    /// (transformers' field names; `CLIPImageProcessor`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let size = match self.size {
+            ResizeTarget::ShortestEdge(n) => serde_json::json!({ "shortest_edge": n }),
+            ResizeTarget::Exact { height, width } => {
+                serde_json::json!({ "height": height, "width": width })
+            }
+        };
+        serde_json::json!({
+            "image_processor_type": "CLIPImageProcessor",
+            "do_resize": self.do_resize,
+            "size": size,
+            "resample": match self.resample { Filter::Bilinear => 2, Filter::Bicubic => 3 },
+            "do_center_crop": self.do_center_crop,
+            "crop_size": { "height": self.crop_size.0, "width": self.crop_size.1 },
+            "do_rescale": self.do_rescale,
+            "rescale_factor": self.rescale_factor,
+            "do_normalize": self.do_normalize,
+            "image_mean": self.image_mean,
+            "image_std": self.image_std,
+            "do_convert_rgb": true,
+        })
+    }
+
     /// Reads a `preprocessor_config.json` (the file, or the folder holding it). Missing fields
     /// take `CLIPImageProcessor`'s defaults; both the current (`{"shortest_edge": n}`,
     /// `{"height": h, "width": w}`) and the old (a bare `n`) size forms are read.

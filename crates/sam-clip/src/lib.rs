@@ -12,6 +12,7 @@
 pub mod activation;
 pub mod attention;
 pub mod config;
+pub mod contrastive;
 pub mod encoder;
 pub mod encoder_layer;
 pub mod error;
@@ -34,7 +35,8 @@ pub use error::{ClipError, Result, TensorMismatch};
 pub use folder::ClipFolder;
 pub use image_io::load_image;
 pub use image_processor::{ClipImageProcessor, PixelValues};
-pub use masked_crop::{MaskedCrop, masked_crop};
+pub use masked_crop::{MaskedCrop, masked_crop, patch_mask};
 pub use model::{ClipLogits, ClipModel};
 pub use tokenizer::ClipTokenizer;
+pub use vision_model::ClipVisionModel;
 pub use weights::expected_tensors;

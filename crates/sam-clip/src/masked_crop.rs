@@ -94,6 +94,42 @@ pub fn masked_crop(
     })
 }
 
+/// Which cells of a `grid × grid` patch grid over `crop_box` (a [`MaskedCrop`]'s square) hold
+/// a pixel of `mask` (`height × width`, row-major): the patches the class token may attend to
+/// in [`crate::ClipModel::get_image_features_restricted`]. Row-major, `grid²` values.
+pub fn patch_mask(
+    mask: &[bool],
+    width: usize,
+    height: usize,
+    crop_box: [i64; 4],
+    grid: usize,
+) -> Result<Vec<bool>> {
+    if mask.len() != width * height {
+        return Err(ClipError::InvalidInput(format!(
+            "mask of {} values for a {width}×{height} image",
+            mask.len()
+        )));
+    }
+    let side = crop_box[2] - crop_box[0];
+    if grid == 0 || side <= 0 || crop_box[3] - crop_box[1] != side {
+        return Err(ClipError::InvalidInput(format!(
+            "crop box {crop_box:?} is not a square, or the grid {grid} is empty"
+        )));
+    }
+    let g = grid as i64;
+    let mut out = vec![false; grid * grid];
+    for y in crop_box[1].max(0)..crop_box[3].min(height as i64) {
+        let gy = ((y - crop_box[1]) * g / side) as usize;
+        for x in crop_box[0].max(0)..crop_box[2].min(width as i64) {
+            if mask[y as usize * width + x as usize] {
+                let gx = ((x - crop_box[0]) * g / side) as usize;
+                out[gy * grid + gx] = true;
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +156,14 @@ mod tests {
         // Zeroed pixels normalise to −mean/std: the corner, far from the mask, is black.
         let black = (0.0 - p.image_mean[0] as f32) / p.image_std[0] as f32;
         assert_eq!(c.pixels.data[0], black);
+
+        // The mask (x 5..15, y 20..24) in the 4×4 patch grid of the square x 0..20, y 12..32
+        // (5 px per cell): columns 1 (x 5..10) and 2 (x 10..15), rows 1 (y 17..22) and 2
+        // (y 22..27).
+        let cells = patch_mask(&mask, w, h, c.crop_box, 4).unwrap();
+        let inside: Vec<usize> = (0..16).filter(|&i| cells[i]).collect();
+        assert_eq!(inside, vec![5, 6, 9, 10]);
+        assert!(patch_mask(&mask, w, h, [0, 0, 3, 4], 4).is_err());
 
         assert!(masked_crop(&rgb, w, h, &vec![false; w * h], 1.5, false, &p).is_err());
         assert!(masked_crop(&rgb, w, h, &mask, 2.5, false, &p).is_err());

@@ -84,6 +84,20 @@ impl ClipModel {
         Ok(self.visual_projection.forward(out.pooler_output))
     }
 
+    /// [`ClipModel::get_image_features`] with the class token restricted, in the last layer, to
+    /// the patches inside each image's object (App. D.5; see
+    /// [`crate::ClipVisionModel::forward_restricted`] and [`crate::masked_crop::patch_mask`]).
+    pub fn get_image_features_restricted(
+        &self,
+        pixel_values: Tensor<4>,
+        patches: &[Vec<bool>],
+    ) -> Result<Tensor<2>> {
+        let out = self
+            .vision_model
+            .forward_restricted(pixel_values, Some(patches))?;
+        Ok(self.visual_projection.forward(out.pooler_output))
+    }
+
     /// The logits of `CLIPModel.forward` from features: both normalised to unit length, their
     /// dot products scaled by `exp(logit_scale)`.
     pub fn logits(&self, image_embeds: Tensor<2>, text_embeds: Tensor<2>) -> ClipLogits {

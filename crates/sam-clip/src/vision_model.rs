@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use crate::config::ClipVisionConfig;
 use crate::encoder::ClipEncoder;
@@ -68,6 +68,18 @@ impl ClipVisionModel {
     /// `pixel_values: [B, 3, S, S]` (as the image processor makes them, `S = image_size`) →
     /// hidden states and the pooled class token.
     pub fn forward(&self, pixel_values: Tensor<4>) -> Result<ClipVisionOutput> {
+        self.forward_restricted(pixel_values, None)
+    }
+
+    /// [`ClipVisionModel::forward`] where, in the last layer, the class token attends only to
+    /// itself and to the patches marked in `patches` (per image, the row-major patch grid,
+    /// `true` = inside the object): the masked-crop prompt of SAM's text training (App. D.5). A row
+    /// without any marked patch leaves the class token unrestricted.
+    pub fn forward_restricted(
+        &self,
+        pixel_values: Tensor<4>,
+        patches: Option<&[Vec<bool>]>,
+    ) -> Result<ClipVisionOutput> {
         let [b, ch, h, w] = pixel_values.dims();
         let s = self.image_size;
         if b == 0 || ch != 3 || h != s || w != s {
@@ -77,7 +89,34 @@ impl ClipVisionModel {
         }
         let hidden = self.embeddings.forward(pixel_values);
         let hidden = self.pre_layrnorm.forward(hidden);
-        let last_hidden_state = self.encoder.forward(hidden, false);
+        let n = hidden.dims()[1];
+        let mask = match patches {
+            None => None,
+            Some(rows) => {
+                if rows.len() != b || rows.iter().any(|r| r.len() + 1 != n) {
+                    return Err(ClipError::InvalidInput(format!(
+                        "patch masks of {:?} patches for {b} images of {} patches",
+                        rows.iter().map(Vec::len).collect::<Vec<_>>(),
+                        n - 1
+                    )));
+                }
+                // `true` = not attended: only the class token's row (query 0) is restricted.
+                let mut blocked = vec![false; b * n * n];
+                for (k, row) in rows.iter().enumerate() {
+                    if !row.iter().any(|&inside| inside) {
+                        continue;
+                    }
+                    for (j, &inside) in row.iter().enumerate() {
+                        blocked[k * n * n + 1 + j] = !inside;
+                    }
+                }
+                Some(Tensor::<4, Bool>::from_data(
+                    TensorData::new(blocked, [b, 1, n, n]),
+                    &hidden.device(),
+                ))
+            }
+        };
+        let last_hidden_state = self.encoder.forward_last_masked(hidden, false, mask);
         let c = last_hidden_state.dims()[2];
         let class = last_hidden_state.clone().narrow(1, 0, 1).reshape([b, c]);
         let pooler_output = self.post_layernorm.forward(class);

@@ -79,6 +79,7 @@ mod reference {
                 noisy_box: noisy_box(b, h, w, prompts, rng),
                 point: [click[0], click[1]],
                 area: mask.iter().filter(|&&m| m).count() as u64,
+                mask: None,
             });
         }
         cov.vanished = chosen.len() - objects.len();
@@ -699,6 +700,7 @@ fn draw_config(meta: &mut StdRng) -> (TrainSampleConfig, &'static str) {
         low_res_size,
         augment,
         prompts,
+        keep_masks_min_area: None,
     };
     (config, name)
 }
@@ -810,6 +812,7 @@ fn public_slow_functions_still_compose_to_the_reference() {
                 noisy_box: noisy_box(b, h, w, &config.prompts, &mut rng),
                 point: [click.x, click.y],
                 area: mask.iter().filter(|&&m| m).count() as u64,
+                mask: None,
             });
         }
         let composed = TrainSample {

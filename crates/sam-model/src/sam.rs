@@ -49,6 +49,33 @@ pub struct Prompts {
 }
 
 impl Sam {
+    /// Gives a model without an embedding prompt one (`prompt_embedding_dim = dim`): a fresh
+    /// projection (PyTorch's `nn.Linear` initialisation, on the model's device) turns `[B, dim]`
+    /// embeddings into a sparse prompt token, e.g. to train text prompts from a model trained
+    /// without them. A model that has one of another size is an error.
+    pub fn with_prompt_embedding(mut self, dim: usize) -> Result<Self> {
+        match self.config.prompt_embedding_dim {
+            Some(d) if d == dim => return Ok(self),
+            Some(d) => {
+                return Err(crate::SamError::InvalidConfig(format!(
+                    "the model already takes {d}-d prompt embeddings, not {dim}"
+                )));
+            }
+            None => {}
+        }
+        if dim == 0 {
+            return Err(crate::SamError::InvalidConfig(
+                "prompt_embedding_dim must be positive".into(),
+            ));
+        }
+        let device = self.device();
+        let c = self.config.prompt_embed_dim;
+        self.prompt_encoder.embedding_proj =
+            Some(burn::nn::LinearConfig::new(dim, c).init(&device));
+        self.config.prompt_embedding_dim = Some(dim);
+        Ok(self)
+    }
+
     pub(crate) fn new(config: &SamConfig, device: &Device) -> Self {
         Self {
             image_encoder: config.image_encoder().init(device),

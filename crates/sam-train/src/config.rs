@@ -42,6 +42,39 @@ impl InteractiveConfig {
     }
 }
 
+/// SAM's text-prompt training (paper App. D.5) as a mode of the interactive loop: objects at
+/// least `min_area` large get, as their first prompt, the frozen CLIP image embedding of a crop
+/// around their mask (box expanded by a factor drawn from `expand`, squared, pixels outside the
+/// mask zeroed with probability `zero_outside_prob`, the class token restricted to the mask's
+/// patches in CLIP's last layer), ℓ2-normalised; the usual click and mask-only rounds follow,
+/// the embedding staying in the prompt. The embeddings come from a
+/// [`crate::text_prompt::ObjectEmbedder`] given to the trainer; the model needs
+/// `prompt_embedding_dim`. Other objects train as usual.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TextPromptConfig {
+    /// Smallest mask (input pixels) prompted by its embedding; the paper's 100² is for 1024²
+    /// inputs: scale it with the image size.
+    pub min_area: u64,
+    /// Range of the box expansion factor (the paper: `[1, 2]`).
+    pub expand: (f64, f64),
+    /// Probability of zeroing the pixels outside the mask (the paper: 0.5).
+    pub zero_outside_prob: f64,
+    /// Probability that an object large enough is prompted by its embedding (1: always).
+    pub probability: f64,
+}
+
+impl Default for TextPromptConfig {
+    fn default() -> Self {
+        Self {
+            min_area: 100 * 100,
+            expand: (1.0, 2.0),
+            zero_outside_prob: 0.5,
+            probability: 1.0,
+        }
+    }
+}
+
 /// The type the forward and backward passes compute in. Parameters, gradients, AdamW moments,
 /// the loss and the norms are f32 in every case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -126,6 +159,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Compute type of the forward and backward passes (f32 master weights always).
     pub precision: Precision,
+    /// Text-prompt training (App. D.5); `None`: the usual prompts only.
+    pub text: Option<TextPromptConfig>,
 }
 
 impl Default for TrainConfig {
@@ -154,6 +189,7 @@ impl Default for TrainConfig {
             lora: None,
             seed: 0,
             precision: Precision::F32,
+            text: None,
         }
     }
 }
@@ -222,6 +258,7 @@ impl TrainConfig {
                 max_masks_per_image: 4,
                 ..Default::default()
             },
+            keep_masks_min_area: None,
         };
         Self {
             model,
@@ -293,6 +330,33 @@ impl TrainConfig {
         if let Some(lora) = &self.lora {
             lora.validate()
                 .map_err(|e| TrainError::config("lora", e.to_string()))?;
+        }
+        if let Some(t) = &self.text {
+            if self.model.prompt_embedding_dim.is_none() {
+                return Err(TrainError::config(
+                    "text",
+                    "text-prompt training needs model.prompt_embedding_dim (the CLIP \
+                     embedding's size)",
+                ));
+            }
+            let (lo, hi) = t.expand;
+            if !(1.0 <= lo && lo <= hi && hi <= 2.0) {
+                return Err(TrainError::config(
+                    "text.expand",
+                    format!("{:?} is not a range within [1, 2]", t.expand),
+                ));
+            }
+            for (field, p) in [
+                ("text.zero_outside_prob", t.zero_outside_prob),
+                ("text.probability", t.probability),
+            ] {
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(TrainError::config(
+                        field,
+                        format!("{p} is not a probability"),
+                    ));
+                }
+            }
         }
         if !(0.0..1.0).contains(&self.drop_path) {
             return Err(TrainError::config(

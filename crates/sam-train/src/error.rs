@@ -39,6 +39,9 @@ pub enum TrainError {
     /// Communicating with the other ranks of a multi-process run.
     #[error(transparent)]
     Distributed(#[from] sam_dist::DistError),
+    /// The embedder of text-prompt training failed.
+    #[error("text-prompt embeddings: {0}")]
+    Embedder(String),
     /// Too many steps had a non-finite loss.
     #[error(
         "training stopped: {count} steps had a non-finite loss (limit {limit}); last at step {step}"

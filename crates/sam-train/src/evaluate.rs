@@ -124,6 +124,7 @@ pub fn evaluate(
                 targets: &targets,
                 which: all.clone(),
                 first_box,
+                embeddings: None,
                 policy: ClickPolicy::Center,
             };
             // The centre policy draws nothing; the RNG only satisfies the signature.

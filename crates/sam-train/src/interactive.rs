@@ -121,6 +121,9 @@ pub struct Simulation<'a> {
     pub which: Vec<usize>,
     /// Whether their first prompt is a box.
     pub first_box: bool,
+    /// `[n, D]` embedding prompts (text-prompt training): the first prompt, kept in every
+    /// round; `first_box` is then ignored.
+    pub embeddings: Option<Tensor<2>>,
     /// Click and first-prompt policy.
     pub policy: ClickPolicy,
 }
@@ -146,6 +149,7 @@ impl Simulation<'_> {
         let mut ious = Vec::with_capacity(rounds.len());
         for &kind in rounds {
             match kind {
+                RoundKind::Initial if self.embeddings.is_some() => {}
                 RoundKind::Initial => self.first_prompt(&mut clicks, &mut boxes, &device),
                 RoundKind::Click => {
                     for (k, &i) in self.which.iter().enumerate() {
@@ -164,12 +168,14 @@ impl Simulation<'_> {
                 }
                 RoundKind::MaskOnly => {}
             }
-            let multimask = kind == RoundKind::Initial && !self.first_box;
+            // A single point, or an embedding alone (a text), is ambiguous.
+            let multimask =
+                kind == RoundKind::Initial && (self.embeddings.is_some() || !self.first_box);
             let prompts = Prompts {
                 points: point_prompt(&clicks, &device),
                 boxes: boxes.clone(),
                 masks: prev.clone(),
-                embeddings: None,
+                embeddings: self.embeddings.clone(),
             };
             let pred = self
                 .sam

@@ -24,12 +24,14 @@ pub mod interactive;
 pub mod metrics;
 pub mod plot;
 pub mod source;
+pub mod text_prompt;
 pub mod trainer;
 
 pub use coco_ap::{ApConfig, BoxSource, coco_mask_ap};
-pub use config::{InteractiveConfig, Precision, TrainConfig};
+pub use config::{InteractiveConfig, Precision, TextPromptConfig, TrainConfig};
 pub use error::{Result, TrainError};
 pub use evaluate::{EvalConfig, EvalReport, evaluate};
 pub use metrics::StepMetrics;
 pub use source::{SharedDataset, TrainData};
+pub use text_prompt::{ObjectCrop, ObjectEmbedder};
 pub use trainer::Trainer;

@@ -75,7 +75,7 @@ impl Source {
     ) -> Result<Self> {
         match data {
             TrainData::Indexed(dataset) => {
-                let sample = config.data.clone();
+                let sample = sample_config(config);
                 let loader = DataLoader::new(
                     dataset,
                     move |item, rng| train_sample(item, &sample, rng),
@@ -95,7 +95,7 @@ impl Source {
                 Ok(Self::Tar {
                     resume: positions.to_vec(),
                     config: tar_config,
-                    data: config.data.clone(),
+                    data: sample_config(config),
                     stream: None,
                     per_batch: config.loader.batch_size,
                     batches,
@@ -284,4 +284,13 @@ fn resume_point(resume: &[TarPosition], config: &Sa1bTarConfig) -> Result<TarPos
         ));
     }
     Ok(resume[config.rank])
+}
+
+/// The sample transform's settings: the run's, keeping the masks text-prompt training crops.
+fn sample_config(config: &TrainConfig) -> sam_data::TrainSampleConfig {
+    let mut data = config.data.clone();
+    if let Some(t) = &config.text {
+        data.keep_masks_min_area = Some(t.min_area);
+    }
+    data
 }

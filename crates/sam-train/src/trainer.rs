@@ -7,6 +7,7 @@
 //! uninterrupted one exactly.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -35,6 +36,7 @@ use crate::metrics::{MetricsLog, StepMetrics};
 
 use crate::source::{Drawn, Source};
 use crate::source::{SharedDataset, TrainData};
+use crate::text_prompt::{ObjectCrop, ObjectEmbedder};
 
 /// Host values of one micro-batch.
 #[derive(Debug, Default, Clone, Copy)]
@@ -52,6 +54,8 @@ struct MicroStats {
 /// One data-parallel shard's share of a micro-batch.
 struct ShardJob<'a> {
     config: &'a TrainConfig,
+    /// The embedding prompts of text-prompt training.
+    embedder: Option<&'a dyn ObjectEmbedder>,
     loss: &'a SamLoss,
     /// Objects in the whole micro-batch: every shard's loss is normalised by it.
     n_total: usize,
@@ -100,9 +104,27 @@ impl ShardJob<'_> {
             let mut rng = StdRng::seed_from_u64(mix_seed(self.batch_seed, (first + b) as u64));
             let targets = Targets::new(sample, s, side);
             let rounds = training_rounds(interactive, &mut rng);
+            // Text-prompt training: the objects large enough are prompted by their embedding
+            // (drawn first, so that runs without it keep their random streams).
+            let (text, others) = match (&self.config.text, self.embedder) {
+                (Some(t), Some(embedder)) => {
+                    self.text_prompts(t, embedder, sample, &sam.device(), &mut rng)?
+                }
+                _ => (None, (0..sample.objects.len()).collect()),
+            };
             let (boxes, points) =
-                split_first_prompt(sample.objects.len(), interactive.box_probability, &mut rng);
-            for (which, first_box) in [(boxes, true), (points, false)] {
+                split_first_prompt(others.len(), interactive.box_probability, &mut rng);
+            let pick = |ks: Vec<usize>| ks.into_iter().map(|k| others[k]).collect::<Vec<_>>();
+            let runs = [
+                (
+                    text.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
+                    false,
+                    text.map(|t| t.1),
+                ),
+                (pick(boxes), true, None),
+                (pick(points), false, None),
+            ];
+            for (which, first_box, prompt) in runs {
                 if which.is_empty() {
                     continue;
                 }
@@ -113,6 +135,7 @@ impl ShardJob<'_> {
                     targets: &targets,
                     which,
                     first_box,
+                    embeddings: prompt,
                     policy: ClickPolicy::Random,
                 };
                 let out = sim.run(&rounds, Some((self.loss, self.n_total as f64)), &mut rng)?;
@@ -141,6 +164,62 @@ impl ShardJob<'_> {
         });
         Ok(ShardOut { stats, grads })
     }
+
+    /// The objects of `sample` prompted by their embedding, with their `[n, D]` embeddings,
+    /// and the others (indices into `sample.objects`).
+    fn text_prompts(
+        &self,
+        config: &crate::config::TextPromptConfig,
+        embedder: &dyn ObjectEmbedder,
+        sample: &TrainSample,
+        device: &Device,
+        rng: &mut StdRng,
+    ) -> Result<(Option<(Vec<usize>, burn::tensor::Tensor<2>)>, Vec<usize>)> {
+        use rand::Rng;
+        let (mut chosen, mut others) = (Vec::new(), Vec::new());
+        let mut crops = Vec::new();
+        for (i, o) in sample.objects.iter().enumerate() {
+            match &o.mask {
+                Some(mask) if o.area >= config.min_area && rng.random_bool(config.probability) => {
+                    let (lo, hi) = config.expand;
+                    let expand = if hi > lo {
+                        rng.random_range(lo..=hi)
+                    } else {
+                        lo
+                    };
+                    let zero_outside = rng.random_bool(config.zero_outside_prob);
+                    chosen.push(i);
+                    crops.push(ObjectCrop {
+                        mask,
+                        expand,
+                        zero_outside,
+                    });
+                }
+                _ => others.push(i),
+            }
+        }
+        if chosen.is_empty() {
+            return Ok((None, others));
+        }
+        let rows = embedder
+            .embed(&sample.image, sample.width, sample.height, &crops)
+            .map_err(TrainError::Embedder)?;
+        let dim = embedder.dim();
+        if rows.len() != chosen.len() || rows.iter().any(|r| r.len() != dim) {
+            return Err(TrainError::Embedder(format!(
+                "expected {} embeddings of size {dim}, got sizes {:?}",
+                chosen.len(),
+                rows.iter().map(Vec::len).collect::<Vec<_>>()
+            )));
+        }
+        let n = chosen.len();
+        let flat: Vec<f32> = rows.into_iter().flatten().collect();
+        let t = burn::tensor::Tensor::<2>::from_data(
+            burn::tensor::TensorData::new(flat, [n, dim]),
+            device,
+        );
+        Ok((Some((chosen, t)), others))
+    }
 }
 
 /// A training run.
@@ -155,6 +234,8 @@ pub struct Trainer {
     replicas: Vec<Device>,
     /// The process group of a multi-process run.
     dist: Option<Box<dyn Communicator>>,
+    /// The embedding prompts of text-prompt training.
+    embedder: Option<Arc<dyn ObjectEmbedder>>,
     step: usize,
     nonfinite: usize,
     validation: Option<(SharedDataset, EvalConfig)>,
@@ -349,6 +430,7 @@ impl Trainer {
             source,
             replicas: Vec::new(),
             dist: None,
+            embedder: None,
             step,
             nonfinite: state.map_or(0, |s| s.nonfinite_steps),
             validation: None,
@@ -445,6 +527,30 @@ impl Trainer {
         Ok(self)
     }
 
+    /// Text-prompt training (`config.text`, App. D.5): `embedder` makes the embedding prompts
+    /// (for CLIP, `sam-burn`'s `ClipEmbedder`); its size must be the model's
+    /// `prompt_embedding_dim`.
+    pub fn with_text_prompts(mut self, embedder: Arc<dyn ObjectEmbedder>) -> Result<Self> {
+        if self.config.text.is_none() {
+            return Err(TrainError::config(
+                "text",
+                "an embedder was given but the config has no text section",
+            ));
+        }
+        let want = self.config.model.prompt_embedding_dim;
+        if want != Some(embedder.dim()) {
+            return Err(TrainError::config(
+                "model.prompt_embedding_dim",
+                format!(
+                    "{want:?}, but the embedder makes {}-d embeddings",
+                    embedder.dim()
+                ),
+            ));
+        }
+        self.embedder = Some(embedder);
+        Ok(self)
+    }
+
     /// Processes in the run (1 without [`Trainer::distributed`]).
     pub fn world_size(&self) -> usize {
         self.dist.as_ref().map_or(1, |c| c.world_size())
@@ -524,6 +630,7 @@ impl Trainer {
         }
         let job = ShardJob {
             config: &self.config,
+            embedder: self.embedder.as_deref(),
             loss: &self.loss,
             n_total,
             batch_seed,
@@ -620,6 +727,12 @@ impl Trainer {
     /// gradients and counts it; past `max_nonfinite_steps` the run stops with an error.
     pub fn train_step(&mut self) -> Result<StepMetrics> {
         let start = Instant::now();
+        if self.config.text.is_some() && self.embedder.is_none() {
+            return Err(TrainError::config(
+                "text",
+                "text-prompt training needs an embedder: call with_text_prompts",
+            ));
+        }
         let devices = (self.replicas.len() + 1) * self.world_size();
         if devices != self.config.optim.batch.num_devices {
             return Err(TrainError::config(

@@ -720,3 +720,139 @@ fn tar_shards_stream_train_and_resume_exactly() {
     };
     assert_eq!(weights(&end_a), weights(&end_c), "bit-identical weights");
 }
+
+/// A stand-in for CLIP: the mean colour of the object's pixels, one-hot over the synthetic
+/// shapes' eight colours (what a caption's colour word would select).
+struct ColourEmbedder;
+
+impl sam_train::ObjectEmbedder for ColourEmbedder {
+    fn dim(&self) -> usize {
+        8
+    }
+
+    fn embed(
+        &self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        crops: &[sam_train::ObjectCrop<'_>],
+    ) -> Result<Vec<Vec<f32>>, String> {
+        assert_eq!(rgb.len(), width * height * 3);
+        Ok(crops
+            .iter()
+            .map(|c| {
+                assert!((1.0..=2.0).contains(&c.expand));
+                let (mut sum, mut n) = ([0f64; 3], 0f64);
+                for (i, _) in c.mask.iter().enumerate().filter(|(_, m)| **m) {
+                    for k in 0..3 {
+                        sum[k] += rgb[i * 3 + k] as f64;
+                    }
+                    n += 1.0;
+                }
+                let mean = sum.map(|s| s / n.max(1.0));
+                let nearest = sam_data::dataset::synthetic::COLORS
+                    .iter()
+                    .enumerate()
+                    .min_by(|a, b| {
+                        let d = |c: &[u8; 3]| {
+                            (0..3).map(|k| (c[k] as f64 - mean[k]).powi(2)).sum::<f64>()
+                        };
+                        d(&a.1.1).total_cmp(&d(&b.1.1))
+                    })
+                    .map_or(0, |(k, _)| k);
+                let mut e = vec![0f32; 8];
+                e[nearest] = 1.0;
+                e
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn text_prompt_training_trains_the_embedding_projection() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    let train = dataset(data.path(), 6);
+    let device = Device::flex();
+    let mut config = tiny_config();
+    config.steps = 3;
+    config.model.prompt_embedding_dim = Some(8);
+    config.freeze_image_encoder = true;
+    config.text = Some(sam_train::TextPromptConfig {
+        min_area: 16,
+        ..sam_train::TextPromptConfig::default()
+    });
+    let out = tempfile::tempdir().unwrap();
+
+    // Without an embedder the step says what is missing; a wrong size is named.
+    let mut t = Trainer::new(config.clone(), train.clone(), out.path(), &device, None).unwrap();
+    let e = t.train_step().err().unwrap().to_string();
+    assert!(e.contains("with_text_prompts"), "{e}");
+    struct Wrong;
+    impl sam_train::ObjectEmbedder for Wrong {
+        fn dim(&self) -> usize {
+            5
+        }
+        fn embed(
+            &self,
+            _: &[u8],
+            _: usize,
+            _: usize,
+            _: &[sam_train::ObjectCrop<'_>],
+        ) -> Result<Vec<Vec<f32>>, String> {
+            Err("unused".into())
+        }
+    }
+    let e = t
+        .with_text_prompts(Arc::new(Wrong))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("prompt_embedding_dim") && e.contains("5-d"),
+        "{e}"
+    );
+
+    let t = Trainer::new(config.clone(), train.clone(), out.path(), &device, None).unwrap();
+    let proj = |t: &Trainer| {
+        params(
+            t.model()
+                .unwrap()
+                .prompt_encoder
+                .embedding_proj
+                .as_ref()
+                .unwrap(),
+        )
+    };
+    let encoder = |t: &Trainer| params(&t.model().unwrap().image_encoder);
+    let (proj0, enc0) = (proj(&t), encoder(&t));
+    let mut t = t.with_text_prompts(Arc::new(ColourEmbedder)).unwrap();
+    for _ in 0..3 {
+        let m = t.train_step().unwrap();
+        assert!(m.loss.is_finite() && m.objects > 0, "{m:?}");
+    }
+    assert_ne!(proj(&t), proj0, "the embedding projection trains");
+    assert_eq!(encoder(&t), enc0, "the frozen encoder stays");
+
+    // A text section needs a model that takes embeddings; settings are checked.
+    let mut bad = config.clone();
+    bad.model.prompt_embedding_dim = None;
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("prompt_embedding_dim"), "{e}");
+    let mut bad = config.clone();
+    bad.text.as_mut().unwrap().expand = (0.5, 2.0);
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("text.expand")
+    );
+    let mut bad = config;
+    bad.text.as_mut().unwrap().probability = 1.5;
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("text.probability")
+    );
+}
