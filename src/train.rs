@@ -407,6 +407,11 @@ fn build_trainer(args: &TrainArgs, device: &burn::tensor::Device) -> Result<Trai
     } else {
         Trainer::new_from(config, train_set, &args.out, &device, checkpoint.as_deref())?
     };
+    if trainer.config().text.is_some() && clip.is_none() {
+        return Err(CliError::Usage(
+            "the run trains text prompts: give its CLIP folder with --clip DIR".into(),
+        ));
+    }
     let trainer = match clip {
         Some(clip) => trainer.with_text_prompts(std::sync::Arc::new(
             crate::clip_embedder::ClipEmbedder::new(clip),

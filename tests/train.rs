@@ -129,6 +129,62 @@ fn missing_folders_are_named() {
 }
 
 #[test]
+fn text_prompt_training_from_the_command_line() {
+    // The demo model from its checkpoint, given a projection of the CLIP folder's size, and
+    // trained two steps with CLIP image-embedding prompts.
+    let dir = tempfile::tempdir().unwrap();
+    let (data, out) = (dir.path().join("train"), dir.path().join("run"));
+    let clip = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/sam-clip/tests/fixtures/clip_tiny");
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo_model");
+    let a = TrainArgs::parse(args(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--synthetic",
+        "3",
+        "--preset",
+        "demo",
+        "--steps",
+        "2",
+        "--checkpoint",
+        demo.join("model.bpk").to_str().unwrap(),
+        "--freeze-image-encoder",
+        "--clip",
+        clip.to_str().unwrap(),
+        "--text-min-area",
+        "64",
+        "--out",
+        out.to_str().unwrap(),
+        "--no-progress",
+    ]))
+    .unwrap();
+    let last = sam_burn::train::run(a).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(last.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["config"]["model"]["prompt_embedding_dim"], 16);
+    assert_eq!(state["config"]["text"]["min_area"], 64);
+    let sam = sam_burn::Sam::load(
+        last.join("model.bpk"),
+        &serde_json::from_value(state["config"]["model"].clone()).unwrap(),
+        &burn::tensor::Device::flex(),
+    )
+    .unwrap();
+    assert!(sam.prompt_encoder.embedding_proj.is_some());
+    // Resuming needs the CLIP folder again.
+    let a = TrainArgs::parse(args(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--resume",
+        "--no-progress",
+    ]))
+    .unwrap();
+    let e = sam_burn::train::run(a).unwrap_err().to_string();
+    assert!(e.contains("--clip DIR"), "{e}");
+}
+
+#[test]
 fn a_short_demo_run_then_evaluation_of_the_bundled_model() {
     let dir = tempfile::tempdir().unwrap();
     let (data, val, out) = (
