@@ -316,3 +316,31 @@ fn text_prompts_through_a_clip_folder() {
     .unwrap();
     assert!(run(&a).is_err());
 }
+
+#[test]
+fn texts_default_to_the_bundled_text_demo() {
+    // The bundled tiny CLIP and SAM text head (examples/text_demo): each text is one prompt,
+    // its three multimask outputs written; the two models agree on the embedding size.
+    let out = tempfile::tempdir().unwrap();
+    let a = SegmentArgs::parse(args(&[
+        "--text",
+        "a yellow circle",
+        "--text",
+        "a red rectangle",
+        "--multimask",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]))
+    .unwrap();
+    let summary = sam_burn::segment::run(&a).unwrap();
+    let masks = summary.json["masks"].as_array().unwrap();
+    assert_eq!(masks.len(), 6);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/text_demo");
+    let clip =
+        sam_burn::clip::ClipFolder::load(root.join("clip"), &burn::tensor::Device::flex()).unwrap();
+    let sam = sam_burn::SamConfig::load(root.join("sam/config.json")).unwrap();
+    assert_eq!(
+        sam.prompt_embedding_dim,
+        Some(clip.model.config().projection_dim)
+    );
+}

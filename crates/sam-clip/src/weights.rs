@@ -229,6 +229,32 @@ impl ClipModel {
     }
 }
 
+/// `model.safetensors` bytes of `model`, as transformers writes them: its keys, PyTorch layouts
+/// (linear weights `[out, in]`, LayerNorm `weight`/`bias`), f32, and a 0-d `logit_scale`.
+pub fn to_safetensors(model: &ClipModel) -> Result<Vec<u8>> {
+    let fail = |e: &dyn std::fmt::Display| ClipError::InvalidInput(format!("writing weights: {e}"));
+    let mut store = SafetensorsStore::from_bytes(None)
+        .with_to_adapter(burn::store::BurnToPyTorchAdapter)
+        .skip_enum_variants(true);
+    model.save_into(&mut store).map_err(|e| fail(&e))?;
+    let bytes = store.get_bytes().map_err(|e| fail(&e))?;
+    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| fail(&e))?;
+    let scale = model.logit_scale.val().into_data().convert::<f32>();
+    let scale_bytes: Vec<u8> = scale.iter::<f32>().flat_map(|v| v.to_le_bytes()).collect();
+    let mut views = Vec::new();
+    for (name, view) in file.tensors() {
+        if name == LOGIT_SCALE {
+            continue;
+        }
+        views.push((name, view));
+    }
+    let scale_view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![], &scale_bytes)
+            .map_err(|e| fail(&e))?;
+    views.push((LOGIT_SCALE.to_string(), scale_view));
+    safetensors::serialize(views, None).map_err(|e| fail(&e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,30 +296,4 @@ mod tests {
             vec![10, 8]
         );
     }
-}
-
-/// `model.safetensors` bytes of `model`, as transformers writes them: its keys, PyTorch layouts
-/// (linear weights `[out, in]`, LayerNorm `weight`/`bias`), f32, and a 0-d `logit_scale`.
-pub fn to_safetensors(model: &ClipModel) -> Result<Vec<u8>> {
-    let fail = |e: &dyn std::fmt::Display| ClipError::InvalidInput(format!("writing weights: {e}"));
-    let mut store = SafetensorsStore::from_bytes(None)
-        .with_to_adapter(burn::store::BurnToPyTorchAdapter)
-        .skip_enum_variants(true);
-    model.save_into(&mut store).map_err(|e| fail(&e))?;
-    let bytes = store.get_bytes().map_err(|e| fail(&e))?;
-    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| fail(&e))?;
-    let scale = model.logit_scale.val().into_data().convert::<f32>();
-    let scale_bytes: Vec<u8> = scale.iter::<f32>().flat_map(|v| v.to_le_bytes()).collect();
-    let mut views = Vec::new();
-    for (name, view) in file.tensors() {
-        if name == LOGIT_SCALE {
-            continue;
-        }
-        views.push((name, view));
-    }
-    let scale_view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![], &scale_bytes)
-            .map_err(|e| fail(&e))?;
-    views.push((LOGIT_SCALE.to_string(), scale_view));
-    safetensors::serialize(views, None).map_err(|e| fail(&e))
 }

@@ -51,6 +51,9 @@ struct MicroStats {
     objects: usize,
 }
 
+/// The objects of an image prompted by their embedding, and those `[n, D]` embeddings.
+type TextObjects = (Vec<usize>, burn::tensor::Tensor<2>);
+
 /// One data-parallel shard's share of a micro-batch.
 struct ShardJob<'a> {
     config: &'a TrainConfig,
@@ -174,7 +177,7 @@ impl ShardJob<'_> {
         sample: &TrainSample,
         device: &Device,
         rng: &mut StdRng,
-    ) -> Result<(Option<(Vec<usize>, burn::tensor::Tensor<2>)>, Vec<usize>)> {
+    ) -> Result<(Option<TextObjects>, Vec<usize>)> {
         use rand::Rng;
         let (mut chosen, mut others) = (Vec::new(), Vec::new());
         let mut crops = Vec::new();
