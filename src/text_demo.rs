@@ -261,7 +261,7 @@ pub fn score_prompts(
             continue;
         }
         predictor.set_image(&item.image)?;
-        for (k, (caption, gt)) in candidates.iter().enumerate() {
+        for (caption, gt) in &candidates {
             if candidates.iter().filter(|(c, _)| c == caption).count() > 1 {
                 continue; // ambiguous in this image
             }
@@ -311,7 +311,6 @@ pub fn score_prompts(
                 .sum::<f64>()
                 / candidates.len() as f64;
             n += 1;
-            let _ = k;
         }
     }
     let d = n.max(1) as f64;

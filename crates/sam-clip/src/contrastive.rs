@@ -7,7 +7,6 @@
 //! Captions repeat within a batch (two red triangles), so the targets are soft: every pair with
 //! the same caption is a positive, weighted equally.
 
-use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -283,9 +282,4 @@ pub fn retrieval_accuracy(
         }
     }
     Ok(correct as f64 / crops.len() as f64)
-}
-
-/// `model` moved off the autodiff device (for inference and saving).
-pub fn inference_model(model: ClipModel) -> ClipModel {
-    model.valid()
 }

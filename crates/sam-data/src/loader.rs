@@ -142,6 +142,12 @@ impl<I: 'static, O: Send + 'static> DataLoader<I, O> {
     /// `ceil(batch_size / world_size)` items); the item RNGs stay those of the global batch, so
     /// the ranks' parts together equal one process's batch.
     pub fn sharded(mut self, rank: usize, world_size: usize) -> Result<Self> {
+        self.set_shard(rank, world_size)?;
+        Ok(self)
+    }
+
+    /// [`DataLoader::sharded`] in place (iterators made before keep their own part).
+    pub fn set_shard(&mut self, rank: usize, world_size: usize) -> Result<()> {
         if world_size == 0 || rank >= world_size {
             return Err(DataError::InvalidValue(format!(
                 "loader shard: rank {rank} outside a world of {world_size}"
@@ -151,7 +157,7 @@ impl<I: 'static, O: Send + 'static> DataLoader<I, O> {
             rank,
             world: world_size,
         };
-        Ok(self)
+        Ok(())
     }
 
     /// The settings.

@@ -105,21 +105,16 @@ impl Source {
     }
 
     /// Makes this source rank `rank`'s part of a `world`-process run.
-    pub(crate) fn shard(self, rank: usize, world: usize) -> Result<Self> {
+    pub(crate) fn shard(&mut self, rank: usize, world: usize) -> Result<()> {
         match self {
-            Self::Indexed {
-                loader, position, ..
-            } => Ok(Self::Indexed {
-                loader: loader.sharded(rank, world)?,
-                iter: None,
-                position,
-            }),
+            Self::Indexed { loader, iter, .. } => {
+                loader.set_shard(rank, world)?;
+                *iter = None;
+            }
             Self::Tar {
-                mut config,
-                data,
+                config,
+                stream,
                 per_batch,
-                batches,
-                resume,
                 ..
             } => {
                 if !per_batch.is_multiple_of(world) {
@@ -130,16 +125,11 @@ impl Source {
                 }
                 config.rank = rank;
                 config.world_size = world;
-                Ok(Self::Tar {
-                    resume,
-                    config,
-                    data,
-                    stream: None,
-                    per_batch: per_batch / world,
-                    batches,
-                })
+                *stream = None;
+                *per_batch /= world;
             }
         }
+        Ok(())
     }
 
     /// The next micro-batch (this rank's part of it in a multi-process run).

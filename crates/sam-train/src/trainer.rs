@@ -118,12 +118,12 @@ impl ShardJob<'_> {
             let (boxes, points) =
                 split_first_prompt(others.len(), interactive.box_probability, &mut rng);
             let pick = |ks: Vec<usize>| ks.into_iter().map(|k| others[k]).collect::<Vec<_>>();
+            let (text_which, text_embeddings) = match text {
+                Some((which, e)) => (which, Some(e)),
+                None => (Vec::new(), None),
+            };
             let runs = [
-                (
-                    text.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
-                    false,
-                    text.map(|t| t.1),
-                ),
+                (text_which, false, text_embeddings),
                 (pick(boxes), true, None),
                 (pick(points), false, None),
             ];
@@ -511,18 +511,7 @@ impl Trainer {
         ))
         .map_err(|e| TrainError::config("config", e.to_string()))?;
         comm.check_same("training config, resume step or dataset size", &agreed)?;
-        // The source is taken out to be rebuilt for this rank; a failure leaves the trainer
-        // unusable, which the error reports.
-        let source = std::mem::replace(
-            &mut self.source,
-            Source::new(
-                TrainData::TarShards(sam_data::dataset::Sa1bTarConfig::new(Vec::new())),
-                &self.config,
-                Default::default(),
-                None,
-            )?,
-        );
-        self.source = source.shard(rank, world)?;
+        self.source.shard(rank, world)?;
         if rank != 0 {
             self.metrics.detach();
         }
