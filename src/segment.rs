@@ -33,8 +33,8 @@ e.g. 512 for speed) by resampling its position tables. --dtype bf16|f16 computes
 text prompts (its config has prompt_embedding_dim): each text is embedded by the Hugging Face
 CLIP folder --clip (projected, l2-normalised) and is one prompt of the batch, with all --point
 (and paired with the --box of the same rank when boxes are given). Without --checkpoint and
---clip, --text runs the bundled text demo (a tiny CLIP and the demo SAM trained with its image
-embeddings, docs/text-prompts.md), e.g. --text \"a red circle\" on the bundled image.";
+--clip, --text runs the bundled text demo (a tiny CLIP and a small SAM trained with its image
+embeddings, docs/text-prompts.md; use --multimask), e.g. --text \"a red circle\" on the bundled image.";
 
 /// Parsed arguments.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,8 +3,10 @@
 //!
 //! 1. a tiny CLIP learns, contrastively (InfoNCE), the captions of the synthetic shapes ("a red
 //!    triangle") from masked crops of their objects, made as SAM's text training makes them;
-//! 2. SAM (the bundled demo model, given an embedding prompt) trains with the paper's App. D.5
-//!    recipe: CLIP **image** embeddings of the objects as prompts, then clicks — no text;
+//! 2. SAM (a new model of the demo's size with an embedding prompt, by default; the bundled
+//!    point/box demo model's features keep too little colour to learn from) trains with the
+//!    paper's App. D.5 recipe: CLIP **image** embeddings of the objects as prompts, then
+//!    clicks — no text;
 //! 3. on held-out images with several objects each, the CLIP **text** embedding of a caption
 //!    prompts SAM, and the mask is scored against the object the caption names, next to the
 //!    untrained projection and to picking a random object's mask.
@@ -40,7 +42,9 @@ type Result<T> = std::result::Result<T, CliError>;
 /// The usage text.
 pub const USAGE: &str = "\
 usage: text_demo [--out DIR] [--train-images N] [--val-images N] [--clip-steps N]
-                 [--sam-steps N] [--min-area PX] [--device NAME] [--write-assets]
+                 [--sam-steps N] [--min-area PX] [--sam-start scratch|demo]
+                 [--embedder clip|colour-oracle|position-oracle] [--device NAME]
+                 [--write-assets]
 
 Trains a tiny CLIP on the synthetic shapes' captions, then SAM's text prompt with CLIP image
 embeddings only (paper App. D.5), and measures text-prompt mIoU on held-out images.
@@ -48,8 +52,12 @@ embeddings only (paper App. D.5), and measures text-prompt mIoU on held-out imag
 --train-images N  synthetic training images (default 400)
 --val-images N    held-out images (default 100)
 --clip-steps N    CLIP optimizer steps (default 1500)
---sam-steps N     SAM optimizer steps (default 2500)
+--sam-steps N     SAM optimizer steps (default 4000)
 --min-area PX     smallest object (pixels) used for CLIP crops and embedding prompts (default 144)
+--sam-start S     scratch (default): a new SAM learns points, boxes and embeddings together;
+                  demo: the bundled point/box demo model gets a new projection
+--embedder E      what SAM trains and is scored with: clip (default), or a diagnostic oracle
+                  (one-hot of the object's palette colour, or of its centre's 8×8 grid cell)
 --write-assets    copy the trained models to assets/text_demo (the default of segment --text)";
 
 /// Parsed arguments.
@@ -67,6 +75,10 @@ pub struct TextDemoArgs {
     pub sam_steps: usize,
     /// Smallest object used.
     pub min_area: u64,
+    /// Where SAM starts.
+    pub sam_start: SamStart,
+    /// What SAM's embedding prompts are.
+    pub embedder: EmbedderKind,
     /// Device name.
     pub device: String,
     /// Copy the models to `assets/text_demo`.
@@ -81,8 +93,10 @@ impl TextDemoArgs {
             train_images: 400,
             val_images: 100,
             clip_steps: 1500,
-            sam_steps: 2500,
+            sam_steps: 4000,
             min_area: 144,
+            sam_start: SamStart::Scratch,
+            embedder: EmbedderKind::Clip,
             device: "flex".into(),
             write_assets: false,
         };
@@ -99,6 +113,29 @@ impl TextDemoArgs {
                 "--clip-steps" => a.clip_steps = number(&flag, &value()?)?,
                 "--sam-steps" => a.sam_steps = number(&flag, &value()?)?,
                 "--min-area" => a.min_area = number(&flag, &value()?)?,
+                "--sam-start" => {
+                    a.sam_start = match value()?.as_str() {
+                        "scratch" => SamStart::Scratch,
+                        "demo" => SamStart::Demo,
+                        v => {
+                            return Err(CliError::Usage(format!(
+                                "--sam-start must be scratch or demo, got {v:?}"
+                            )));
+                        }
+                    }
+                }
+                "--embedder" => {
+                    a.embedder = match value()?.as_str() {
+                        "clip" => EmbedderKind::Clip,
+                        "colour-oracle" => EmbedderKind::ColourOracle,
+                        "position-oracle" => EmbedderKind::PositionOracle,
+                        v => {
+                            return Err(CliError::Usage(format!(
+                                "--embedder must be clip, colour-oracle or position-oracle, got {v:?}"
+                            )));
+                        }
+                    }
+                }
                 "--device" => a.device = value()?,
                 "--write-assets" => a.write_assets = true,
                 "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
@@ -120,6 +157,124 @@ impl TextDemoArgs {
             }
         }
         Ok(a)
+    }
+}
+
+/// Where the demo's SAM starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SamStart {
+    /// A new model of the demo's size, trained on points, boxes and embeddings together.
+    Scratch,
+    /// The bundled demo model (points and boxes), given a new projection.
+    Demo,
+}
+
+/// What SAM's embedding prompts are made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmbedderKind {
+    /// The tiny CLIP's image features of masked crops (App. D.5).
+    Clip,
+    /// Diagnostic: a one-hot of the object's palette colour (what a perfect CLIP would know
+    /// of the colour, and nothing of the shape).
+    ColourOracle,
+    /// Diagnostic: a one-hot of the cell of an 8×8 grid holding the object's centre.
+    PositionOracle,
+}
+
+impl EmbedderKind {
+    /// The `--embedder` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Clip => "clip",
+            Self::ColourOracle => "colour-oracle",
+            Self::PositionOracle => "position-oracle",
+        }
+    }
+}
+
+/// The diagnostic oracles of [`EmbedderKind`]: they separate what SAM can learn from an
+/// embedding from what the tiny CLIP puts in it.
+pub struct OracleEmbedder {
+    kind: EmbedderKind,
+    dim: usize,
+}
+
+impl OracleEmbedder {
+    /// `dim` must hold the one-hot (8 colours, 64 cells).
+    pub fn new(kind: EmbedderKind, dim: usize) -> Result<Self> {
+        let need = match kind {
+            EmbedderKind::Clip => {
+                return Err(CliError::Usage("the CLIP embedder is not an oracle".into()));
+            }
+            EmbedderKind::ColourOracle => sam_data::dataset::synthetic::COLORS.len(),
+            EmbedderKind::PositionOracle => 64,
+        };
+        if dim < need {
+            return Err(CliError::Usage(format!(
+                "the {} needs {need}-d embeddings, the model takes {dim}",
+                kind.name()
+            )));
+        }
+        Ok(Self { kind, dim })
+    }
+
+    fn index(&self, rgb: &[u8], width: usize, mask: &[bool]) -> usize {
+        let inside = mask.iter().enumerate().filter(|(_, m)| **m).map(|(i, _)| i);
+        let n = mask.iter().filter(|m| **m).count().max(1) as f64;
+        if self.kind == EmbedderKind::PositionOracle {
+            let height = mask.len() / width.max(1);
+            let side = width.max(height).max(1) as f64;
+            let (sx, sy) = inside.fold((0.0, 0.0), |(x, y), i| {
+                (x + (i % width) as f64 + 0.5, y + (i / width) as f64 + 0.5)
+            });
+            let cell = |v: f64| ((v / n / side * 8.0) as usize).min(7);
+            return cell(sy) * 8 + cell(sx);
+        }
+        let mut sum = [0.0f64; 3];
+        for i in inside {
+            for (c, s) in sum.iter_mut().enumerate() {
+                *s += f64::from(rgb[i * 3 + c]);
+            }
+        }
+        let mean = sum.map(|s| s / n);
+        let distance =
+            |rgb: &[u8; 3]| -> f64 { (0..3).map(|c| (f64::from(rgb[c]) - mean[c]).powi(2)).sum() };
+        let colours = &sam_data::dataset::synthetic::COLORS;
+        (0..colours.len())
+            .min_by(|&a, &b| distance(&colours[a].1).total_cmp(&distance(&colours[b].1)))
+            .unwrap_or(0)
+    }
+}
+
+impl sam_train::ObjectEmbedder for OracleEmbedder {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn embed(
+        &self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        crops: &[sam_train::ObjectCrop<'_>],
+    ) -> std::result::Result<Vec<Vec<f32>>, String> {
+        crops
+            .iter()
+            .map(|c| {
+                if c.mask.len() != width * height || rgb.len() != width * height * 3 {
+                    return Err(format!(
+                        "mask of {} and image of {} bytes do not fit {width}×{height}",
+                        c.mask.len(),
+                        rgb.len()
+                    ));
+                }
+                let mut v = vec![0.0; self.dim];
+                v[self.index(rgb, width, c.mask)] = 1.0;
+                Ok(v)
+            })
+            .collect()
     }
 }
 
@@ -238,9 +393,9 @@ pub fn score_prompts(
     clip: &ClipFolder,
     data: &Sa1bDataset,
     min_area: u64,
-    images: Option<&ClipEmbedder>,
+    images: Option<&dyn sam_train::ObjectEmbedder>,
 ) -> Result<TextScores> {
-    use sam_train::{ObjectCrop, ObjectEmbedder};
+    use sam_train::ObjectCrop;
     let captions = all_captions();
     let embeddings = crate::segment::clip_text_embeddings(clip, &captions)?;
     let mut predictor = SamPredictor::new(sam);
@@ -407,29 +562,43 @@ pub fn run(args: TextDemoArgs) -> Result<serde_json::Value> {
     let folder = ClipFolder::load(&clip_dir, &device)?;
 
     // 2. SAM with image-embedding prompts only.
+    let dim = folder.model.config().projection_dim;
     let demo = Sam::load(
         bundled("assets/demo_model/model.bpk"),
         &sam_model::SamConfig::load(bundled("assets/demo_model/config.json"))?,
         &device,
     )?;
-    let dim = folder.model.config().projection_dim;
     device.seed(6);
-    let start = demo.with_prompt_embedding(dim)?;
-    let start_file = out.join("sam_start.bpk");
-    start.save(&start_file)?;
-    let untrained = score_text_prompts(start.clone(), &folder, &val, args.min_area)?;
+    let demo = demo.with_prompt_embedding(dim)?;
+    // The bundled demo model with a new projection: the "untrained projection" baseline.
+    let untrained = score_text_prompts(demo.clone(), &folder, &val, args.min_area)?;
     eprintln!(
-        "SAM before text training (untrained projection): text-prompt mIoU {:.3} on {} objects",
+        "bundled demo model, untrained projection: text-prompt mIoU {:.3} on {} objects",
         untrained.miou, untrained.objects
     );
+    // From scratch by default: the demo model learned points and boxes under hue and
+    // saturation jitter, so its encoder has little reason to keep colours, and from it the
+    // embedding prompt does not learn to find an object by its colour (docs/text-prompts.md).
+    let start = match args.sam_start {
+        SamStart::Demo => demo,
+        SamStart::Scratch => {
+            let mut c = demo.config().clone();
+            c.prompt_embedding_dim = Some(dim);
+            device.seed(6);
+            c.init(&device)?
+        }
+    };
+    let start_file = out.join("sam_start.bpk");
+    start.save(&start_file)?;
+    let untrained_model = score_text_prompts(start.clone(), &folder, &val, args.min_area)?;
     let mut config = TrainConfig::demo();
     config.model = start.config().clone();
     config.steps = args.sam_steps;
     config.optim.schedule.total_steps = args.sam_steps;
-    config.optim.schedule.warmup_steps = 25.min(args.sam_steps / 4);
+    config.optim.schedule.warmup_steps = 50.min(args.sam_steps / 4);
     config.optim.schedule.peak_lr = 1e-3;
-    // The encoder trains too: finding an object by its colour and shape needs features the
-    // point- and box-trained encoder had no reason to keep.
+    // The encoder trains too: finding an object by its colour and shape needs features that
+    // points and boxes alone give no reason to keep.
     config.freeze_image_encoder = false;
     config.checkpoint_every = 0;
     config.eval_every = 0;
@@ -449,7 +618,10 @@ pub fn run(args: TextDemoArgs) -> Result<serde_json::Value> {
         ..TextPromptConfig::default()
     });
     let sam_out = out.join("sam");
-    let embedder = Arc::new(ClipEmbedder::new(ClipFolder::load(&clip_dir, &device)?));
+    let embedder: Arc<dyn sam_train::ObjectEmbedder> = match args.embedder {
+        EmbedderKind::Clip => Arc::new(ClipEmbedder::new(ClipFolder::load(&clip_dir, &device)?)),
+        kind => Arc::new(OracleEmbedder::new(kind, dim)?),
+    };
     let latest = sam_train::checkpoint::latest_checkpoint(&sam_out.join("checkpoints"))?;
     let reuse = latest
         .filter(|l| sam_train::checkpoint::read_state(l).is_ok_and(|s| s.step >= args.sam_steps));
@@ -476,28 +648,39 @@ pub fn run(args: TextDemoArgs) -> Result<serde_json::Value> {
         })?
     };
     let trained = Sam::load(last.join("model.bpk"), &config.model, &device)?;
-    let scores = score_text_prompts(trained.clone(), &folder, &val, args.min_area)?;
     let image_scores = score_prompts(
         trained.clone(),
         &folder,
         &val,
         args.min_area,
-        Some(&embedder),
+        Some(embedder.as_ref()),
     )?;
     eprintln!(
-        "SAM with CLIP image-embedding prompts (its training condition): mIoU {:.3} (hit rate {:.3}, best of 3 {:.3})",
-        image_scores.miou, image_scores.hit_rate, image_scores.miou_oracle
+        "SAM with {} embedding prompts (its training condition): mIoU {:.3} (hit rate {:.3}, best of 3 {:.3})",
+        args.embedder.name(),
+        image_scores.miou,
+        image_scores.hit_rate,
+        image_scores.miou_oracle
     );
-    eprintln!(
-        "SAM after text training: text-prompt mIoU {:.3} (hit rate {:.3}, best of 3 {:.3}) on {} \
-         objects; untrained projection {:.3}; a random object's mask {:.3}",
-        scores.miou,
-        scores.hit_rate,
-        scores.miou_oracle,
-        scores.objects,
-        untrained.miou,
-        scores.miou_random_object
-    );
+    // Texts only mean something to a SAM trained with CLIP embeddings.
+    let scores = if args.embedder == EmbedderKind::Clip {
+        let scores = score_text_prompts(trained.clone(), &folder, &val, args.min_area)?;
+        eprintln!(
+            "SAM after text training: text-prompt mIoU {:.3} (hit rate {:.3}, best of 3 {:.3}) on {} \
+             objects; untrained model {:.3}; bundled demo model with an untrained projection \
+             {:.3}; a random object's mask {:.3}",
+            scores.miou,
+            scores.hit_rate,
+            scores.miou_oracle,
+            scores.objects,
+            untrained_model.miou,
+            untrained.miou,
+            scores.miou_random_object
+        );
+        Some(scores)
+    } else {
+        None
+    };
     let report = serde_json::json!({
         "clip": {
             "training_crops": train_crops.len(),
@@ -508,9 +691,12 @@ pub fn run(args: TextDemoArgs) -> Result<serde_json::Value> {
             "retrieval_accuracy_untrained": untrained_accuracy,
         },
         "sam": {
+            "start": args.sam_start,
+            "embedder": args.embedder,
             "steps": args.sam_steps,
             "text_prompt": scores,
             "image_embedding_prompt": image_scores,
+            "untrained_model": untrained_model,
             "untrained_projection": untrained,
         },
         "min_area_source_pixels": args.min_area,

@@ -335,6 +335,38 @@ fn texts_default_to_the_bundled_text_demo() {
     let summary = sam_burn::segment::run(&a).unwrap();
     let masks = summary.json["masks"].as_array().unwrap();
     assert_eq!(masks.len(), 6);
+    // The best-scoring mask of each text lies on the object the text names in the bundled
+    // scene: the sun (a yellow disc at about (265, 45)) and the house's red wall.
+    let best_box = |p: u64| {
+        let best = masks
+            .iter()
+            .filter(|m| m["prompt"] == p)
+            .max_by(|a, b| {
+                a["score"]
+                    .as_f64()
+                    .unwrap()
+                    .total_cmp(&b["score"].as_f64().unwrap())
+            })
+            .unwrap();
+        let b: Vec<f64> = serde_json::from_value(best["bbox_xyxy"].clone()).unwrap();
+        b
+    };
+    let inside =
+        |b: &[f64], r: [f64; 4]| b[0] >= r[0] && b[1] >= r[1] && b[2] <= r[2] && b[3] <= r[3];
+    let sun = best_box(0);
+    assert!(
+        inside(&sun, [230.0, 10.0, 300.0, 80.0]),
+        "yellow circle: {sun:?}"
+    );
+    let wall = best_box(1);
+    assert!(
+        inside(&wall, [50.0, 40.0, 170.0, 185.0]),
+        "red rectangle: {wall:?}"
+    );
+    assert!(
+        (wall[2] - wall[0]) * (wall[3] - wall[1]) > 50.0 * 50.0,
+        "red rectangle: {wall:?}"
+    );
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/text_demo");
     let clip =
         sam_burn::clip::ClipFolder::load(root.join("clip"), &burn::tensor::Device::flex()).unwrap();
