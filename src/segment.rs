@@ -34,7 +34,9 @@ text prompts (its config has prompt_embedding_dim): each text is embedded by the
 CLIP folder --clip (projected, l2-normalised) and is one prompt of the batch, with all --point
 (and paired with the --box of the same rank when boxes are given). Without --checkpoint and
 --clip, --text runs the bundled text demo (a tiny CLIP and a small SAM trained with its image
-embeddings, docs/text-prompts.md; use --multimask), e.g. --text \"a red circle\" on the bundled image.";
+embeddings, docs/text-prompts.md), e.g. --text \"a yellow circle\" on the bundled image. A
+text alone (no point, box or mask) predicts the three multimask outputs and, without
+--multimask, keeps the one SAM scores highest.";
 
 /// Parsed arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -272,8 +274,15 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
         )));
     }
 
+    // A text alone is ambiguous like one point, and a text head trains only the three
+    // multimask outputs on it (App. D.5): without --multimask such prompts still predict the
+    // three and keep the one SAM scores highest.
+    let text_alone = prompts.iter().all(|p| {
+        p.embedding.is_some() && p.points.is_empty() && p.bbox.is_none() && p.mask_input.is_none()
+    });
+    let best_of_three = text_alone && !args.multimask;
     let options = PredictOptions {
-        multimask_output: args.multimask,
+        multimask_output: args.multimask || best_of_three,
         return_logits: false,
     };
     let start = Instant::now();
@@ -291,7 +300,16 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
     let plane = mh * mw;
     #[allow(clippy::needless_range_loop)] // p indexes the masks, the scores and the prompts
     for p in 0..b {
-        for m in 0..c {
+        let outputs: Vec<usize> = if best_of_three {
+            let row = &scores[p * c..(p + 1) * c];
+            (0..c)
+                .max_by(|&i, &j| row[i].total_cmp(&row[j]))
+                .into_iter()
+                .collect()
+        } else {
+            (0..c).collect()
+        };
+        for m in outputs {
             let k = p * c + m;
             let mask = &mask_values[k * plane..(k + 1) * plane];
             let file = args.out.join(format!("mask_{p}_{m}.png"));
@@ -344,6 +362,7 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
         "device": args.model.device,
         "image_size": [image.height(), image.width()],
         "multimask": args.multimask,
+        "best_of_three": best_of_three,
         "seconds": {"load": t_load.as_secs_f64(), "embed": t_embed.as_secs_f64(), "predict": t_predict.as_secs_f64()},
         "masks": records,
     });

@@ -367,6 +367,25 @@ fn texts_default_to_the_bundled_text_demo() {
         (wall[2] - wall[0]) * (wall[3] - wall[1]) > 50.0 * 50.0,
         "red rectangle: {wall:?}"
     );
+    // Without --multimask a text alone keeps that best-scoring mask, one per text.
+    let single = tempfile::tempdir().unwrap();
+    let a = SegmentArgs::parse(args(&[
+        "--text",
+        "a yellow circle",
+        "--text",
+        "a red rectangle",
+        "--out",
+        single.path().to_str().unwrap(),
+    ]))
+    .unwrap();
+    let one = sam_burn::segment::run(&a).unwrap();
+    assert_eq!(one.json["best_of_three"], true);
+    let kept = one.json["masks"].as_array().unwrap();
+    assert_eq!(kept.len(), 2);
+    for (p, expect) in [(0, &sun), (1, &wall)] {
+        let b: Vec<f64> = serde_json::from_value(kept[p]["bbox_xyxy"].clone()).unwrap();
+        assert_eq!(&b, expect, "text {p}");
+    }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/text_demo");
     let clip =
         sam_burn::clip::ClipFolder::load(root.join("clip"), &burn::tensor::Device::flex()).unwrap();
