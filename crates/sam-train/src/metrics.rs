@@ -72,13 +72,18 @@ pub struct MetricsLog {
     dir: PathBuf,
     /// Kept in memory only (the other ranks of a multi-process run).
     detached: bool,
+    /// The files hold `history` (they are first rewritten at the first record, not on
+    /// opening, so that a log detached before training never touches them: the ranks of a
+    /// multi-process run all open the same folder, and a rank rewriting it while rank 0
+    /// reads it on resume would lose the kept steps).
+    written: bool,
     /// Every step so far.
     pub history: Vec<StepMetrics>,
 }
 
 impl MetricsLog {
     /// Opens the log in `dir`, keeping the steps before `resume_step` of an earlier run (a
-    /// resumed run rewrites what came after its checkpoint).
+    /// resumed run rewrites what came after its checkpoint, at its first record).
     pub fn open(dir: &Path, resume_step: usize) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
         let jsonl = dir.join("metrics.jsonl");
@@ -93,13 +98,12 @@ impl MetricsLog {
                 }
             }
         }
-        let log = Self {
+        Ok(Self {
             dir: dir.to_path_buf(),
             detached: false,
+            written: false,
             history,
-        };
-        log.rewrite()?;
-        Ok(log)
+        })
     }
 
     /// Stops writing files (the history is still kept): a multi-process run's ranks other
@@ -108,7 +112,7 @@ impl MetricsLog {
         self.detached = true;
     }
 
-    fn rewrite(&self) -> Result<()> {
+    fn rewrite(&mut self) -> Result<()> {
         if self.detached {
             return Ok(());
         }
@@ -124,14 +128,15 @@ impl MetricsLog {
             let path = self.dir.join(name);
             std::fs::write(&path, text).map_err(|e| TrainError::file(&path, e))?;
         }
+        self.written = true;
         Ok(())
     }
 
     /// Records a step and appends it to both files.
     pub fn push(&mut self, m: StepMetrics) -> Result<()> {
-        if self.detached {
+        if self.detached || !self.written {
             self.history.push(m);
-            return Ok(());
+            return self.rewrite();
         }
         for (name, line) in [
             ("metrics.csv", m.csv_row()),
@@ -168,5 +173,69 @@ impl MetricsLog {
         }
         crate::plot::draw_curves(&self.history, &path)?;
         Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(step: usize) -> StepMetrics {
+        StepMetrics {
+            step,
+            lr: 1e-3,
+            loss: 1.0 + step as f64,
+            focal: 0.0,
+            dice: 0.0,
+            iou_loss: 0.0,
+            miou_first: 0.5,
+            miou_last: 0.5,
+            images: 1,
+            objects: 1,
+            grad_norm: None,
+            seconds: 0.1,
+            skipped_nonfinite: false,
+            val_miou_1click: None,
+        }
+    }
+
+    fn steps_in(dir: &Path) -> Vec<usize> {
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<StepMetrics>(l).unwrap().step)
+            .collect()
+    }
+
+    /// A resumed multi-process run: every rank opens the folder, the others detach; only rank
+    /// 0's first record rewrites the files, keeping the steps before the checkpoint.
+    #[test]
+    fn a_detached_log_never_touches_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = MetricsLog::open(dir.path(), 0).unwrap();
+        assert!(!dir.path().join("metrics.jsonl").exists());
+        for s in 0..4 {
+            first.push(step(s)).unwrap();
+        }
+        assert_eq!(steps_in(dir.path()), [0, 1, 2, 3]);
+
+        let mut rank0 = MetricsLog::open(dir.path(), 2).unwrap();
+        let mut rank1 = MetricsLog::open(dir.path(), 2).unwrap();
+        rank1.detach();
+        assert_eq!(
+            steps_in(dir.path()),
+            [0, 1, 2, 3],
+            "opening rewrote the files"
+        );
+        rank1.push(step(2)).unwrap();
+        assert_eq!(steps_in(dir.path()), [0, 1, 2, 3], "a detached rank wrote");
+        rank0.push(step(2)).unwrap();
+        rank0.push(step(3)).unwrap();
+        assert_eq!(steps_in(dir.path()), [0, 1, 2, 3]);
+        assert_eq!(rank0.history.len(), 4);
+        let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 5, "{csv}");
+        assert!(csv.starts_with(HEADER));
+        assert_eq!(rank1.history.len(), 3);
     }
 }
