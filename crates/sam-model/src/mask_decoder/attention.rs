@@ -3,11 +3,10 @@
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
 use crate::lora::{LoraAdapter, forward_with};
+use crate::precision::softmax;
 
 /// Multi-head attention over `embedding_dim / downsample_rate` internal channels.
 #[derive(Module, Debug)]
@@ -61,33 +60,293 @@ impl Attention {
             .swap_dims(1, 2)
     }
 
-    /// `q: [B, Nq, C]`, `k: [B, Nk, C]`, `v: [B, Nk, C]` → `[B, Nq, C]`.
+    /// `q: [Bq, Nq, C]`, `k: [Bk, Nk, C]`, `v: [Bk, Nk, C]` → `[B, Nq, C]`, `B = max(Bq, Bk)`.
     ///
     /// Batches of 1 broadcast against larger ones (one image embedding, many prompts).
+    ///
+    /// The decoder's cross-attentions pair ~7 prompt tokens with 4,096 image tokens, and every
+    /// projection of the image side costs `HW·C·C/2` multiply-adds per prompt. Since the
+    /// projections are linear and softmax rows sum to one, the same sums can be taken in
+    /// another order that never projects the image side: `(X·W_q)·kᵀ = X·(W_q·kᵀ)`,
+    /// `A·(V·W_o) = (A·V)·W_o` and `A·(X·W_v + b) = (A·X)·W_v + b`, with `heads·Nt` columns
+    /// instead of `C/2`. Each side takes the cheaper order for the shapes at hand (multiply-add
+    /// counts below), so a batch of prompts sharing one image keeps the shared projections; the
+    /// results differ from the reference's order by rounding only.
     pub fn forward(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
-        let q = self.separate_heads(forward_with(&self.q_proj, &self.lora_q, q));
-        let k = self.separate_heads(forward_with(&self.k_proj, &self.lora_k, k));
-        let v = self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v));
-        let [bq, heads, nq, ch] = q.dims();
-        let [bk, _, nk, _] = k.dims();
+        let [bq, nq, c] = q.dims();
+        let [bk, nk, _] = k.dims();
+        let (scores, output) = self.cheapest_orders(c, (bq, nq), (bk, nk));
+        self.forward_in(q, k, v, scores, output)
+    }
+
+    /// The association orders with the fewest multiply-adds for `q: [Bq, Nq, C]` and
+    /// `k, v: [Bk, Nk, C]`.
+    fn cheapest_orders(
+        &self,
+        c: usize,
+        (bq, nq): (usize, usize),
+        (bk, nk): (usize, usize),
+    ) -> (ScoreOrder, OutputOrder) {
         let b = bq.max(bk);
-        let (q, k, v) = if bq == bk {
-            (q, k, v)
-        } else if bq == 1 {
-            (q.expand([b, heads, nq, ch]), k, v)
+        let heads = self.num_heads;
+        let w = self.q_proj.weight.dims()[1];
+        let d = w / heads;
+
+        let plain = bq * nq * c * w + bk * nk * c * w + b * nq * nk * w;
+        let by_query_side = bk * nk * c * w + b * heads * nk * c * (d + nq);
+        let by_key_side = bq * nq * c * w + b * heads * nq * c * (d + nk);
+        let scores = if by_key_side < plain.min(by_query_side) {
+            ScoreOrder::ByKeySide
+        } else if by_query_side < plain {
+            ScoreOrder::ByQuerySide
         } else {
-            (
-                q,
-                k.expand([b, heads, nk, ch]),
-                v.expand([b, heads, nk, ch]),
-            )
+            ScoreOrder::Plain
         };
-        // softmax(q·kᵀ / √ch)·v; Burn's fused kernel where the backend has one.
-        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+
+        let plain = bk * nk * c * w + b * nq * nk * w + b * nq * w * c;
+        let by_value_side = b * heads * nq * nk * c + b * nq * w * c + b * nq * w * c;
+        let by_output_side = bk * nk * c * w + b * heads * nk * d * c + b * nq * heads * nk * c;
+        let output = if by_output_side < plain.min(by_value_side) {
+            OutputOrder::ByOutputSide
+        } else if by_value_side < plain {
+            OutputOrder::ByValueSide
+        } else {
+            OutputOrder::Plain
+        };
+        (scores, output)
+    }
+
+    /// `forward` with the given association orders.
+    fn forward_in(
+        &self,
+        q: Tensor<3>,
+        k: Tensor<3>,
+        v: Tensor<3>,
+        score_order: ScoreOrder,
+        output_order: OutputOrder,
+    ) -> Tensor<3> {
+        let [bq, nq, c] = q.dims();
+        let [bk, nk, _] = k.dims();
+        let b = bq.max(bk);
+        let heads = self.num_heads;
+        let w = self.q_proj.weight.dims()[1];
+        let d = w / heads;
+
+        // Scores [B, heads, Nq, Nk].
+        let scores = if score_order == ScoreOrder::ByKeySide {
+            // Never projects k: (q_h·W_k,hᵀ)·kᵀ + q_h·b_k,h.
+            let qh = self.separate_heads(forward_with(&self.q_proj, &self.lora_q, q));
+            let (wk, bk_) = effective(&self.k_proj, &self.lora_k);
+            // W_k [C, heads·d] → [1, heads, d, C]
+            let wk = wk
+                .reshape([c, heads, d])
+                .permute([1, 2, 0])
+                .unsqueeze::<4>();
+            let lhs = qh.clone().matmul(wk).reshape([bq, heads * nq, c]);
+            let mut s = lhs.matmul(k.swap_dims(1, 2));
+            if let Some(bias) = bk_ {
+                let t = qh.matmul(bias.reshape([1, heads, d, 1]));
+                s = s + t.reshape([bq, heads * nq, 1]);
+            }
+            s.reshape([b, heads, nq, nk])
+        } else if score_order == ScoreOrder::ByQuerySide {
+            // Never projects q: q·(W_q,h·k_hᵀ) + b_q,h·k_hᵀ.
+            let kh = self.separate_heads(forward_with(&self.k_proj, &self.lora_k, k));
+            let (wq, bq_) = effective(&self.q_proj, &self.lora_q);
+            // W_q [C, heads·d] → [1, heads, C, d]
+            let wq = wq.reshape([c, heads, d]).swap_dims(0, 1).unsqueeze::<4>();
+            let kt = kh.swap_dims(2, 3); // [Bk, heads, d, Nk]
+            let m = wq.matmul(kt.clone()); // [Bk, heads, C, Nk]
+            let m = m.permute([0, 2, 1, 3]).reshape([bk, c, heads * nk]);
+            let mut s = q.matmul(m); // [B, Nq, heads·Nk]
+            if let Some(bias) = bq_ {
+                let t = bias.reshape([1, heads, 1, d]).matmul(kt); // [Bk, heads, 1, Nk]
+                s = s + t.reshape([bk, 1, heads * nk]);
+            }
+            s.reshape([b, nq, heads, nk]).swap_dims(1, 2)
+        } else {
+            let qh = self.separate_heads(forward_with(&self.q_proj, &self.lora_q, q));
+            let kh = self.separate_heads(forward_with(&self.k_proj, &self.lora_k, k));
+            qh.matmul(kh.swap_dims(2, 3))
+        };
+        let probs = softmax(scores * (d as f64).powf(-0.5), 3); // [B, heads, Nq, Nk]
+
+        // Output [B, Nq, C].
+        if output_order == OutputOrder::ByOutputSide {
+            // Never runs out_proj on Nq rows: A·(v_h·W_o,h) + b_o.
+            let vh = self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v));
+            let (wo, bo) = effective(&self.out_proj, &self.lora_out);
+            // W_o [heads·d, C] → [1, heads, d, C]
+            let wo = wo.reshape([heads, d, c]).unsqueeze::<4>();
+            let vo = vh.matmul(wo).reshape([bk, heads * nk, c]);
+            let a = probs.swap_dims(1, 2).reshape([b, nq, heads * nk]);
+            let out = a.matmul(vo);
+            match bo {
+                Some(bias) => out + bias.reshape([1, 1, c]),
+                None => out,
+            }
+        } else if output_order == OutputOrder::ByValueSide {
+            // Never projects v: (A·v)·W_v,h + b_v,h.
+            let av = probs.reshape([b, heads * nq, nk]).matmul(v); // [B, heads·Nq, C]
+            let (wv, bv) = effective(&self.v_proj, &self.lora_v);
+            // W_v [C, heads·d] → [1, heads, C, d]
+            let wv = wv.reshape([c, heads, d]).swap_dims(0, 1).unsqueeze::<4>();
+            let mut o = av.reshape([b, heads, nq, c]).matmul(wv);
+            if let Some(bias) = bv {
+                o = o + bias.reshape([1, heads, 1, d]);
+            }
+            forward_with(
+                &self.out_proj,
+                &self.lora_out,
+                o.swap_dims(1, 2).reshape([b, nq, w]),
+            )
+        } else {
+            let vh = self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v));
+            let o = probs.matmul(vh);
+            forward_with(
+                &self.out_proj,
+                &self.lora_out,
+                o.swap_dims(1, 2).reshape([b, nq, w]),
+            )
+        }
+    }
+}
+
+/// How the attention scores are associated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ScoreOrder {
+    /// The reference's: project q and k, then q·kᵀ.
+    Plain,
+    /// Never projects q: `q·(W_q,h·k_hᵀ) + b_q,h·k_hᵀ`.
+    ByQuerySide,
+    /// Never projects k: `(q_h·W_k,hᵀ)·kᵀ + q_h·b_k,h`.
+    ByKeySide,
+}
+
+/// How the attention output is associated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutputOrder {
+    /// The reference's: project v, A·v, then out_proj.
+    Plain,
+    /// Never runs out_proj on the query rows: `A·(v_h·W_o,h) + b_o`.
+    ByOutputSide,
+    /// Never projects v: `(A·v)·W_v,h + b_v,h`, then out_proj.
+    ByValueSide,
+}
+
+/// A projection's weight `[in, out]` (with its LoRA update) and bias.
+fn effective(base: &Linear, adapter: &Option<LoraAdapter>) -> (Tensor<2>, Option<Tensor<1>>) {
+    let weight = match adapter {
+        Some(a) => base.weight.val() + a.delta_weight(),
+        None => base.weight.val(),
+    };
+    (weight, base.bias.as_ref().map(|b| b.val()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lora::LoraConfig;
+    use burn::module::Param;
+    use burn::tensor::Distribution;
+
+    fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+    }
+
+    /// The reference's order: project, split heads, softmax(q·kᵀ/√d)·v, merge, project.
+    fn plain(attn: &Attention, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
+        let q = attn.separate_heads(forward_with(&attn.q_proj, &attn.lora_q, q));
+        let k = attn.separate_heads(forward_with(&attn.k_proj, &attn.lora_k, k));
+        let v = attn.separate_heads(forward_with(&attn.v_proj, &attn.lora_v, v));
+        let [b, heads, nq, d] = q.dims();
+        let [bk, _, _, _] = k.dims();
+        let b = b.max(bk);
+        let scores = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt();
+        let out = softmax(scores, 3).matmul(v);
         forward_with(
-            &self.out_proj,
-            &self.lora_out,
-            out.swap_dims(1, 2).reshape([b, nq, heads * ch]),
+            &attn.out_proj,
+            &attn.lora_out,
+            out.swap_dims(1, 2).reshape([b, nq, heads * d]),
         )
+    }
+
+    /// Every association order, on image→token, token→image, shared-image and self-attention
+    /// shapes, with biases and LoRA updates, against the reference's order.
+    #[test]
+    fn every_order_matches_the_reference_order() {
+        let device = Device::flex();
+        let (c, heads) = (32, 4);
+        let mut attn = Attention::new(c, heads, 2, &device);
+        let config = LoraConfig::default();
+        for (slot, d_in, d_out) in [
+            (&mut attn.lora_q, c, c / 2),
+            (&mut attn.lora_k, c, c / 2),
+            (&mut attn.lora_v, c, c / 2),
+            (&mut attn.lora_out, c / 2, c),
+        ] {
+            let mut adapter = LoraAdapter::new(d_in, d_out, &config, &device);
+            adapter.b.weight = Param::from_tensor(random([config.rank, d_out], &device) * 0.1);
+            *slot = Some(adapter);
+        }
+        let scores = [
+            ScoreOrder::Plain,
+            ScoreOrder::ByQuerySide,
+            ScoreOrder::ByKeySide,
+        ];
+        let outputs = [
+            OutputOrder::Plain,
+            OutputOrder::ByOutputSide,
+            OutputOrder::ByValueSide,
+        ];
+        // (Bq, Nq, Bk, Nk)
+        for (bq, nq, bk, nk) in [
+            (3, 256, 3, 5), // image → tokens, one image per prompt
+            (1, 256, 3, 5), // image → tokens, shared image
+            (3, 5, 3, 256), // tokens → image, one image per prompt
+            (3, 5, 1, 256), // tokens → image, shared image
+            (3, 5, 3, 5),   // self-attention
+        ] {
+            let q = random([bq, nq, c], &device);
+            let k = random([bk, nk, c], &device);
+            let v = random([bk, nk, c], &device);
+            let reference = plain(&attn, q.clone(), k.clone(), v.clone());
+            let scale = reference.clone().abs().max().into_scalar::<f32>();
+            let mut runs = vec![(
+                "cheapest".to_string(),
+                attn.forward(q.clone(), k.clone(), v.clone()),
+            )];
+            for s in scores {
+                for o in outputs {
+                    let out = attn.forward_in(q.clone(), k.clone(), v.clone(), s, o);
+                    runs.push((format!("{s:?}/{o:?}"), out));
+                }
+            }
+            for (name, ours) in runs {
+                assert_eq!(ours.dims(), reference.dims());
+                let diff = (ours - reference.clone()).abs().max().into_scalar::<f32>();
+                assert!(
+                    diff <= 1e-5 * scale,
+                    "{:?} {name}: max diff {diff} (scale {scale})",
+                    (bq, nq, bk, nk)
+                );
+            }
+        }
+    }
+
+    /// SAM's decoder (C 256, 8 heads, cross-attention at 128 channels, 7 tokens, 64×64 image
+    /// tokens) takes the reordered sums for one prompt.
+    #[test]
+    fn one_prompt_never_projects_the_image_side() {
+        let device = Device::flex();
+        let attn = Attention::new(256, 8, 2, &device);
+        assert_eq!(
+            attn.cheapest_orders(256, (1, 7), (1, 4096)),
+            (ScoreOrder::ByKeySide, OutputOrder::ByValueSide)
+        );
+        assert_eq!(
+            attn.cheapest_orders(256, (1, 4096), (1, 7)),
+            (ScoreOrder::ByQuerySide, OutputOrder::ByOutputSide)
+        );
     }
 }
