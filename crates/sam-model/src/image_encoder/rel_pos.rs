@@ -40,17 +40,18 @@ fn relative_index(q_size: usize, k_size: usize, device: &Device) -> Tensor<1, In
     Tensor::from_data(TensorData::new(index, [q_size * k_size]), device)
 }
 
-/// The bias the decomposed relative positions add to the attention logits.
+/// The two terms of the decomposed relative position bias: the bias of query `i` and key
+/// `(kh, kw)` is `rel_h[i, kh] + rel_w[i, kw]`.
 ///
 /// `q: [B, q_h·q_w, Ch]` (unscaled queries), `rel_pos_h: [2·q_h−1, Ch]`, `rel_pos_w: [2·q_w−1, Ch]`
-/// → `[B, q_h·q_w, k_h·k_w]`.
-pub fn decomposed_rel_pos_bias(
+/// → (`rel_h: [B, q_h·q_w, k_h]`, `rel_w: [B, q_h·q_w, k_w]`).
+pub fn decomposed_rel_pos_terms(
     q: Tensor<3>,
     rel_pos_h: Tensor<2>,
     rel_pos_w: Tensor<2>,
     q_size: (usize, usize),
     k_size: (usize, usize),
-) -> Tensor<3> {
+) -> (Tensor<3>, Tensor<3>) {
     let (q_h, q_w) = q_size;
     let (k_h, k_w) = k_size;
     let [b, _, ch] = q.dims();
@@ -73,7 +74,42 @@ pub fn decomposed_rel_pos_bias(
         .matmul(rw.swap_dims(1, 2))
         .reshape([q_w, b, q_h, k_w])
         .permute([1, 2, 0, 3]);
+    (
+        rel_h.reshape([b, q_h * q_w, k_h]),
+        rel_w.reshape([b, q_h * q_w, k_w]),
+    )
+}
 
-    let bias = rel_h.reshape([b, q_h, q_w, k_h, 1]) + rel_w.reshape([b, q_h, q_w, 1, k_w]);
-    bias.reshape([b, q_h * q_w, k_h * k_w])
+/// Adds the decomposed relative position terms to attention logits, in the reference's order
+/// (`attn + rel_h[..., None] + rel_w[..., None, :]`).
+///
+/// `attn: [B, Nq, k_h·k_w]`, `rel_h: [B, Nq, k_h]`, `rel_w: [B, Nq, k_w]` → `[B, Nq, k_h·k_w]`.
+pub fn add_decomposed_rel_pos(
+    attn: Tensor<3>,
+    rel_h: Tensor<3>,
+    rel_w: Tensor<3>,
+    (k_h, k_w): (usize, usize),
+) -> Tensor<3> {
+    let [b, nq, _] = attn.dims();
+    let attn = attn.reshape([b, nq, k_h, k_w])
+        + rel_h.reshape([b, nq, k_h, 1])
+        + rel_w.reshape([b, nq, 1, k_w]);
+    attn.reshape([b, nq, k_h * k_w])
+}
+
+/// The bias the decomposed relative positions add to the attention logits, materialised.
+///
+/// `q: [B, q_h·q_w, Ch]` (unscaled queries) → `[B, q_h·q_w, k_h·k_w]`.
+pub fn decomposed_rel_pos_bias(
+    q: Tensor<3>,
+    rel_pos_h: Tensor<2>,
+    rel_pos_w: Tensor<2>,
+    q_size: (usize, usize),
+    k_size: (usize, usize),
+) -> Tensor<3> {
+    let (k_h, k_w) = k_size;
+    let (rel_h, rel_w) = decomposed_rel_pos_terms(q, rel_pos_h, rel_pos_w, q_size, k_size);
+    let [b, nq, _] = rel_h.dims();
+    let bias = rel_h.reshape([b, nq, k_h, 1]) + rel_w.reshape([b, nq, 1, k_w]);
+    bias.reshape([b, nq, k_h * k_w])
 }
