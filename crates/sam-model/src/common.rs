@@ -2,7 +2,9 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, relu};
+use burn::tensor::activation::relu;
+
+use crate::gelu::gelu;
 use burn::tensor::{Device, Tensor};
 
 /// The activation between the two layers of an [`MlpBlock`].
@@ -85,5 +87,10 @@ impl LayerNorm2d {
         let x = x.permute([0, 2, 3, 1]);
         let y = crate::precision::layer_norm(x, self.weight.val(), Some(self.bias.val()), self.eps);
         y.permute([0, 3, 1, 2])
+    }
+
+    /// The same norm on channels-last input: `x: [.., C]` → `[.., C]`.
+    pub fn forward_channels_last<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        crate::precision::layer_norm(x, self.weight.val(), Some(self.bias.val()), self.eps)
     }
 }

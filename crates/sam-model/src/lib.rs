@@ -8,6 +8,7 @@
 pub mod common;
 pub mod config;
 pub mod error;
+pub mod gelu;
 pub mod hf;
 pub mod image_encoder;
 pub mod interpolate;

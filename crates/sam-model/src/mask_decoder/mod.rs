@@ -7,7 +7,7 @@ mod two_way_transformer;
 
 pub use attention::Attention;
 pub use mlp::Mlp;
-pub use output_upscaling::OutputUpscaling;
+pub use output_upscaling::{OutputUpscaling, pixels_to_image};
 pub use two_way_transformer::{TwoWayAttentionBlock, TwoWayTransformer};
 
 use burn::module::Module;
@@ -177,11 +177,9 @@ impl MaskDecoder {
         let src = image_embeddings + dense_prompt_embeddings;
         let (hs, src) = self.transformer.forward(src, image_pe, tokens);
         let iou_token_out = hs.clone().narrow(1, 0, 1).squeeze_dim::<2>(1);
-        let [b, _, _] = hs.dims();
 
-        let src = src.swap_dims(1, 2).reshape([b, c, h, w]);
-        let upscaled = self.output_upscaling.forward(src);
-        let [_, cu, hu, wu] = upscaled.dims();
+        // Channels-last all the way: the transformer's image tokens are already rows.
+        let upscaled = self.output_upscaling.forward_tokens(src); // [B, 16hw, C/8]
         let hyper_in = Tensor::cat(
             self.output_hypernetworks_mlps
                 .iter()
@@ -190,9 +188,7 @@ impl MaskDecoder {
                 .collect(),
             1,
         ); // [B, T, C/8]
-        let masks = hyper_in
-            .matmul(upscaled.reshape([b, cu, hu * wu]))
-            .reshape([b, t, hu, wu]);
+        let masks = pixels_to_image(hyper_in.matmul(upscaled.swap_dims(1, 2)), (h, w));
         let iou_pred = self.iou_prediction_head.forward(iou_token_out);
         if crate::precision::is_half(dtype) {
             Ok((masks.cast(FloatDType::F32), iou_pred.cast(FloatDType::F32)))

@@ -1,8 +1,8 @@
 //! The mask-prompt downscaler: two stride-2 convs with LayerNorm2d and GELU, then a 1×1 conv.
 
+use crate::gelu::gelu;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
 use crate::common::LayerNorm2d;
