@@ -17,3 +17,12 @@ pub fn bool_values<const D: usize>(t: Tensor<D, Bool>) -> Vec<bool> {
 pub fn f32_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().iter::<f32>().collect()
 }
+
+/// The same tensor, row-major contiguous in memory: a copy if `x` is a strided view (a
+/// permutation, say), `x` itself otherwise. Reshaping to one axis cannot be a view of a
+/// permuted layout, so every backend materialises it.
+pub fn contiguous<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let shape = x.shape();
+    let n = shape.num_elements();
+    x.reshape([n]).reshape(shape)
+}

@@ -149,9 +149,13 @@ impl TwoWayTransformer {
         image_pe: Tensor<4>,
         point_embedding: Tensor<3>,
     ) -> (Tensor<3>, Tensor<3>) {
+        // `[B, C, H, W]` → `[B, HW, C]`, laid out channels-last in memory: every block adds
+        // the positional encoding to the image tokens, and on a strided (transposed) view
+        // that sum walks memory across the channels, element by element (on flex it was a
+        // fifth of a one-prompt decode). One copy here makes each later sum a contiguous one.
         let flat = |x: Tensor<4>| {
             let [b, c, h, w] = x.dims();
-            x.reshape([b, c, h * w]).swap_dims(1, 2)
+            crate::util::contiguous(x.permute([0, 2, 3, 1])).reshape([b, h * w, c])
         };
         let keys = flat(image_embedding);
         let key_pe = flat(image_pe);
