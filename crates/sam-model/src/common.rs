@@ -3,9 +3,9 @@
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
 
 use crate::gelu::gelu;
-use burn::tensor::{Device, Tensor};
 
 /// The activation between the two layers of an [`MlpBlock`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,8 @@
 //! activations for 64 prompts). On flex, f32 GELU in inference therefore runs here, on the
 //! tensor's values, in parallel chunks, with the erf PyTorch's own CPU kernel uses (Abramowitz
 //! & Stegun 7.1.26, `aten/src/ATen/cpu/vec`: `|error| ≤ 1.5e-7` in exact arithmetic, ≤ 6e-7 in
-//! f32), written so that the compiler vectorises it. Other devices, other dtypes and autodiff take Burn's `gelu`.
+//! f32), written so that the compiler vectorises it. Other devices, other dtypes and autodiff
+//! take Burn's `gelu`.
 
 use burn::tensor::activation;
 use burn::tensor::{DType, Device, Tensor};
@@ -23,14 +24,14 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if x.dtype() != DType::F32 || x.shape().num_elements() < MIN_HOST || !host_maps(&device) {
         return activation::gelu(x);
     }
-    let shape = x.shape();
+    // The values keep the tensor's shape.
     let mut data = x.into_data();
     match data.as_mut_slice::<f32>() {
         Ok(values) => values.par_chunks_mut(CHUNK).for_each(gelu_in_place),
         // Unreachable for an f32 tensor; Burn's map is the safe answer anyway.
         Err(_) => return activation::gelu(Tensor::from_data(data, (&device, DType::F32))),
     }
-    Tensor::<D>::from_data(data, (&device, DType::F32)).reshape(shape)
+    Tensor::<D>::from_data(data, (&device, DType::F32))
 }
 
 /// Whether GELU on `device` runs faster on the host values (flex, not autodiff).

@@ -52,6 +52,22 @@ impl Attention {
         }
     }
 
+    /// `x: [B, H, W, C]` → q, k, v, each `[B·heads, HW, C/heads]`.
+    fn split_qkv(&self, x: Tensor<4>) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
+        let [b, h, w, c] = x.dims();
+        let (heads, n) = (self.num_heads, h * w);
+        let hd = c / heads;
+        // [B, HW, 3, heads, hd] → [3, B·heads, HW, hd]
+        let qkv = forward_with(&self.qkv, &self.lora_qkv, x)
+            .reshape([b, n, 3, heads, hd])
+            .permute([2, 0, 3, 1, 4])
+            .reshape([3, b * heads, n, hd]);
+        let q = qkv.clone().narrow(0, 0, 1).reshape([b * heads, n, hd]);
+        let k = qkv.clone().narrow(0, 1, 1).reshape([b * heads, n, hd]);
+        let v = qkv.narrow(0, 2, 1).reshape([b * heads, n, hd]);
+        (q, k, v)
+    }
+
     /// `x: [B, H, W, C]` → `[B, H, W, C]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.forward_chunked(x, CHUNK_SCORES)
@@ -63,14 +79,7 @@ impl Attention {
         let heads = self.num_heads;
         let hd = c / heads;
         let n = h * w;
-        // [B, HW, 3, heads, hd] → [3, B·heads, HW, hd]
-        let qkv = forward_with(&self.qkv, &self.lora_qkv, x)
-            .reshape([b, n, 3, heads, hd])
-            .permute([2, 0, 3, 1, 4])
-            .reshape([3, b * heads, n, hd]);
-        let q = qkv.clone().narrow(0, 0, 1).reshape([b * heads, n, hd]);
-        let k = qkv.clone().narrow(0, 1, 1).reshape([b * heads, n, hd]);
-        let v = qkv.narrow(0, 2, 1).reshape([b * heads, n, hd]);
+        let (q, k, v) = self.split_qkv(x);
 
         let scale = (hd as f64).powf(-0.5);
         // The rel-pos term uses the unscaled q.
@@ -156,17 +165,9 @@ mod tests {
     /// The reference's order: the whole score matrix, the materialised rel-pos bias, softmax.
     fn reference(attn: &Attention, x: Tensor<4>) -> Tensor<4> {
         let [b, h, w, c] = x.dims();
-        let (heads, n) = (attn.num_heads, h * w);
+        let heads = attn.num_heads;
         let hd = c / heads;
-        let qkv = attn
-            .qkv
-            .forward(x)
-            .reshape([b, n, 3, heads, hd])
-            .permute([2, 0, 3, 1, 4])
-            .reshape([3, b * heads, n, hd]);
-        let q = qkv.clone().narrow(0, 0, 1).reshape([b * heads, n, hd]);
-        let k = qkv.clone().narrow(0, 1, 1).reshape([b * heads, n, hd]);
-        let v = qkv.narrow(0, 2, 1).reshape([b * heads, n, hd]);
+        let (q, k, v) = attn.split_qkv(x);
         let bias = decomposed_rel_pos_bias(
             q.clone(),
             attn.rel_pos_h.val(),

@@ -133,82 +133,85 @@ impl Attention {
         let d = w / heads;
 
         // Scores [B, heads, Nq, Nk].
-        let scores = if score_order == ScoreOrder::ByKeySide {
-            // Never projects k: (q_h·W_k,hᵀ)·kᵀ + q_h·b_k,h.
-            let qh = self.separate_heads(forward_with(&self.q_proj, &self.lora_q, q));
-            let (wk, bk_) = effective(&self.k_proj, &self.lora_k);
-            // W_k [C, heads·d] → [1, heads, d, C]
-            let wk = wk
-                .reshape([c, heads, d])
-                .permute([1, 2, 0])
-                .unsqueeze::<4>();
-            let lhs = qh.clone().matmul(wk).reshape([bq, heads * nq, c]);
-            let mut s = lhs.matmul(k.swap_dims(1, 2));
-            if let Some(bias) = bk_ {
-                let t = qh.matmul(bias.reshape([1, heads, d, 1]));
-                s = s + t.reshape([bq, heads * nq, 1]);
+        let scores = match score_order {
+            ScoreOrder::ByKeySide => {
+                // Never projects k: (q_h·W_k,hᵀ)·kᵀ + q_h·b_k,h.
+                let qh = self.separate_heads(forward_with(&self.q_proj, &self.lora_q, q));
+                let (wk, bk_) = effective(&self.k_proj, &self.lora_k);
+                // W_k [C, heads·d] → [1, heads, d, C]
+                let wk = wk
+                    .reshape([c, heads, d])
+                    .permute([1, 2, 0])
+                    .unsqueeze::<4>();
+                let lhs = qh.clone().matmul(wk).reshape([bq, heads * nq, c]);
+                let mut s = lhs.matmul(k.swap_dims(1, 2));
+                if let Some(bias) = bk_ {
+                    let t = qh.matmul(bias.reshape([1, heads, d, 1]));
+                    s = s + t.reshape([bq, heads * nq, 1]);
+                }
+                s.reshape([b, heads, nq, nk])
             }
-            s.reshape([b, heads, nq, nk])
-        } else if score_order == ScoreOrder::ByQuerySide {
-            // Never projects q: q·(W_q,h·k_hᵀ) + b_q,h·k_hᵀ.
-            let kh = self.separate_heads(forward_with(&self.k_proj, &self.lora_k, k));
-            let (wq, bq_) = effective(&self.q_proj, &self.lora_q);
-            // W_q [C, heads·d] → [1, heads, C, d]
-            let wq = wq.reshape([c, heads, d]).swap_dims(0, 1).unsqueeze::<4>();
-            let kt = kh.swap_dims(2, 3); // [Bk, heads, d, Nk]
-            let m = wq.matmul(kt.clone()); // [Bk, heads, C, Nk]
-            let m = m.permute([0, 2, 1, 3]).reshape([bk, c, heads * nk]);
-            let mut s = q.matmul(m); // [B, Nq, heads·Nk]
-            if let Some(bias) = bq_ {
-                let t = bias.reshape([1, heads, 1, d]).matmul(kt); // [Bk, heads, 1, Nk]
-                s = s + t.reshape([bk, 1, heads * nk]);
+            ScoreOrder::ByQuerySide => {
+                // Never projects q: q·(W_q,h·k_hᵀ) + b_q,h·k_hᵀ.
+                let kh = self.separate_heads(forward_with(&self.k_proj, &self.lora_k, k));
+                let (wq, bq_) = effective(&self.q_proj, &self.lora_q);
+                // W_q [C, heads·d] → [1, heads, C, d]
+                let wq = wq.reshape([c, heads, d]).swap_dims(0, 1).unsqueeze::<4>();
+                let kt = kh.swap_dims(2, 3); // [Bk, heads, d, Nk]
+                let m = wq.matmul(kt.clone()); // [Bk, heads, C, Nk]
+                let m = m.permute([0, 2, 1, 3]).reshape([bk, c, heads * nk]);
+                let mut s = q.matmul(m); // [B, Nq, heads·Nk]
+                if let Some(bias) = bq_ {
+                    let t = bias.reshape([1, heads, 1, d]).matmul(kt); // [Bk, heads, 1, Nk]
+                    s = s + t.reshape([bk, 1, heads * nk]);
+                }
+                s.reshape([b, nq, heads, nk]).swap_dims(1, 2)
             }
-            s.reshape([b, nq, heads, nk]).swap_dims(1, 2)
-        } else {
-            let qh = self.separate_heads(forward_with(&self.q_proj, &self.lora_q, q));
-            let kh = self.separate_heads(forward_with(&self.k_proj, &self.lora_k, k));
-            qh.matmul(kh.swap_dims(2, 3))
+            ScoreOrder::Plain => {
+                let qh = self.separate_heads(forward_with(&self.q_proj, &self.lora_q, q));
+                let kh = self.separate_heads(forward_with(&self.k_proj, &self.lora_k, k));
+                qh.matmul(kh.swap_dims(2, 3))
+            }
         };
         let probs = softmax(scores * (d as f64).powf(-0.5), 3); // [B, heads, Nq, Nk]
 
-        // Output [B, Nq, C].
-        if output_order == OutputOrder::ByOutputSide {
-            // Never runs out_proj on Nq rows: A·(v_h·W_o,h) + b_o.
-            let vh = self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v));
-            let (wo, bo) = effective(&self.out_proj, &self.lora_out);
-            // W_o [heads·d, C] → [1, heads, d, C]
-            let wo = wo.reshape([heads, d, c]).unsqueeze::<4>();
-            let vo = vh.matmul(wo).reshape([bk, heads * nk, c]);
-            let a = probs.swap_dims(1, 2).reshape([b, nq, heads * nk]);
-            let out = a.matmul(vo);
-            match bo {
-                Some(bias) => out + bias.reshape([1, 1, c]),
-                None => out,
+        // Per-head outputs [B, heads, Nq, d], then out_proj → [B, Nq, C].
+        let per_head = match output_order {
+            OutputOrder::ByOutputSide => {
+                // Never runs out_proj on Nq rows: A·(v_h·W_o,h) + b_o.
+                let vh = self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v));
+                let (wo, bo) = effective(&self.out_proj, &self.lora_out);
+                // W_o [heads·d, C] → [1, heads, d, C]
+                let wo = wo.reshape([heads, d, c]).unsqueeze::<4>();
+                let vo = vh.matmul(wo).reshape([bk, heads * nk, c]);
+                let a = probs.swap_dims(1, 2).reshape([b, nq, heads * nk]);
+                let out = a.matmul(vo);
+                return match bo {
+                    Some(bias) => out + bias.reshape([1, 1, c]),
+                    None => out,
+                };
             }
-        } else if output_order == OutputOrder::ByValueSide {
-            // Never projects v: (A·v)·W_v,h + b_v,h.
-            let av = probs.reshape([b, heads * nq, nk]).matmul(v); // [B, heads·Nq, C]
-            let (wv, bv) = effective(&self.v_proj, &self.lora_v);
-            // W_v [C, heads·d] → [1, heads, C, d]
-            let wv = wv.reshape([c, heads, d]).swap_dims(0, 1).unsqueeze::<4>();
-            let mut o = av.reshape([b, heads, nq, c]).matmul(wv);
-            if let Some(bias) = bv {
-                o = o + bias.reshape([1, heads, 1, d]);
+            OutputOrder::ByValueSide => {
+                // Never projects v: (A·v)·W_v,h + b_v,h.
+                let av = probs.reshape([b, heads * nq, nk]).matmul(v); // [B, heads·Nq, C]
+                let (wv, bv) = effective(&self.v_proj, &self.lora_v);
+                // W_v [C, heads·d] → [1, heads, C, d]
+                let wv = wv.reshape([c, heads, d]).swap_dims(0, 1).unsqueeze::<4>();
+                let o = av.reshape([b, heads, nq, c]).matmul(wv);
+                match bv {
+                    Some(bias) => o + bias.reshape([1, heads, 1, d]),
+                    None => o,
+                }
             }
-            forward_with(
-                &self.out_proj,
-                &self.lora_out,
-                o.swap_dims(1, 2).reshape([b, nq, w]),
-            )
-        } else {
-            let vh = self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v));
-            let o = probs.matmul(vh);
-            forward_with(
-                &self.out_proj,
-                &self.lora_out,
-                o.swap_dims(1, 2).reshape([b, nq, w]),
-            )
-        }
+            OutputOrder::Plain => {
+                probs.matmul(self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v)))
+            }
+        };
+        forward_with(
+            &self.out_proj,
+            &self.lora_out,
+            per_head.swap_dims(1, 2).reshape([b, nq, w]),
+        )
     }
 }
 

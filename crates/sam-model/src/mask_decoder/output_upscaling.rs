@@ -1,11 +1,11 @@
 //! The decoder's 4× upscaler: two stride-2 transposed convs with LayerNorm2d and GELU.
 
-use crate::gelu::gelu;
 use burn::module::Module;
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::common::LayerNorm2d;
+use crate::gelu::gelu;
 
 /// The reference's `output_upscaling` `nn.Sequential` (indices 0, 1, 3 map to these fields in
 /// `weights.rs`; 2 and 4 are the GELUs).

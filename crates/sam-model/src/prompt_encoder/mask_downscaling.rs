@@ -1,11 +1,11 @@
 //! The mask-prompt downscaler: two stride-2 convs with LayerNorm2d and GELU, then a 1×1 conv.
 
-use crate::gelu::gelu;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::common::LayerNorm2d;
+use crate::gelu::gelu;
 
 /// The reference's `mask_downscaling` `nn.Sequential` (indices 0, 1, 3, 4, 6 map to these fields
 /// in `weights.rs`; 2 and 5 are the GELUs).
