@@ -55,7 +55,8 @@ impl MlpBlock {
 
     /// `x: [.., C]` → `[.., C]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.lin2.forward(self.act.apply(self.lin1.forward(x)))
+        let hidden = self.act.apply(crate::lora::linear(&self.lin1, x));
+        crate::lora::linear(&self.lin2, hidden)
     }
 }
 

@@ -3,17 +3,15 @@
 //! Burn's flex backend maps GELU with libm's scalar `erff`, element by element on one thread:
 //! after the decoder's other hot spots were fixed that was a third of its time (200 M upscaled
 //! activations for 64 prompts). On flex, f32 GELU in inference therefore runs here, on the
-//! tensor's values, in parallel chunks, with the erf PyTorch's own CPU kernel uses (Abramowitz
-//! & Stegun 7.1.26, `aten/src/ATen/cpu/vec`: `|error| ≤ 1.5e-7` in exact arithmetic, ≤ 6e-7 in
-//! f32), written so that the compiler vectorises it. Other devices, other dtypes and autodiff
-//! take Burn's `gelu`.
+//! tensor's values ([`crate::vector_math`]), with the erf PyTorch's own CPU kernel uses
+//! (Abramowitz & Stegun 7.1.26, `aten/src/ATen/cpu/vec`: `|error| ≤ 1.5e-7` in exact
+//! arithmetic, ≤ 6e-7 in f32). Other devices, other dtypes and autodiff take Burn's `gelu`.
 
 use burn::tensor::activation;
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Tensor};
 use rayon::prelude::*;
 
-/// Elements below which Burn's own map is as fast as the round trip through host memory.
-const MIN_HOST: usize = 1 << 14;
+use crate::vector_math::{MIN_HOST, exp_neg, host_maps, multiversion};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -34,21 +32,14 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::<D>::from_data(data, (&device, DType::F32))
 }
 
-/// Whether GELU on `device` runs faster on the host values (flex, not autodiff).
-fn host_maps(device: &Device) -> bool {
-    #[cfg(feature = "flex")]
-    {
-        *device == Device::flex()
-    }
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = device;
-        false
-    }
+multiversion! {
+    /// GELU of every value, in place, with the CPU's widest vectors.
+    pub fn gelu_in_place(values: &mut [f32]) => gelu_kernel
 }
 
-/// GELU of every value, in place; branch-free so that it vectorises.
-pub fn gelu_in_place(values: &mut [f32]) {
+/// Branch-free, so that it vectorises.
+#[inline(always)]
+fn gelu_kernel(values: &mut [f32]) {
     for v in values.iter_mut() {
         let x = *v;
         *v = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
@@ -72,32 +63,10 @@ fn erf(x: f32) -> f32 {
     y.copysign(x)
 }
 
-/// `exp(−s)` for `s ≥ 0`, to ~1 ulp (Cephes' `expf` reduction and polynomial); 0 once it
-/// would underflow.
-#[inline(always)]
-fn exp_neg(s: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding 1.5·2²³ rounds to the nearest integer without a libm call.
-    const ROUND: f32 = 12_582_912.0;
-    let x = (-s).max(-87.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
-        + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let e = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
-    let out = e * scale;
-    if s > 87.0 { 0.0 } else { out }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::Distribution;
+    use burn::tensor::{Device, Distribution};
 
     /// The erf against an f64 erf (Burn's, libm's) over its whole working range, at the
     /// approximation's bound, and its saturation and NaN.

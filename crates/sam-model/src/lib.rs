@@ -18,7 +18,9 @@ pub mod precision;
 pub mod prompt_encoder;
 pub mod resample;
 pub mod sam;
+pub mod softmax;
 pub mod util;
+pub(crate) mod vector_math;
 pub mod weights;
 
 pub use config::SamConfig;

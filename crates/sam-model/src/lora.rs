@@ -87,7 +87,7 @@ impl LoraAdapter {
 
     /// `(α/r)·x·A·B`, `[.., in] → [.., out]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.b.forward(self.a.forward(x)) * self.scale
+        linear(&self.b, linear(&self.a, x)) * self.scale
     }
 
     /// The update as a weight in Burn's `[in, out]` layout: `(α/r)·A·B`.
@@ -103,9 +103,28 @@ pub fn forward_with<const D: usize>(
     x: Tensor<D>,
 ) -> Tensor<D> {
     match adapter {
-        Some(a) => base.forward(x.clone()) + a.forward(x),
-        None => base.forward(x),
+        Some(a) => linear(base, x.clone()) + a.forward(x),
+        None => linear(base, x),
     }
+}
+
+/// `lin(x)` for `x: [.., C]`, with every leading axis folded into the rows of one product.
+///
+/// Burn keeps `[B, H, W, C]` inputs whose `W` is a multiple of 32 as a batched product against
+/// the broadcast weight, and flex then packs the weight again for each of the `B·H` small
+/// products: the encoder's 64×64-token blocks ran their MLP as 64 products of 64 rows, the
+/// weight (9 MB in ViT-B's MLP) re-packed for each.
+pub fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
+    if D <= 2 {
+        return lin.forward(x);
+    }
+    let dims = x.dims();
+    let c = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let y = lin.forward(x.reshape([rows, c]));
+    let mut out = dims;
+    out[D - 1] = y.dims()[1];
+    y.reshape(out)
 }
 
 fn adapter_for(base: &Linear, config: &LoraConfig) -> LoraAdapter {

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::rel_pos::{add_decomposed_rel_pos, decomposed_rel_pos_terms};
 use crate::lora::{LoraAdapter, forward_with};
-use crate::precision::softmax;
+use crate::softmax::softmax_last;
 
 /// Largest score matrix (tokens²) run through the fused attention kernel (see `forward`).
 const MAX_FUSED_SCORES: usize = 256 * 1024;
@@ -135,7 +135,7 @@ impl Attention {
                         rel_w.clone().narrow(1, start, len),
                         (h, w),
                     );
-                    softmax(attn, 2).matmul(v.clone())
+                    softmax_last(attn, 1.0).matmul(v.clone())
                 })
                 .collect();
             if chunks.len() == 1 {
@@ -156,6 +156,7 @@ impl Attention {
 mod tests {
     use super::*;
     use crate::image_encoder::rel_pos::decomposed_rel_pos_bias;
+    use crate::precision::softmax;
     use burn::tensor::Distribution;
 
     fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {

@@ -6,7 +6,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::lora::{LoraAdapter, forward_with};
-use crate::precision::softmax;
+use crate::softmax::softmax_last;
 
 /// Multi-head attention over `embedding_dim / downsample_rate` internal channels.
 #[derive(Module, Debug)]
@@ -76,7 +76,7 @@ impl Attention {
         let [bq, nq, c] = q.dims();
         let [bk, nk, _] = k.dims();
         let (scores, output) = self.cheapest_orders(c, (bq, nq), (bk, nk));
-        self.forward_in(q, k, v, scores, output)
+        self.forward_in(q, k, Side::Tokens(v), scores, output)
     }
 
     /// The association orders with the fewest multiply-adds for `q: [Bq, Nq, C]` and
@@ -121,7 +121,7 @@ impl Attention {
         &self,
         q: Tensor<3>,
         k: Tensor<3>,
-        v: Tensor<3>,
+        v: Side,
         score_order: ScoreOrder,
         output_order: OutputOrder,
     ) -> Tensor<3> {
@@ -132,7 +132,7 @@ impl Attention {
         let w = self.q_proj.weight.dims()[1];
         let d = w / heads;
 
-        // Scores [B, heads, Nq, Nk].
+        // Scores [B, heads, Nq, Nk], in the layout their product left them in.
         let scores = match score_order {
             ScoreOrder::ByKeySide => {
                 // Never projects k: (q_h·W_k,hᵀ)·kᵀ + q_h·b_k,h.
@@ -149,7 +149,7 @@ impl Attention {
                     let t = qh.matmul(bias.reshape([1, heads, d, 1]));
                     s = s + t.reshape([bq, heads * nq, 1]);
                 }
-                s.reshape([b, heads, nq, nk])
+                Scores::HeadsMajor(s.reshape([b, heads, nq, nk]))
             }
             ScoreOrder::ByQuerySide => {
                 // Never projects q: q·(W_q,h·k_hᵀ) + b_q,h·k_hᵀ.
@@ -165,53 +165,189 @@ impl Attention {
                     let t = bias.reshape([1, heads, 1, d]).matmul(kt); // [Bk, heads, 1, Nk]
                     s = s + t.reshape([bk, 1, heads * nk]);
                 }
-                s.reshape([b, nq, heads, nk]).swap_dims(1, 2)
+                // Kept query-major: the softmax (over Nk) and the output side's product
+                // (`A` as `[B, Nq, heads·Nk]`) then read it without a transposing copy.
+                Scores::QueryMajor(s.reshape([b, nq, heads, nk]))
             }
             ScoreOrder::Plain => {
                 let qh = self.separate_heads(forward_with(&self.q_proj, &self.lora_q, q));
                 let kh = self.separate_heads(forward_with(&self.k_proj, &self.lora_k, k));
-                qh.matmul(kh.swap_dims(2, 3))
+                Scores::HeadsMajor(qh.matmul(kh.swap_dims(2, 3)))
             }
         };
-        let probs = softmax(scores * (d as f64).powf(-0.5), 3); // [B, heads, Nq, Nk]
+        let probs = scores.map(|s| softmax_last(s, (d as f64).powf(-0.5)));
+        self.output(probs, v, output_order)
+    }
 
-        // Per-head outputs [B, heads, Nq, d], then out_proj → [B, Nq, C].
-        let per_head = match output_order {
-            OutputOrder::ByOutputSide => {
-                // Never runs out_proj on Nq rows: A·(v_h·W_o,h) + b_o.
-                let vh = self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v));
-                let (wo, bo) = effective(&self.out_proj, &self.lora_out);
-                // W_o [heads·d, C] → [1, heads, d, C]
-                let wo = wo.reshape([heads, d, c]).unsqueeze::<4>();
-                let vo = vh.matmul(wo).reshape([bk, heads * nk, c]);
-                let a = probs.swap_dims(1, 2).reshape([b, nq, heads * nk]);
-                let out = a.matmul(vo);
-                return match bo {
-                    Some(bias) => out + bias.reshape([1, 1, c]),
-                    None => out,
-                };
-            }
-            OutputOrder::ByValueSide => {
-                // Never projects v: (A·v)·W_v,h + b_v,h.
-                let av = probs.reshape([b, heads * nq, nk]).matmul(v); // [B, heads·Nq, C]
-                let (wv, bv) = effective(&self.v_proj, &self.lora_v);
-                // W_v [C, heads·d] → [1, heads, C, d]
-                let wv = wv.reshape([c, heads, d]).swap_dims(0, 1).unsqueeze::<4>();
-                let o = av.reshape([b, heads, nq, c]).matmul(wv);
-                match bv {
-                    Some(bias) => o + bias.reshape([1, heads, 1, d]),
-                    None => o,
+    /// `q: [Bq, Nq, C]`, `k, v: [Bk, Nk, C]` → `[B, Nq, C]` as [`Self::forward`], where any
+    /// side may come already projected ([`Self::project`]): a side that every prompt shares
+    /// (the image tokens of the decoder's first block) is projected once for the batch instead
+    /// of once per prompt. With a projected `q` or `k` the scores take the reference's order;
+    /// the output side still takes the cheapest.
+    pub fn forward_sides(&self, q: Side, k: Side, v: Side) -> Tensor<3> {
+        let (q, k) = match (q, k) {
+            (Side::Tokens(q), Side::Tokens(k)) => match v {
+                Side::Tokens(v) => return self.forward(q, k, v),
+                v => {
+                    let [bq, nq, c] = q.dims();
+                    let [bk, nk, _] = k.dims();
+                    let (scores, _) = self.cheapest_orders(c, (bq, nq), (bk, nk));
+                    return self.forward_in(q, k, v, scores, OutputOrder::Plain);
                 }
-            }
-            OutputOrder::Plain => {
-                probs.matmul(self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v)))
-            }
+            },
+            (q, k) => (q, k),
         };
+        let qh = self.heads(q, &self.q_proj, &self.lora_q);
+        let kh = self.heads(k, &self.k_proj, &self.lora_k);
+        let [bq, _, nq, d] = qh.dims();
+        let [bk, _, nk, _] = kh.dims();
+        let probs = softmax_last(qh.matmul(kh.swap_dims(2, 3)), (d as f64).powf(-0.5));
+        let output = match &v {
+            Side::Tokens(t) => self.cheapest_orders(t.dims()[2], (bq, nq), (bk, nk)).1,
+            Side::Heads(_) => OutputOrder::Plain,
+        };
+        self.output(Scores::HeadsMajor(probs), v, output)
+    }
+
+    /// A side's projection, split into heads: `[B, N, C]` → `[B, heads, N, C/r/heads]`, to be
+    /// given to [`Self::forward_sides`] for the `q_proj`, `k_proj` or `v_proj` side.
+    pub fn project(&self, side: ProjectionSide, x: Tensor<3>) -> Side {
+        let (proj, lora) = match side {
+            ProjectionSide::Query => (&self.q_proj, &self.lora_q),
+            ProjectionSide::Key => (&self.k_proj, &self.lora_k),
+            ProjectionSide::Value => (&self.v_proj, &self.lora_v),
+        };
+        Side::Heads(self.separate_heads(forward_with(proj, lora, x)))
+    }
+
+    /// The side split into heads, projected here unless it already is.
+    fn heads(&self, side: Side, proj: &Linear, lora: &Option<LoraAdapter>) -> Tensor<4> {
+        match side {
+            Side::Tokens(x) => self.separate_heads(forward_with(proj, lora, x)),
+            Side::Heads(h) => h,
+        }
+    }
+
+    /// Soft-maxed scores `[B, heads, Nq, Nk]` times the values, through `out_proj` →
+    /// `[B, Nq, C]`, in the given order (a projected `v` takes the reference's).
+    fn output(&self, probs: Scores, v: Side, order: OutputOrder) -> Tensor<3> {
+        let v = match v {
+            Side::Heads(vh) => return self.merge_heads(probs.heads_major().matmul(vh)),
+            Side::Tokens(v) => v,
+        };
+        let [b, heads, nq, nk] = probs.dims();
+        let [bk, _, c] = v.dims();
+        let w = self.q_proj.weight.dims()[1];
+        let d = w / heads;
+        let per_head =
+            match order {
+                OutputOrder::ByOutputSide => {
+                    // Never runs out_proj on Nq rows: A·(v_h·W_o,h) + b_o.
+                    let vh = self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v));
+                    let (wo, bo) = effective(&self.out_proj, &self.lora_out);
+                    // W_o [heads·d, C] → [1, heads, d, C]
+                    let wo = wo.reshape([heads, d, c]).unsqueeze::<4>();
+                    let vo = vh.matmul(wo).reshape([bk, heads * nk, c]);
+                    let a = probs.query_major().reshape([b, nq, heads * nk]);
+                    let out = a.matmul(vo);
+                    return match bo {
+                        Some(bias) => out + bias.reshape([1, 1, c]),
+                        None => out,
+                    };
+                }
+                OutputOrder::ByValueSide => {
+                    // Never projects v: (A·v)·W_v,h + b_v,h.
+                    let a = probs.heads_major().reshape([b, heads * nq, nk]);
+                    let av = a.matmul(v); // [B, heads·Nq, C]
+                    let (wv, bv) = effective(&self.v_proj, &self.lora_v);
+                    // W_v [C, heads·d] → [1, heads, C, d]
+                    let wv = wv.reshape([c, heads, d]).swap_dims(0, 1).unsqueeze::<4>();
+                    let o = av.reshape([b, heads, nq, c]).matmul(wv);
+                    match bv {
+                        Some(bias) => o + bias.reshape([1, heads, 1, d]),
+                        None => o,
+                    }
+                }
+                OutputOrder::Plain => probs
+                    .heads_major()
+                    .matmul(self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v))),
+            };
+        self.merge_heads(per_head)
+    }
+
+    /// Per-head outputs `[B, heads, Nq, d]` merged and through `out_proj` → `[B, Nq, C]`.
+    fn merge_heads(&self, per_head: Tensor<4>) -> Tensor<3> {
+        let [b, heads, nq, d] = per_head.dims();
         forward_with(
             &self.out_proj,
             &self.lora_out,
-            per_head.swap_dims(1, 2).reshape([b, nq, w]),
+            per_head.swap_dims(1, 2).reshape([b, nq, heads * d]),
         )
+    }
+}
+
+/// One side of an [`Attention`]: its input tokens, or their projection split into heads.
+#[derive(Clone, Debug)]
+pub enum Side {
+    /// `[B, N, C]`.
+    Tokens(Tensor<3>),
+    /// `[B, heads, N, C/r/heads]`, from [`Attention::project`].
+    Heads(Tensor<4>),
+}
+
+/// Which projection [`Attention::project`] applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProjectionSide {
+    /// `q_proj`.
+    Query,
+    /// `k_proj`.
+    Key,
+    /// `v_proj`.
+    Value,
+}
+
+/// Attention scores (or probabilities) `[B, heads, Nq, Nk]`, by memory layout.
+enum Scores {
+    /// Stored as `[B, heads, Nq, Nk]`.
+    HeadsMajor(Tensor<4>),
+    /// Stored as `[B, Nq, heads, Nk]`.
+    QueryMajor(Tensor<4>),
+}
+
+impl Scores {
+    /// `[B, heads, Nq, Nk]`.
+    fn dims(&self) -> [usize; 4] {
+        match self {
+            Scores::HeadsMajor(s) => s.dims(),
+            Scores::QueryMajor(s) => {
+                let [b, nq, heads, nk] = s.dims();
+                [b, heads, nq, nk]
+            }
+        }
+    }
+
+    /// The same function of the stored values, in the same layout (a softmax over `Nk`).
+    fn map(self, f: impl FnOnce(Tensor<4>) -> Tensor<4>) -> Self {
+        match self {
+            Scores::HeadsMajor(s) => Scores::HeadsMajor(f(s)),
+            Scores::QueryMajor(s) => Scores::QueryMajor(f(s)),
+        }
+    }
+
+    /// As `[B, heads, Nq, Nk]` (a view for query-major storage).
+    fn heads_major(self) -> Tensor<4> {
+        match self {
+            Scores::HeadsMajor(s) => s,
+            Scores::QueryMajor(s) => s.swap_dims(1, 2),
+        }
+    }
+
+    /// As `[B, Nq, heads, Nk]` (a view for heads-major storage).
+    fn query_major(self) -> Tensor<4> {
+        match self {
+            Scores::HeadsMajor(s) => s.swap_dims(1, 2),
+            Scores::QueryMajor(s) => s,
+        }
     }
 }
 
@@ -250,6 +386,7 @@ fn effective(base: &Linear, adapter: &Option<LoraAdapter>) -> (Tensor<2>, Option
 mod tests {
     use super::*;
     use crate::lora::LoraConfig;
+    use crate::precision::softmax;
     use burn::module::Param;
     use burn::tensor::Distribution;
 
@@ -321,7 +458,7 @@ mod tests {
             )];
             for s in scores {
                 for o in outputs {
-                    let out = attn.forward_in(q.clone(), k.clone(), v.clone(), s, o);
+                    let out = attn.forward_in(q.clone(), k.clone(), Side::Tokens(v.clone()), s, o);
                     runs.push((format!("{s:?}/{o:?}"), out));
                 }
             }

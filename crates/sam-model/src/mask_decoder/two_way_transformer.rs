@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::attention::Attention;
+use super::attention::{Attention, ProjectionSide, Side};
 use crate::common::{Activation, MlpBlock, norm};
 
 /// `nn.LayerNorm`'s default epsilon, which the reference's decoder keeps.
@@ -75,13 +75,15 @@ impl TwoWayAttentionBlock {
     }
 
     /// `queries: [B, Nt, C]`, `keys: [B|1, HW, C]`, `query_pe: [B, Nt, C]`, `key_pe: [1, HW, C]`
-    /// → updated `(queries, keys)`.
+    /// → updated `(queries, keys)`. `shared`: the image side's projections, when `keys` is
+    /// one image shared by the batch ([`TwoWayTransformer::share_image_side`]).
     pub fn forward(
         &self,
         queries: Tensor<3>,
         keys: Tensor<3>,
         query_pe: Tensor<3>,
         key_pe: Tensor<3>,
+        shared: Option<&SharedImageSide>,
     ) -> (Tensor<3>, Tensor<3>) {
         let queries = if self.skip_first_layer_pe {
             self.self_attn
@@ -92,22 +94,50 @@ impl TwoWayAttentionBlock {
         };
         let queries = norm(&self.norm1, NORM_EPS, queries);
 
+        // The image tokens do not change until the last attention, so both cross-attentions
+        // take the same `keys + key_pe`.
+        let (t2i_k, t2i_v, i2t_q) = match shared {
+            Some(s) => (s.keys.clone(), s.values.clone(), s.queries.clone()),
+            None => {
+                let k = keys.clone() + key_pe;
+                (
+                    Side::Tokens(k.clone()),
+                    Side::Tokens(keys.clone()),
+                    Side::Tokens(k),
+                )
+            }
+        };
         let q = queries.clone() + query_pe.clone();
-        let k = keys.clone() + key_pe.clone();
-        let queries = queries + self.cross_attn_token_to_image.forward(q, k, keys.clone());
+        let queries = queries
+            + self
+                .cross_attn_token_to_image
+                .forward_sides(Side::Tokens(q), t2i_k, t2i_v);
         let queries = norm(&self.norm2, NORM_EPS, queries);
 
         let queries = queries.clone() + self.mlp.forward(queries);
         let queries = norm(&self.norm3, NORM_EPS, queries);
 
         let q = queries.clone() + query_pe;
-        let k = keys.clone() + key_pe;
-        let attn_out = self
-            .cross_attn_image_to_token
-            .forward(k, q, queries.clone());
+        let attn_out = self.cross_attn_image_to_token.forward_sides(
+            i2t_q,
+            Side::Tokens(q),
+            Side::Tokens(queries.clone()),
+        );
         let keys = norm(&self.norm4, NORM_EPS, keys + attn_out);
         (queries, keys)
     }
+}
+
+/// The first block's projections of one image's tokens, shared by a batch of prompts
+/// ([`TwoWayTransformer::share_image_side`]).
+#[derive(Clone, Debug)]
+pub struct SharedImageSide {
+    /// Token→image keys, `k_proj(image + PE)`, split into heads.
+    keys: Side,
+    /// Token→image values, `v_proj(image)`.
+    values: Side,
+    /// Image→token queries, `q_proj(image + PE)`.
+    queries: Side,
 }
 
 /// The stack of two-way blocks plus the final token→image attention.
@@ -149,20 +179,64 @@ impl TwoWayTransformer {
         image_pe: Tensor<4>,
         point_embedding: Tensor<3>,
     ) -> (Tensor<3>, Tensor<3>) {
-        // `[B, C, H, W]` → `[B, HW, C]`, laid out channels-last in memory: every block adds
-        // the positional encoding to the image tokens, and on a strided (transposed) view
-        // that sum walks memory across the channels, element by element (on flex it was a
-        // fifth of a one-prompt decode). One copy here makes each later sum a contiguous one.
+        let (keys, key_pe) = Self::flatten(image_embedding, image_pe);
+        self.forward_flat(keys, key_pe, point_embedding, None)
+    }
+
+    /// The first block's projections of the image side, `keys: [1, hw, C]` (one image) and
+    /// `key_pe: [1, hw, C]`, for [`Self::forward_flat`] on many prompts: each prompt would
+    /// otherwise redo them (or their reordered equivalent, ~0.17 G multiply-adds per prompt
+    /// at SAM's sizes) while the image tokens are still the image's. `None` without blocks.
+    pub fn share_image_side(&self, keys: Tensor<3>, key_pe: Tensor<3>) -> Option<SharedImageSide> {
+        let first = self.layers.first()?;
+        let k = keys.clone() + key_pe;
+        Some(SharedImageSide {
+            keys: first
+                .cross_attn_token_to_image
+                .project(ProjectionSide::Key, k.clone()),
+            values: first
+                .cross_attn_token_to_image
+                .project(ProjectionSide::Value, keys),
+            queries: first
+                .cross_attn_image_to_token
+                .project(ProjectionSide::Query, k),
+        })
+    }
+
+    /// The image and its positional encoding as token rows, `[B|1, C, h, w]` →
+    /// `[B|1, hw, C]`, laid out channels-last in memory: every block adds the positional
+    /// encoding to the image tokens, and on a strided (transposed) view that sum walks memory
+    /// across the channels, element by element (on flex it was a fifth of a one-prompt
+    /// decode). One copy here makes each later sum a contiguous one.
+    pub fn flatten(image_embedding: Tensor<4>, image_pe: Tensor<4>) -> (Tensor<3>, Tensor<3>) {
         let flat = |x: Tensor<4>| {
             let [b, c, h, w] = x.dims();
             crate::util::contiguous(x.permute([0, 2, 3, 1])).reshape([b, h * w, c])
         };
-        let keys = flat(image_embedding);
-        let key_pe = flat(image_pe);
+        (flat(image_embedding), flat(image_pe))
+    }
+
+    /// [`Self::forward`] on flattened image tokens: `keys: [B|1, hw, C]`,
+    /// `key_pe: [1, hw, C]`, `point_embedding: [B, Nt, C]`; `shared` from
+    /// [`Self::share_image_side`] on these same `keys` (of batch 1) and `key_pe`.
+    pub fn forward_flat(
+        &self,
+        keys: Tensor<3>,
+        key_pe: Tensor<3>,
+        point_embedding: Tensor<3>,
+        shared: Option<&SharedImageSide>,
+    ) -> (Tensor<3>, Tensor<3>) {
         let mut queries = point_embedding.clone();
         let mut keys = keys;
-        for layer in &self.layers {
-            (queries, keys) = layer.forward(queries, keys, point_embedding.clone(), key_pe.clone());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let shared = shared.filter(|_| i == 0);
+            (queries, keys) = layer.forward(
+                queries,
+                keys,
+                point_embedding.clone(),
+                key_pe.clone(),
+                shared,
+            );
         }
         let q = queries.clone() + point_embedding;
         let k = keys.clone() + key_pe;

@@ -1,0 +1,152 @@
+//! Elementwise kernels that run on a CPU tensor's values: shared pieces.
+//!
+//! Burn's flex backend maps transcendental functions (`exp` in softmax, `erf` in GELU) with
+//! libm's scalar calls, one element at a time on one thread. The model's hot ones ([`gelu`]
+//! and [`softmax`]) therefore run on the values of flex's f32 inference tensors instead, with
+//! the branch-free polynomials below (the ones PyTorch's vectorised CPU kernels use), in
+//! parallel chunks, compiled for the widest vector instructions the CPU has.
+//!
+//! The crate is built for baseline x86-64 (SSE2), where the compiler can only use 4-lane
+//! vectors; [`multiversion!`] compiles a kernel a second and third time with AVX2+FMA and
+//! AVX-512 enabled and picks one at run time. No path uses fused multiply-adds (Rust never
+//! contracts `a·b + c`), so every path gives the same bits.
+//!
+//! [`gelu`]: crate::gelu::gelu
+//! [`softmax`]: crate::softmax::softmax_last
+
+use burn::tensor::Device;
+
+/// Elements below which Burn's own kernels are as fast as the round trip through host memory.
+pub(crate) const MIN_HOST: usize = 1 << 14;
+
+/// Whether elementwise kernels on `device` run faster on the host values: flex, not autodiff
+/// (whose recorded graph needs Burn's own ops; a round trip through host values would detach
+/// the result). `Device`'s equality ignores autodiff, hence the second check.
+pub(crate) fn host_maps(device: &Device) -> bool {
+    #[cfg(feature = "flex")]
+    {
+        *device == Device::flex() && !device.is_autodiff()
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = device;
+        false
+    }
+}
+
+/// Defines `fn $name(args)` calling the `#[inline(always)]` function `$kernel(args)`, compiled
+/// for AVX-512F, for AVX2+FMA and for the crate's baseline, and chosen at run time (the
+/// feature checks are cached by std).
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $kernel:ident) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) {
+                    $kernel($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) {
+                    $kernel($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has just been seen to support AVX-512F.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has just been seen to support AVX2 and FMA.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $kernel($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
+/// `exp(−s)` for `s ≥ 0`, to ~1 ulp (Cephes' `expf` reduction and polynomial, as PyTorch's
+/// vectorised CPU `exp`); 0 once it would underflow, NaN for NaN. Branch-free, so that a loop
+/// over it vectorises.
+#[inline(always)]
+pub(crate) fn exp_neg(s: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding 1.5·2²³ rounds to the nearest integer without a libm call.
+    const ROUND: f32 = 12_582_912.0;
+    // `max` drops a NaN `s`, so `x` (and `n` below) are always finite and in range.
+    let x = (-s).max(-87.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e = p * r * r + r + 1.0;
+    // SAFETY: `n` is an integer in [-126, 0] (x ∈ [-87, 0]), so the conversion is exact; the
+    // unchecked form compiles to a vector conversion where `as` would add a NaN check per lane.
+    let n = unsafe { n.to_int_unchecked::<i32>() };
+    let scale = f32::from_bits(((n + 127) << 23) as u32);
+    let out = e * scale;
+    if s > 87.0 {
+        0.0
+    } else if s.is_nan() {
+        s
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Within 2 ulp of the exact (f64) exponential over the whole range, and at the edges.
+    #[test]
+    fn exp_neg_is_within_two_ulp() {
+        let mut worst = 0.0f64;
+        for i in 0..=870_000 {
+            let s = i as f32 * 1e-4;
+            let exact = (-(s as f64)).exp();
+            let ulp = f32::EPSILON as f64 * exact;
+            worst = worst.max((exp_neg(s) as f64 - exact).abs() / ulp);
+        }
+        assert!(worst <= 2.0, "worst error {worst} ulp");
+        assert_eq!(exp_neg(0.0), 1.0);
+        assert_eq!(exp_neg(88.0), 0.0);
+        assert_eq!(exp_neg(f32::INFINITY), 0.0);
+        assert!(exp_neg(f32::NAN).is_nan());
+    }
+
+    /// Autodiff tensors keep Burn's ops, or the host round trip would detach them: the
+    /// gradients through GELU and softmax on flex's autodiff device are Burn's own.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn autodiff_keeps_the_graph() {
+        use burn::tensor::{Distribution, Tensor, activation};
+        assert!(host_maps(&Device::flex()));
+        let device = Device::flex().autodiff();
+        assert!(!host_maps(&device));
+        let n = MIN_HOST * 2;
+        let x = Tensor::<2>::random([n / 64, 64], Distribution::Normal(0.0, 2.0), &device)
+            .require_grad();
+        let w = Tensor::<2>::random([n / 64, 64], Distribution::Normal(0.0, 1.0), &device);
+        let ours = crate::gelu::gelu(x.clone()) + crate::softmax::softmax_last(x.clone(), 0.5);
+        let burn = activation::gelu(x.clone()) + activation::softmax(x.clone() * 0.5, 1);
+        let grad = |y: Tensor<2>| {
+            let grads = (y * w.clone()).sum().backward();
+            x.grad(&grads).expect("x has a gradient")
+        };
+        let (ours, burn) = (grad(ours), grad(burn));
+        let diff = (ours - burn.clone()).abs().max().into_scalar::<f32>();
+        let scale = burn.abs().max().into_scalar::<f32>();
+        assert!(
+            scale > 0.1 && diff <= 1e-6 * scale,
+            "gradient diff {diff}, scale {scale}"
+        );
+    }
+}
