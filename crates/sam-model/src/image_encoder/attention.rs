@@ -91,13 +91,17 @@ impl Attention {
             (h, w),
         );
         // The backend's fused kernel, with the rel-pos term as an additive bias, for inference
-        // on window-sized grids only: measured on flex (ViT-B, 1024², 2 threads), fusing the
-        // 14×14 windows took the encoder from 18.7 to 18.1 s, while fusing the global blocks
-        // (64×64 tokens, where flex switches to flash attention) made it 26.7 s. Training is
-        // spelled out anyway (Burn's autodiff decomposes fused attention), and spelled out here
-        // so that the softmax of a 16-bit pass runs in f32.
+        // on window-sized grids on GPUs. On flex, fusing the 14×14 windows once took the
+        // encoder from 18.7 to 18.1 s (ViT-B, 1024², 2 threads) and fusing the global blocks
+        // (64×64 tokens, where flex switches to flash attention) made it 26.7 s; since the
+        // softmax runs vectorised on the host values ([`softmax_last`]) and flex's fused
+        // kernel still calls a scalar `expf`, the spelled-out windows are ~4% faster there
+        // (7.6 vs 7.9 s, mean of 4 alternating runs each, noisy host). Training is spelled out
+        // anyway (Burn's autodiff decomposes fused attention), and spelled out here so that the
+        // softmax of a 16-bit pass runs in f32.
         let inference = !q.device().is_autodiff();
-        let out = if inference && n * n <= MAX_FUSED_SCORES {
+        let fused = inference && !crate::vector_math::host_maps(&q.device());
+        let out = if fused && n * n <= MAX_FUSED_SCORES {
             // Accumulates in f32 for 16-bit inputs.
             let four = |t: Tensor<3>| t.reshape([b, heads, n, hd]);
             let bias = rel_h.reshape([b * heads, n, h, 1]) + rel_w.reshape([b * heads, n, 1, w]);

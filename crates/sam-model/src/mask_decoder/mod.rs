@@ -14,6 +14,8 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::{DType, Device, FloatDType, Tensor};
 
+use rayon::prelude::*;
+
 use crate::error::{Result, SamError};
 
 /// Sizes of a [`MaskDecoder`].
@@ -212,23 +214,32 @@ impl MaskDecoder {
         if chunk >= batch {
             return self.decode(keys, key_pe, tokens, shared, (h, w), dtype);
         }
-        let mut masks = Vec::with_capacity(batch.div_ceil(chunk));
-        let mut ious = Vec::with_capacity(batch.div_ceil(chunk));
-        for start in (0..batch).step_by(chunk) {
+        let starts: Vec<usize> = (0..batch).step_by(chunk).collect();
+        let run = |&start: &usize| {
             let len = chunk.min(batch - start);
             let keys = if keys.dims()[0] == 1 {
                 keys.clone()
             } else {
                 keys.clone().narrow(0, start, len)
             };
-            let (m, i) = self.decode(
+            self.decode(
                 keys,
                 key_pe.clone(),
                 tokens.clone().narrow(0, start, len),
                 shared,
                 (h, w),
                 dtype,
-            )?;
+            )
+        };
+        // The chunks run side by side, a thread each where there are threads to spare: one
+        // prompt's elementwise steps (1M values) are too short to split across threads without
+        // the hand-offs costing more than they save (ViT-B, 64 prompts: 1.27-1.37 s in turn,
+        // 0.76-1.06 s side by side on 2 cores).
+        let outs: Vec<Result<(Tensor<4>, Tensor<2>)>> = starts.par_iter().map(run).collect();
+        let mut masks = Vec::with_capacity(outs.len());
+        let mut ious = Vec::with_capacity(outs.len());
+        for out in outs {
+            let (m, i) = out?;
             masks.push(m);
             ious.push(i);
         }
