@@ -411,8 +411,9 @@ mod tests {
         )
     }
 
-    /// Every association order, on image→token, token→image, shared-image and self-attention
-    /// shapes, with biases and LoRA updates, against the reference's order.
+    /// Every association order, and every choice of sides given already projected, on
+    /// image→token, token→image, shared-image and self-attention shapes, with biases and LoRA
+    /// updates, against the reference's order.
     #[test]
     fn every_order_matches_the_reference_order() {
         let device = Device::flex();
@@ -456,6 +457,27 @@ mod tests {
                 "cheapest".to_string(),
                 attn.forward(q.clone(), k.clone(), v.clone()),
             )];
+            // Sides given already projected (a batch sharing one image's projections).
+            let (qp, kp, vp) = (
+                attn.project(ProjectionSide::Query, q.clone()),
+                attn.project(ProjectionSide::Key, k.clone()),
+                attn.project(ProjectionSide::Value, v.clone()),
+            );
+            let (qt, kt, vt) = (
+                Side::Tokens(q.clone()),
+                Side::Tokens(k.clone()),
+                Side::Tokens(v.clone()),
+            );
+            for (name, sides) in [
+                ("q projected", (qp.clone(), kt.clone(), vt.clone())),
+                ("k, v projected", (qt.clone(), kp.clone(), vp.clone())),
+                ("v projected", (qt.clone(), kt.clone(), vp.clone())),
+                ("all projected", (qp, kp, vp)),
+                ("none projected", (qt, kt, vt)),
+            ] {
+                let (sq, sk, sv) = sides;
+                runs.push((name.to_string(), attn.forward_sides(sq, sk, sv)));
+            }
             for s in scores {
                 for o in outputs {
                     let out = attn.forward_in(q.clone(), k.clone(), Side::Tokens(v.clone()), s, o);
