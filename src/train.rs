@@ -355,10 +355,14 @@ fn train_on(
     match drive(&args, &mut trainer) {
         Ok(last) => {
             if world > 1 {
-                eprintln!(
-                    "rank {rank}/{world}: parameters digest {:016x}",
+                // One write of the whole line: the ranks share mpirun's stderr, and
+                // `eprintln!` writes its pieces separately, so two ranks' lines could
+                // interleave mid-line (seen in CI). A write this short to a pipe is atomic.
+                let line = format!(
+                    "rank {rank}/{world}: parameters digest {:016x}\n",
                     trainer.model().map(parameter_digest).unwrap_or(0)
                 );
+                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
             }
             Ok(last)
         }
