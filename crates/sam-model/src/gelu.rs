@@ -7,29 +7,17 @@
 //! (Abramowitz & Stegun 7.1.26, `aten/src/ATen/cpu/vec`: `|error| ≤ 1.5e-7` in exact
 //! arithmetic, ≤ 6e-7 in f32). Other devices, other dtypes and autodiff take Burn's `gelu`.
 
+use burn::tensor::Tensor;
 use burn::tensor::activation;
-use burn::tensor::{DType, Tensor};
-use rayon::prelude::*;
 
-use crate::vector_math::{MIN_HOST, exp_neg, host_maps, multiversion};
+use crate::vector_math::{exp_neg, map_on_host, multiversion};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
 /// `0.5·x·(1 + erf(x/√2))`, elementwise; any shape.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let device = x.device();
-    if x.dtype() != DType::F32 || x.shape().num_elements() < MIN_HOST || !host_maps(&device) {
-        return activation::gelu(x);
-    }
-    // The values keep the tensor's shape.
-    let mut data = x.into_data();
-    match data.as_mut_slice::<f32>() {
-        Ok(values) => values.par_chunks_mut(CHUNK).for_each(gelu_in_place),
-        // Unreachable for an f32 tensor; Burn's map is the safe answer anyway.
-        Err(_) => return activation::gelu(Tensor::from_data(data, (&device, DType::F32))),
-    }
-    Tensor::<D>::from_data(data, (&device, DType::F32))
+    map_on_host(x, CHUNK, gelu_in_place, activation::gelu)
 }
 
 multiversion! {
@@ -66,7 +54,8 @@ fn erf(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, Distribution};
+    use crate::vector_math::host_maps;
+    use burn::tensor::{DType, Device, Distribution};
 
     /// The erf against an f64 erf (Burn's, libm's) over its whole working range, at the
     /// approximation's bound, and its saturation and NaN.

@@ -8,10 +8,9 @@
 //! multiplication by its reciprocal. Other devices and dtypes, autodiff and other axes take
 //! [`crate::precision::softmax`].
 
-use burn::tensor::{DType, Tensor};
-use rayon::prelude::*;
+use burn::tensor::Tensor;
 
-use crate::vector_math::{MIN_HOST, exp_neg, host_maps, multiversion};
+use crate::vector_math::{exp_neg, map_on_host, multiversion};
 
 /// Scores per parallel task (whole rows).
 const CHUNK: usize = 1 << 14;
@@ -23,32 +22,21 @@ const LANES: usize = 32;
 /// `softmax(scale · x)` over the last axis; any shape. `scale` multiplies the scores first,
 /// as `attn = (q · scale) @ kᵀ` does in the reference, folded into the one pass here.
 pub fn softmax_last<const D: usize>(x: Tensor<D>, scale: f64) -> Tensor<D> {
-    let device = x.device();
-    let dims = x.dims();
-    let row = dims[D - 1];
-    if x.dtype() != DType::F32
-        || x.shape().num_elements() < MIN_HOST
-        || row == 0
-        || !host_maps(&device)
-    {
+    let row = x.dims()[D - 1];
+    let burn = |x: Tensor<D>| {
         let x = if scale == 1.0 { x } else { x * scale };
-        return crate::precision::softmax(x, D - 1);
+        crate::precision::softmax(x, D - 1)
+    };
+    if row == 0 {
+        return burn(x);
     }
-    let mut data = x.into_data();
-    match data.as_mut_slice::<f32>() {
-        Ok(values) => {
-            let rows_per_task = (CHUNK / row).max(1);
-            values
-                .par_chunks_mut(rows_per_task * row)
-                .for_each(|rows| softmax_rows(rows, row, scale as f32));
-        }
-        // Unreachable for an f32 tensor.
-        Err(_) => {
-            let x = Tensor::<D>::from_data(data, (&device, DType::F32));
-            return crate::precision::softmax(x * scale, D - 1);
-        }
-    }
-    Tensor::<D>::from_data(data, (&device, DType::F32))
+    let rows_per_task = (CHUNK / row).max(1);
+    map_on_host(
+        x,
+        rows_per_task * row,
+        |rows| softmax_rows(rows, row, scale as f32),
+        burn,
+    )
 }
 
 multiversion! {
@@ -118,6 +106,7 @@ fn lane_max(r: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vector_math::MIN_HOST;
     use burn::tensor::{Device, Distribution};
 
     /// Against Burn's softmax on rows shorter than, equal to and longer than the lanes, with a

@@ -14,7 +14,8 @@
 //! [`gelu`]: crate::gelu::gelu
 //! [`softmax`]: crate::softmax::softmax_last
 
-use burn::tensor::Device;
+use burn::tensor::{DType, Device, Tensor};
+use rayon::prelude::*;
 
 /// Elements below which Burn's own kernels are as fast as the round trip through host memory.
 pub(crate) const MIN_HOST: usize = 1 << 14;
@@ -32,6 +33,30 @@ pub(crate) fn host_maps(device: &Device) -> bool {
         let _ = device;
         false
     }
+}
+
+/// `x` with `kernel` applied to its values on the host, in parallel pieces of `piece` values
+/// (kernels that need whole rows get a multiple of the row length); `burn(x)` instead where
+/// Burn's own ops should run: not f32, fewer than [`MIN_HOST`] values, or not flex inference
+/// ([`host_maps`]).
+pub(crate) fn map_on_host<const D: usize>(
+    x: Tensor<D>,
+    piece: usize,
+    kernel: impl Fn(&mut [f32]) + Send + Sync,
+    burn: impl FnOnce(Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
+    let device = x.device();
+    if x.dtype() != DType::F32 || x.shape().num_elements() < MIN_HOST || !host_maps(&device) {
+        return burn(x);
+    }
+    // The values keep the tensor's shape.
+    let mut data = x.into_data();
+    match data.as_mut_slice::<f32>() {
+        Ok(values) => values.par_chunks_mut(piece.max(1)).for_each(kernel),
+        // Unreachable for an f32 tensor.
+        Err(_) => return burn(Tensor::from_data(data, (&device, DType::F32))),
+    }
+    Tensor::from_data(data, (&device, DType::F32))
 }
 
 /// Defines `fn $name(args)` calling the `#[inline(always)]` function `$kernel(args)`, compiled

@@ -203,7 +203,8 @@ impl MaskDecoder {
                 batch >= SHARE_FROM,
             )
         });
-        let shared = if keys.dims()[0] == 1 && share {
+        let one_image = keys.dims()[0] == 1;
+        let shared = if one_image && share {
             self.transformer
                 .share_image_side(keys.clone(), key_pe.clone())
         } else {
@@ -217,7 +218,7 @@ impl MaskDecoder {
         let starts: Vec<usize> = (0..batch).step_by(chunk).collect();
         let run = |&start: &usize| {
             let len = chunk.min(batch - start);
-            let keys = if keys.dims()[0] == 1 {
+            let keys = if one_image {
                 keys.clone()
             } else {
                 keys.clone().narrow(0, start, len)
