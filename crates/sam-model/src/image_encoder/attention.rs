@@ -3,19 +3,45 @@
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
-use super::rel_pos::{add_decomposed_rel_pos, decomposed_rel_pos_terms};
+use super::rel_pos::{add_decomposed_rel_pos, decomposed_rel_pos_terms, fold_rel_pos};
 use crate::lora::{LoraAdapter, forward_with};
 use crate::softmax::softmax_last;
 
-/// Largest score matrix (tokens²) run through the fused attention kernel (see `forward`).
-const MAX_FUSED_SCORES: usize = 256 * 1024;
+/// Largest score matrix (tokens²) spelled out on GPUs: the windows (14² tokens); the global
+/// blocks (64² tokens at 1024²) take the flash kernel ([`Kernel::Folded`]).
+const MAX_SPELLED_OUT: usize = 256 * 1024;
 
-/// Score elements per query chunk of the global blocks in inference (see `forward`): 2M f32
+/// Score elements per query chunk in inference on the CPU (see [`Kernel::SpelledOut`]): 2M f32
 /// (8 MB) stays in the last-level cache while it is biased, soft-maxed and multiplied by `v`.
 const CHUNK_SCORES: usize = 2 * 1024 * 1024;
+
+/// How [`Attention::forward`] computes the attention.
+#[derive(Debug, Clone, Copy)]
+enum Kernel {
+    /// The backend's fused attention with neither bias nor scale, the rel-pos term folded into
+    /// the queries and keys ([`fold_rel_pos`]): inference on the global blocks on GPUs, where
+    /// it is a flash kernel that never materialises the heads × 4096² scores (Burn's CubeCL
+    /// backends fall back to materialised scores when given a bias or a scale).
+    Folded,
+    /// Matrix products and the softmax, `rows` queries at a time: on the CPU, in training, and
+    /// on GPUs for the windows (all rows at once).
+    ///
+    /// flex's fused kernel calls a scalar `expf`, while the softmax here runs vectorised on the
+    /// host values ([`softmax_last`]): spelling out the windows took the ViT-B encoder from
+    /// 7.9 to 7.6 s (1024², 2 threads, mean of 4 alternating runs), and fusing the global
+    /// blocks (where flex switches to flash attention) had cost 18.7 → 26.7 s. The global
+    /// blocks' scores (heads × 4096² at 1024²) would be written, biased, soft-maxed and read
+    /// back from memory several times over; in inference the queries go in chunks whose scores
+    /// (about [`CHUNK_SCORES`]) stay in cache: the same sums, row by row. Training takes all
+    /// rows at once (Burn's autodiff decomposes fused attention anyway), and the softmax of a
+    /// 16-bit pass runs in f32.
+    SpelledOut {
+        /// Queries per chunk.
+        rows: usize,
+    },
+}
 
 /// The reference's `image_encoder.Attention`.
 #[derive(Module, Debug)]
@@ -70,11 +96,26 @@ impl Attention {
 
     /// `x: [B, H, W, C]` → `[B, H, W, C]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.forward_chunked(x, CHUNK_SCORES)
+        let [b, h, w, _] = x.dims();
+        let n = h * w;
+        let device = x.device();
+        // Burn's autodiff records no fused attention: training spells it out.
+        let inference = !device.is_autodiff();
+        let gpu = inference && !crate::vector_math::host_maps(&device);
+        let kernel = if gpu && n * n > MAX_SPELLED_OUT {
+            Kernel::Folded
+        } else if inference && !gpu {
+            Kernel::SpelledOut {
+                rows: (CHUNK_SCORES / (b * self.num_heads * n)).clamp(1, n),
+            }
+        } else {
+            Kernel::SpelledOut { rows: n }
+        };
+        self.forward_kernel(x, kernel)
     }
 
-    /// `forward` with at most about `chunk_scores` score elements per query chunk.
-    fn forward_chunked(&self, x: Tensor<4>, chunk_scores: usize) -> Tensor<4> {
+    /// `forward` computed the way `kernel` says.
+    fn forward_kernel(&self, x: Tensor<4>, kernel: Kernel) -> Tensor<4> {
         let [b, h, w, c] = x.dims();
         let heads = self.num_heads;
         let hd = c / heads;
@@ -90,62 +131,38 @@ impl Attention {
             (h, w),
             (h, w),
         );
-        // The backend's fused kernel, with the rel-pos term as an additive bias, for inference
-        // on window-sized grids on GPUs. On flex, fusing the 14×14 windows once took the
-        // encoder from 18.7 to 18.1 s (ViT-B, 1024², 2 threads) and fusing the global blocks
-        // (64×64 tokens, where flex switches to flash attention) made it 26.7 s; since the
-        // softmax runs vectorised on the host values ([`softmax_last`]) and flex's fused
-        // kernel still calls a scalar `expf`, the spelled-out windows are ~4% faster there
-        // (7.6 vs 7.9 s, mean of 4 alternating runs each, noisy host). Training is spelled out
-        // anyway (Burn's autodiff decomposes fused attention), and spelled out here so that the
-        // softmax of a 16-bit pass runs in f32.
-        let inference = !q.device().is_autodiff();
-        let fused = inference && !crate::vector_math::host_maps(&q.device());
-        let out = if fused && n * n <= MAX_FUSED_SCORES {
-            // Accumulates in f32 for 16-bit inputs.
-            let four = |t: Tensor<3>| t.reshape([b, heads, n, hd]);
-            let bias = rel_h.reshape([b * heads, n, h, 1]) + rel_w.reshape([b * heads, n, 1, w]);
-            attention(
-                four(q),
-                four(k),
-                four(v),
-                None,
-                Some(bias.reshape([b, heads, n, n])),
-                AttentionModuleOptions {
-                    scale: Some(scale),
-                    ..Default::default()
-                },
-            )
-            .reshape([b * heads, n, hd])
-        } else {
-            // The global blocks' scores (heads × 4096² at 1024²) would be written, biased,
-            // soft-maxed and read back from memory several times over; in inference the queries
-            // go in chunks whose scores stay in cache (the same sums, row by row).
-            let rows = if inference {
-                (chunk_scores / (b * heads * n)).clamp(1, n)
-            } else {
-                n
-            };
-            let q = q * scale;
-            let kt = k.swap_dims(1, 2);
-            let chunks: Vec<Tensor<3>> = (0..n)
-                .step_by(rows)
-                .map(|start| {
-                    let len = rows.min(n - start);
-                    let attn = q.clone().narrow(1, start, len).matmul(kt.clone());
-                    let attn = add_decomposed_rel_pos(
-                        attn,
-                        rel_h.clone().narrow(1, start, len),
-                        rel_w.clone().narrow(1, start, len),
-                        (h, w),
-                    );
-                    softmax_last(attn, 1.0).matmul(v.clone())
-                })
-                .collect();
-            if chunks.len() == 1 {
-                chunks.into_iter().next().expect("one chunk")
-            } else {
-                Tensor::cat(chunks, 1)
+        let four = |t: Tensor<3>| {
+            let [_, n, d] = t.dims();
+            t.reshape([b, heads, n, d])
+        };
+        let out = match kernel {
+            Kernel::Folded => {
+                let (q, k) = fold_rel_pos(q, k, rel_h, rel_w, scale, (h, w));
+                let out = attention(four(q), four(k), four(v), None, None, Default::default());
+                out.reshape([b * heads, n, hd])
+            }
+            Kernel::SpelledOut { rows } => {
+                let q = q * scale;
+                let kt = k.swap_dims(1, 2);
+                let chunks: Vec<Tensor<3>> = (0..n)
+                    .step_by(rows)
+                    .map(|start| {
+                        let len = rows.min(n - start);
+                        let attn = q.clone().narrow(1, start, len).matmul(kt.clone());
+                        let attn = add_decomposed_rel_pos(
+                            attn,
+                            rel_h.clone().narrow(1, start, len),
+                            rel_w.clone().narrow(1, start, len),
+                            (h, w),
+                        );
+                        softmax_last(attn, 1.0).matmul(v.clone())
+                    })
+                    .collect();
+                if chunks.len() == 1 {
+                    chunks.into_iter().next().expect("one chunk")
+                } else {
+                    Tensor::cat(chunks, 1)
+                }
             }
         };
         let out = out
@@ -189,13 +206,14 @@ mod tests {
         attn.proj.forward(out)
     }
 
-    /// Query chunks (several, the last one short) give the whole matrix's result, with a
-    /// non-zero rel-pos table, on a grid too large for the fused kernel.
+    /// Query chunks (several, the last one short) and the folded rel-pos through Burn's fused
+    /// kernel give the whole matrix's result, with non-zero rel-pos tables, on a grid GPUs run
+    /// through the fused kernel.
     #[test]
-    fn query_chunks_match_the_whole_score_matrix() {
+    fn every_kernel_matches_the_whole_score_matrix() {
         let device = Device::flex();
         let (c, heads, side) = (16, 2, 24);
-        assert!(side * side * side * side > MAX_FUSED_SCORES);
+        assert!(side * side * side * side > MAX_SPELLED_OUT);
         let mut attn = Attention::new(c, heads, (side, side), &device);
         attn.rel_pos_h = Param::from_tensor(random([2 * side - 1, c / heads], &device));
         attn.rel_pos_w = Param::from_tensor(random([2 * side - 1, c / heads], &device));
@@ -204,12 +222,16 @@ mod tests {
         let scale = expected.clone().abs().max().into_scalar::<f32>();
         let n = side * side;
         // 100 query rows per chunk: 5 full chunks and one of 76.
-        for chunk_scores in [2 * heads * n * 100, usize::MAX] {
-            let ours = attn.forward_chunked(x.clone(), chunk_scores);
+        for kernel in [
+            Kernel::SpelledOut { rows: 100 },
+            Kernel::SpelledOut { rows: n },
+            Kernel::Folded,
+        ] {
+            let ours = attn.forward_kernel(x.clone(), kernel);
             let diff = (ours - expected.clone()).abs().max().into_scalar::<f32>();
             assert!(
                 diff <= 1e-5 * scale,
-                "chunk {chunk_scores}: max diff {diff} (scale {scale})"
+                "{kernel:?}: max diff {diff} (scale {scale})"
             );
         }
     }

@@ -1,7 +1,7 @@
 //! Decomposed relative position bias (MViTv2), as the reference's `get_rel_pos` and
 //! `add_decomposed_rel_pos`.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::interpolate::linear_resize_matrix;
 
@@ -112,4 +112,129 @@ pub fn decomposed_rel_pos_bias(
     let [b, nq, _] = rel_h.dims();
     let bias = rel_h.reshape([b, nq, k_h, 1]) + rel_w.reshape([b, nq, 1, k_w]);
     bias.reshape([b, nq, k_h * k_w])
+}
+
+/// Queries and keys whose plain attention is the attention with the decomposed relative
+/// position bias: `q'·k' / √D = scale·q·k + rel_h[i, kh] + rel_w[i, kw]`.
+///
+/// The bias of query `i` and key `(kh, kw)` is the dot product of `[rel_h[i], rel_w[i]]` with
+/// the one-hot codes of `kh` and `kw`, so appending the two to the queries and the codes to
+/// the keys folds the bias into the product. Flash-attention kernels then run the global blocks
+/// without writing the 4096² scores out: Burn's fused kernel on GPUs takes neither a bias nor
+/// a scale (it falls back to materialised scores for either), and scales by `1/√D` for the
+/// head dimension `D`, so the queries come multiplied by `√D` (and the plain part by `scale`).
+/// `D` is a power of 4 where that costs at most a third more columns, so that `√D` is a power
+/// of two and the pre-scaling exact in every float type (SAM's 64-dim heads on 64×64 grids:
+/// 192 → 256); otherwise the columns rounded up to a multiple of 16.
+///
+/// `q: [B, Nq, Ch]` (unscaled), `k: [B, k_h·k_w, Ch]`, `rel_h: [B, Nq, k_h]`,
+/// `rel_w: [B, Nq, k_w]` → (`[B, Nq, D]`, `[B, k_h·k_w, D]`), in `q`'s dtype.
+pub fn fold_rel_pos(
+    q: Tensor<3>,
+    k: Tensor<3>,
+    rel_h: Tensor<3>,
+    rel_w: Tensor<3>,
+    scale: f64,
+    (k_h, k_w): (usize, usize),
+) -> (Tensor<3>, Tensor<3>) {
+    let [b, nq, ch] = q.dims();
+    let [_, nk, _] = k.dims();
+    let codes_len = k_h + k_w;
+    let dim = folded_dim(ch + codes_len);
+    let pad = dim - ch - codes_len;
+    let root = (dim as f64).sqrt();
+    let device = q.device();
+    let dtype = q.dtype();
+
+    // Key `j` sits at row `j / k_w`, column `j % k_w` (the reference's `[k_h, k_w]` order).
+    let mut codes = vec![0f32; nk * codes_len];
+    for (j, row) in codes.chunks_mut(codes_len).enumerate() {
+        row[j / k_w] = 1.0;
+        row[k_h + j % k_w] = 1.0;
+    }
+    let codes = Tensor::<2>::from_data(
+        TensorData::new(codes, [nk, codes_len]),
+        (&device, DType::F32),
+    )
+    .cast(dtype)
+    .unsqueeze::<3>()
+    .expand([b, nk, codes_len]);
+
+    let mut queries = vec![q * (scale * root), rel_h * root, rel_w * root];
+    let mut keys = vec![k, codes];
+    if pad > 0 {
+        queries.push(Tensor::zeros([b, nq, pad], (&device, dtype)));
+        keys.push(Tensor::zeros([b, nk, pad], (&device, dtype)));
+    }
+    (Tensor::cat(queries, 2), Tensor::cat(keys, 2))
+}
+
+/// The head dimension [`fold_rel_pos`] pads `columns` to.
+fn folded_dim(columns: usize) -> usize {
+    let rounded = columns.next_multiple_of(16);
+    let mut power = 1;
+    while power < columns {
+        power *= 4;
+    }
+    if 3 * power <= 4 * rounded {
+        power
+    } else {
+        rounded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn folded_dim_prefers_an_exact_power_of_four() {
+        // SAM ViT-B/L (64 + 64 + 64) and ViT-H (80 + 64 + 64) global blocks.
+        assert_eq!(folded_dim(192), 256);
+        assert_eq!(folded_dim(208), 256);
+        assert_eq!(folded_dim(56), 64);
+        // 14×14 windows: 256 would be 2.7× the 92 columns.
+        assert_eq!(folded_dim(92), 96);
+        assert_eq!(folded_dim(16), 16);
+        assert_eq!(folded_dim(17), 32);
+    }
+
+    /// The folded product over `√D` is the scaled product plus the materialised bias, on a
+    /// non-square key grid, with and without padding columns.
+    #[test]
+    fn folded_product_is_the_biased_scores() {
+        let device = Device::flex();
+        let random =
+            |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        for (ch, (h, w)) in [(8, (5, 7)), (6, (4, 6))] {
+            let (b, n) = (3, h * w);
+            let (q, k) = (random([b, n, ch]), random([b, n, ch]));
+            let table =
+                |len| Tensor::<2>::random([len, ch], Distribution::Normal(0.0, 1.0), &device);
+            let (rel_pos_h, rel_pos_w) = (table(2 * h - 1), table(2 * w - 1));
+            let scale = (ch as f64).powf(-0.5);
+            let bias = decomposed_rel_pos_bias(
+                q.clone(),
+                rel_pos_h.clone(),
+                rel_pos_w.clone(),
+                (h, w),
+                (h, w),
+            );
+            let expected = (q.clone() * scale).matmul(k.clone().swap_dims(1, 2)) + bias;
+            let (rel_h, rel_w) =
+                decomposed_rel_pos_terms(q.clone(), rel_pos_h, rel_pos_w, (h, w), (h, w));
+            let (qf, kf) = fold_rel_pos(q, k, rel_h, rel_w, scale, (h, w));
+            let dim = qf.dims()[2];
+            assert_eq!(dim, folded_dim(ch + h + w));
+            assert_eq!(kf.dims(), [b, n, dim]);
+            let ours = qf.matmul(kf.swap_dims(1, 2)) / (dim as f64).sqrt();
+            let size = expected.clone().abs().max().into_scalar::<f32>();
+            let diff = (ours - expected).abs().max().into_scalar::<f32>();
+            assert!(
+                diff <= 1e-5 * size,
+                "ch {ch}: max diff {diff} (size {size})"
+            );
+        }
+    }
 }
