@@ -17,7 +17,7 @@ const CHUNK: usize = 1 << 14;
 
 /// `0.5·x·(1 + erf(x/√2))`, elementwise; any shape.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    map_on_host(x, CHUNK, gelu_in_place, activation::gelu)
+    map_on_host(x, CHUNK, |_, v| gelu_in_place(v), activation::gelu)
 }
 
 multiversion! {

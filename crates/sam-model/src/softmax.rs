@@ -13,7 +13,7 @@ use burn::tensor::Tensor;
 use crate::vector_math::{exp_neg, map_on_host, multiversion};
 
 /// Scores per parallel task (whole rows).
-const CHUNK: usize = 1 << 14;
+pub(crate) const CHUNK: usize = 1 << 14;
 
 /// Lanes of the running maxima and sums: two AVX-512 registers' worth, so that the loops
 /// vectorise (one accumulator would force the adds into order).
@@ -34,7 +34,7 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>, scale: f64) -> Tensor<D> {
     map_on_host(
         x,
         rows_per_task * row,
-        |rows| softmax_rows(rows, row, scale as f32),
+        |_, rows| softmax_rows(rows, row, scale as f32),
         burn,
     )
 }
@@ -42,6 +42,43 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>, scale: f64) -> Tensor<D> {
 multiversion! {
     /// Softmax of `scale ·` each row of `row` values, in place, with the CPU's widest vectors.
     fn softmax_rows(values: &mut [f32], row: usize, scale: f32) => softmax_rows_kernel
+}
+
+multiversion! {
+    /// `softmax(x + rel_h[kh] + rel_w[kw])` of each row of `k_h·k_w` scores, in place, with
+    /// each row's `k_h` and `k_w` terms from `rel_h` and `rel_w`: the image encoder's rel-pos
+    /// bias added in the reference's order (`(attn + rel_h) + rel_w`) while the rows are in
+    /// cache, instead of two passes of Burn's broadcast adds over the whole score matrix.
+    pub(crate) fn softmax_rel_pos_rows(
+        values: &mut [f32],
+        rel_h: &[f32],
+        rel_w: &[f32],
+        k_h: usize,
+        k_w: usize,
+    ) => softmax_rel_pos_kernel
+}
+
+#[inline(always)]
+fn softmax_rel_pos_kernel(
+    values: &mut [f32],
+    rel_h: &[f32],
+    rel_w: &[f32],
+    k_h: usize,
+    k_w: usize,
+) {
+    let row = k_h * k_w;
+    let rows = values
+        .chunks_exact_mut(row)
+        .zip(rel_h.chunks_exact(k_h))
+        .zip(rel_w.chunks_exact(k_w));
+    for ((r, rh), rw) in rows {
+        for (seg, &a) in r.chunks_exact_mut(k_w).zip(rh) {
+            for (v, &c) in seg.iter_mut().zip(rw) {
+                *v = *v + a + c;
+            }
+        }
+    }
+    softmax_rows_kernel(values, row, 1.0);
 }
 
 /// Three passes over the task's rows, which stay in cache: shift each row by its maximum, then

@@ -35,24 +35,33 @@ pub(crate) fn host_maps(device: &Device) -> bool {
     }
 }
 
-/// `x` with `kernel` applied to its values on the host, in parallel pieces of `piece` values
-/// (kernels that need whole rows get a multiple of the row length); `burn(x)` instead where
+/// Whether [`map_on_host`] runs its kernel on `x` (rather than Burn's ops).
+pub(crate) fn maps_on_host<const D: usize>(x: &Tensor<D>) -> bool {
+    x.dtype() == DType::F32 && x.shape().num_elements() >= MIN_HOST && host_maps(&x.device())
+}
+
+/// `x` with `kernel(i, values)` applied to its values on the host, in parallel pieces of
+/// `piece` values, `i` counting the pieces (kernels that need whole rows get a multiple of the
+/// row length); `burn(x)` instead where
 /// Burn's own ops should run: not f32, fewer than [`MIN_HOST`] values, or not flex inference
 /// ([`host_maps`]).
 pub(crate) fn map_on_host<const D: usize>(
     x: Tensor<D>,
     piece: usize,
-    kernel: impl Fn(&mut [f32]) + Send + Sync,
+    kernel: impl Fn(usize, &mut [f32]) + Send + Sync,
     burn: impl FnOnce(Tensor<D>) -> Tensor<D>,
 ) -> Tensor<D> {
     let device = x.device();
-    if x.dtype() != DType::F32 || x.shape().num_elements() < MIN_HOST || !host_maps(&device) {
+    if !maps_on_host(&x) {
         return burn(x);
     }
     // The values keep the tensor's shape.
     let mut data = x.into_data();
     match data.as_mut_slice::<f32>() {
-        Ok(values) => values.par_chunks_mut(piece.max(1)).for_each(kernel),
+        Ok(values) => values
+            .par_chunks_mut(piece.max(1))
+            .enumerate()
+            .for_each(|(i, values)| kernel(i, values)),
         // Unreachable for an f32 tensor.
         Err(_) => return burn(Tensor::from_data(data, (&device, DType::F32))),
     }

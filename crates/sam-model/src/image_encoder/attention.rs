@@ -5,9 +5,8 @@ use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::module::attention;
 use burn::tensor::{Device, Tensor};
 
-use super::rel_pos::{add_decomposed_rel_pos, decomposed_rel_pos_terms, fold_rel_pos};
+use super::rel_pos::{decomposed_rel_pos_terms, fold_rel_pos, softmax_with_rel_pos};
 use crate::lora::{LoraAdapter, forward_with};
-use crate::softmax::softmax_last;
 
 /// Largest score matrix (tokens²) spelled out on GPUs: the windows (14² tokens); the global
 /// blocks (64² tokens at 1024²) take the flash kernel ([`Kernel::Folded`]).
@@ -25,20 +24,26 @@ enum Kernel {
     /// it is a flash kernel that never materialises the heads × 4096² scores (Burn's CubeCL
     /// backends fall back to materialised scores when given a bias or a scale).
     Folded,
-    /// Matrix products and the softmax, `rows` queries at a time: on the CPU, in training, and
-    /// on GPUs for the windows (all rows at once).
+    /// Matrix products and the softmax, `slices` of the `B·heads` attention matrices and `rows`
+    /// queries of each at a time: on the CPU, in training, and on GPUs for the windows (all
+    /// at once).
     ///
     /// flex's fused kernel calls a scalar `expf`, while the softmax here runs vectorised on the
-    /// host values ([`softmax_last`]): spelling out the windows took the ViT-B encoder from
-    /// 7.9 to 7.6 s (1024², 2 threads, mean of 4 alternating runs), and fusing the global
-    /// blocks (where flex switches to flash attention) had cost 18.7 → 26.7 s. The global
-    /// blocks' scores (heads × 4096² at 1024²) would be written, biased, soft-maxed and read
-    /// back from memory several times over; in inference the queries go in chunks whose scores
-    /// (about [`CHUNK_SCORES`]) stay in cache: the same sums, row by row. Training takes all
-    /// rows at once (Burn's autodiff decomposes fused attention anyway), and the softmax of a
-    /// 16-bit pass runs in f32.
+    /// host values ([`softmax_with_rel_pos`], which also adds the rel-pos terms in the same
+    /// pass): spelling out the windows took the ViT-B encoder from 7.9 to 7.6 s (1024², 2
+    /// threads, mean of 4 alternating runs), and fusing the global blocks (where flex switches
+    /// to flash attention) had cost 18.7 → 26.7 s. The global blocks' scores (heads × 4096² at
+    /// 1024²) would be written, biased, soft-maxed and read back from memory several times
+    /// over; in inference they go in pieces of about [`CHUNK_SCORES`] that stay in cache: the
+    /// same sums, row by row. A piece is whole matrices where one is small enough (windows),
+    /// else rows of one matrix, so that each matrix product packs its keys and values once
+    /// for as many queries as fit (pieces of a few rows across all heads re-packed every
+    /// head's keys for each). Training takes everything at once (Burn's autodiff decomposes
+    /// fused attention anyway), and the softmax of a 16-bit pass runs in f32.
     SpelledOut {
-        /// Queries per chunk.
+        /// Attention matrices (of `B·heads`) per piece.
+        slices: usize,
+        /// Queries per piece.
         rows: usize,
     },
 }
@@ -102,14 +107,26 @@ impl Attention {
         // Burn's autodiff records no fused attention: training spells it out.
         let inference = !device.is_autodiff();
         let gpu = inference && !crate::vector_math::host_maps(&device);
+        let all = b * self.num_heads;
         let kernel = if gpu && n * n > MAX_SPELLED_OUT {
             Kernel::Folded
         } else if inference && !gpu {
-            Kernel::SpelledOut {
-                rows: (CHUNK_SCORES / (b * self.num_heads * n)).clamp(1, n),
+            if n * n <= CHUNK_SCORES {
+                Kernel::SpelledOut {
+                    slices: (CHUNK_SCORES / (n * n)).clamp(1, all),
+                    rows: n,
+                }
+            } else {
+                Kernel::SpelledOut {
+                    slices: 1,
+                    rows: (CHUNK_SCORES / n).clamp(1, n),
+                }
             }
         } else {
-            Kernel::SpelledOut { rows: n }
+            Kernel::SpelledOut {
+                slices: all,
+                rows: n,
+            }
         };
         self.forward_kernel(x, kernel)
     }
@@ -141,28 +158,41 @@ impl Attention {
                 let out = attention(four(q), four(k), four(v), None, None, Default::default());
                 out.reshape([b * heads, n, hd])
             }
-            Kernel::SpelledOut { rows } => {
+            Kernel::SpelledOut { slices, rows } => {
                 let q = q * scale;
                 let kt = k.swap_dims(1, 2);
-                let chunks: Vec<Tensor<3>> = (0..n)
-                    .step_by(rows)
-                    .map(|start| {
-                        let len = rows.min(n - start);
-                        let attn = q.clone().narrow(1, start, len).matmul(kt.clone());
-                        let attn = add_decomposed_rel_pos(
-                            attn,
-                            rel_h.clone().narrow(1, start, len),
-                            rel_w.clone().narrow(1, start, len),
-                            (h, w),
-                        );
-                        softmax_last(attn, 1.0).matmul(v.clone())
+                let all = b * heads;
+                let part = |t: &Tensor<3>, dim: usize, start: usize, len: usize| {
+                    if len == t.dims()[dim] {
+                        t.clone()
+                    } else {
+                        t.clone().narrow(dim, start, len)
+                    }
+                };
+                let groups: Vec<Tensor<3>> = (0..all)
+                    .step_by(slices)
+                    .map(|first| {
+                        let count = slices.min(all - first);
+                        let [q, kt, v, rel_h, rel_w] =
+                            [&q, &kt, &v, &rel_h, &rel_w].map(|t| part(t, 0, first, count));
+                        let pieces: Vec<Tensor<3>> = (0..n)
+                            .step_by(rows)
+                            .map(|start| {
+                                let len = rows.min(n - start);
+                                let attn = part(&q, 1, start, len).matmul(kt.clone());
+                                softmax_with_rel_pos(
+                                    attn,
+                                    part(&rel_h, 1, start, len),
+                                    part(&rel_w, 1, start, len),
+                                    (h, w),
+                                )
+                                .matmul(v.clone())
+                            })
+                            .collect();
+                        concat(pieces, 1)
                     })
                     .collect();
-                if chunks.len() == 1 {
-                    chunks.into_iter().next().expect("one chunk")
-                } else {
-                    Tensor::cat(chunks, 1)
-                }
+                concat(groups, 0)
             }
         };
         let out = out
@@ -170,6 +200,15 @@ impl Attention {
             .permute([0, 2, 3, 1, 4])
             .reshape([b, h, w, c]);
         forward_with(&self.proj, &self.lora_proj, out)
+    }
+}
+
+/// `parts` joined along `dim` (no copy for one part).
+fn concat(mut parts: Vec<Tensor<3>>, dim: usize) -> Tensor<3> {
+    if parts.len() == 1 {
+        parts.pop().expect("one part")
+    } else {
+        Tensor::cat(parts, dim)
     }
 }
 
@@ -221,10 +260,22 @@ mod tests {
         let expected = reference(&attn, x.clone());
         let scale = expected.clone().abs().max().into_scalar::<f32>();
         let n = side * side;
-        // 100 query rows per chunk: 5 full chunks and one of 76.
+        // 100 query rows per piece: 5 full pieces and one of 76; 3 of the 4 matrices per
+        // piece: one full group and one of 1.
         for kernel in [
-            Kernel::SpelledOut { rows: 100 },
-            Kernel::SpelledOut { rows: n },
+            Kernel::SpelledOut {
+                slices: 1,
+                rows: 100,
+            },
+            Kernel::SpelledOut { slices: 3, rows: n },
+            Kernel::SpelledOut {
+                slices: 3,
+                rows: 100,
+            },
+            Kernel::SpelledOut {
+                slices: 2 * heads,
+                rows: n,
+            },
             Kernel::Folded,
         ] {
             let ours = attn.forward_kernel(x.clone(), kernel);

@@ -3,6 +3,9 @@
 
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
+use crate::softmax::{CHUNK, softmax_rel_pos_rows};
+use crate::vector_math::{map_on_host, maps_on_host};
+
 use crate::interpolate::linear_resize_matrix;
 
 /// Relative positional embeddings for every (query, key) coordinate pair.
@@ -97,6 +100,48 @@ pub fn add_decomposed_rel_pos(
     attn.reshape([b, nq, k_h * k_w])
 }
 
+/// `softmax(add_decomposed_rel_pos(attn, rel_h, rel_w))` over the last axis.
+///
+/// For flex f32 inference the terms are added inside the vectorised softmax while each row is
+/// in cache ([`softmax_rel_pos_rows`]): the same sums in the same order, without the two
+/// passes of broadcast adds over the scores. Elsewhere Burn's ops, as the reference.
+///
+/// `attn: [B, Nq, k_h·k_w]`, `rel_h: [B, Nq, k_h]`, `rel_w: [B, Nq, k_w]` → `[B, Nq, k_h·k_w]`.
+pub fn softmax_with_rel_pos(
+    attn: Tensor<3>,
+    rel_h: Tensor<3>,
+    rel_w: Tensor<3>,
+    (k_h, k_w): (usize, usize),
+) -> Tensor<3> {
+    let burn = |attn: Tensor<3>, rel_h: Tensor<3>, rel_w: Tensor<3>| {
+        crate::precision::softmax(add_decomposed_rel_pos(attn, rel_h, rel_w, (k_h, k_w)), 2)
+    };
+    let row = k_h * k_w;
+    if row == 0 || !maps_on_host(&attn) || rel_h.dtype() != DType::F32 {
+        return burn(attn, rel_h, rel_w);
+    }
+    let host = |t: Tensor<3>| t.into_data().try_into_vec::<f32>();
+    let (Ok(h_terms), Ok(w_terms)) = (host(rel_h.clone()), host(rel_w.clone())) else {
+        return burn(attn, rel_h, rel_w);
+    };
+    let rows_per_task = (CHUNK / row).max(1);
+    map_on_host(
+        attn,
+        rows_per_task * row,
+        |task, values| {
+            let (first, rows) = (task * rows_per_task, values.len() / row);
+            softmax_rel_pos_rows(
+                values,
+                &h_terms[first * k_h..(first + rows) * k_h],
+                &w_terms[first * k_w..(first + rows) * k_w],
+                k_h,
+                k_w,
+            )
+        },
+        |attn| burn(attn, rel_h, rel_w),
+    )
+}
+
 /// The bias the decomposed relative positions add to the attention logits, materialised.
 ///
 /// `q: [B, q_h·q_w, Ch]` (unscaled queries) → `[B, q_h·q_w, k_h·k_w]`.
@@ -147,18 +192,20 @@ pub fn fold_rel_pos(
     let dtype = q.dtype();
 
     // Key `j` sits at row `j / k_w`, column `j % k_w` (the reference's `[k_h, k_w]` order).
-    let mut codes = vec![0f32; nk * codes_len];
-    for (j, row) in codes.chunks_mut(codes_len).enumerate() {
-        row[j / k_w] = 1.0;
-        row[k_h + j % k_w] = 1.0;
-    }
-    let codes = Tensor::<2>::from_data(
-        TensorData::new(codes, [nk, codes_len]),
-        (&device, DType::F32),
-    )
-    .cast(dtype)
-    .unsqueeze::<3>()
-    .expand([b, nk, codes_len]);
+    // The codes are identity rows repeated on the device: no host buffer of `Nk·(k_h + k_w)`
+    // values to upload per block.
+    let eye = |n: usize| Tensor::<2>::eye(n, &device).cast(dtype);
+    let by_row = eye(k_h)
+        .unsqueeze_dim::<3>(1)
+        .expand([k_h, k_w, k_h])
+        .reshape([nk, k_h]);
+    let by_col = eye(k_w)
+        .unsqueeze::<3>()
+        .expand([k_h, k_w, k_w])
+        .reshape([nk, k_w]);
+    let codes = Tensor::cat(vec![by_row, by_col], 1)
+        .unsqueeze::<3>()
+        .expand([b, nk, codes_len]);
 
     let mut queries = vec![q * (scale * root), rel_h * root, rel_w * root];
     let mut keys = vec![k, codes];
