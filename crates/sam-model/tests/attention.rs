@@ -1,7 +1,7 @@
 //! The image encoder's attention computes the same on every device, whichever kernel the
 //! device takes: on GPUs a grid as large as a global block's goes through Burn's fused
 //! attention with the rel-pos bias folded into the queries and keys, on the CPU through
-//! query chunks with the bias added to the scores.
+//! query chunks with the bias added to the scores; windows the same, padding included.
 
 mod common;
 
@@ -39,6 +39,41 @@ fn global_attention_agrees_across_devices() {
             .convert::<f32>()
             .try_to_vec::<f32>()
             .unwrap();
+        let diff = ours
+            .iter()
+            .zip(&expected)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff <= 1e-5 * size, "{name}: max diff {diff} (size {size})");
+    }
+}
+
+/// Windowed attention (rank-8 head and window split, padding filled with the zero token's
+/// projection, cropped before `proj`) on every device, on a grid that needs padding.
+#[test]
+fn windowed_attention_agrees_across_devices() {
+    let flex = Device::flex();
+    let (c, heads, ws, (h, w)) = (32, 2, 7, (16, 10));
+    let mut attn = Attention::new(c, heads, (ws, ws), &flex);
+    attn.rel_pos_h = Param::from_tensor(random([2 * ws - 1, c / heads], &flex));
+    attn.rel_pos_w = Param::from_tensor(random([2 * ws - 1, c / heads], &flex));
+    let x = random([2, h, w, c], &flex);
+    let expected: Vec<f32> = attn
+        .forward_windowed(x.clone(), ws)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let size = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+
+    for (name, device) in devices() {
+        let ours: Vec<f32> = attn
+            .clone()
+            .to_device(&device)
+            .forward_windowed(x.clone().to_device(&device), ws)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(ours.len(), expected.len(), "{name}");
         let diff = ours
             .iter()
             .zip(&expected)

@@ -93,22 +93,73 @@ impl Attention {
             .reshape([b, n, 3, heads, hd])
             .permute([2, 0, 3, 1, 4])
             .reshape([3, b * heads, n, hd]);
-        let q = qkv.clone().narrow(0, 0, 1).reshape([b * heads, n, hd]);
-        let k = qkv.clone().narrow(0, 1, 1).reshape([b * heads, n, hd]);
-        let v = qkv.narrow(0, 2, 1).reshape([b * heads, n, hd]);
-        (q, k, v)
+        unstack_qkv(qkv)
     }
 
     /// `x: [B, H, W, C]` → `[B, H, W, C]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, h, w, _] = x.dims();
-        let n = h * w;
+        let kernel = self.kernel(b, h * w, &x.device());
+        self.forward_kernel(x, kernel)
+    }
+
+    /// The reference's `window_partition` → [`forward`](Self::forward) → `window_unpartition`
+    /// with `window_size`-token windows: `x: [B, H, W, C]` → `[B, H, W, C]`.
+    ///
+    /// The same sums without projecting the padding: the reference pads the normalised tokens
+    /// with zeros up to whole windows (64 → 70 per side at 1024², a fifth more tokens) and runs
+    /// `qkv` and `proj` over all of them. A zero token's `qkv` is the bias (with any LoRA
+    /// update of zero), so the real tokens are projected and the padding filled with the
+    /// projection of one zero token; and `proj` is per token, so it runs after the padding is
+    /// cropped. The window partition rides on the head split's copy.
+    pub fn forward_windowed(&self, x: Tensor<4>, window_size: usize) -> Tensor<4> {
+        let [b, h, w, c] = x.dims();
+        let ws = window_size;
+        let (heads, hd) = (self.num_heads, c / self.num_heads);
+        let (hp, wp) = (h.next_multiple_of(ws), w.next_multiple_of(ws));
+        let (nh, nw) = (hp / ws, wp / ws);
         let device = x.device();
+        let dtype = x.dtype();
+        let qkv = forward_with(&self.qkv, &self.lora_qkv, x);
+        let qkv = if hp > h || wp > w {
+            let zero = Tensor::<4>::zeros([1, 1, 1, c], (&device, dtype));
+            let filler = forward_with(&self.qkv, &self.lora_qkv, zero);
+            filler
+                .expand([b, hp, wp, 3 * c])
+                .slice_assign([0..b, 0..h, 0..w, 0..3 * c], qkv)
+        } else {
+            qkv
+        };
+        let batch = b * nh * nw;
+        let n = ws * ws;
+        // [B, nh, ws, nw, ws, 3, heads, hd] → [3, B, nh, nw, heads, ws, ws, hd]
+        let qkv = qkv
+            .reshape([b, nh, ws, nw, ws, 3, heads, hd])
+            .permute([5, 0, 1, 3, 6, 2, 4, 7])
+            .reshape([3, batch * heads, n, hd]);
+        let (q, k, v) = unstack_qkv(qkv);
+        let kernel = self.kernel(batch, n, &device);
+        let out = self.attend(q, k, v, batch, (ws, ws), kernel);
+        // [B, nh, nw, heads, ws, ws, hd] → [B, nh, ws, nw, ws, heads, hd]
+        let out = out
+            .reshape([b, nh, nw, heads, ws, ws, hd])
+            .permute([0, 1, 4, 2, 5, 3, 6])
+            .reshape([b, hp, wp, c]);
+        let out = if hp > h || wp > w {
+            out.slice([0..b, 0..h, 0..w, 0..c])
+        } else {
+            out
+        };
+        forward_with(&self.proj, &self.lora_proj, out)
+    }
+
+    /// How to attend over `batch` token grids of `n` tokens on `device`.
+    fn kernel(&self, batch: usize, n: usize, device: &Device) -> Kernel {
         // Burn's autodiff records no fused attention: training spells it out.
         let inference = !device.is_autodiff();
-        let gpu = inference && !crate::vector_math::host_maps(&device);
-        let all = b * self.num_heads;
-        let kernel = if gpu && n * n > MAX_SPELLED_OUT {
+        let gpu = inference && !crate::vector_math::host_maps(device);
+        let all = batch * self.num_heads;
+        if gpu && n * n > MAX_SPELLED_OUT {
             Kernel::Folded
         } else if inference && !gpu {
             if n * n <= CHUNK_SCORES {
@@ -127,18 +178,34 @@ impl Attention {
                 slices: all,
                 rows: n,
             }
-        };
-        self.forward_kernel(x, kernel)
+        }
     }
 
     /// `forward` computed the way `kernel` says.
     fn forward_kernel(&self, x: Tensor<4>, kernel: Kernel) -> Tensor<4> {
         let [b, h, w, c] = x.dims();
-        let heads = self.num_heads;
-        let hd = c / heads;
-        let n = h * w;
         let (q, k, v) = self.split_qkv(x);
+        let out = self
+            .attend(q, k, v, b, (h, w), kernel)
+            .reshape([b, self.num_heads, h, w, c / self.num_heads])
+            .permute([0, 2, 3, 1, 4])
+            .reshape([b, h, w, c]);
+        forward_with(&self.proj, &self.lora_proj, out)
+    }
 
+    /// The attention of `batch` grids of `h × w` tokens, with the rel-pos bias:
+    /// `q, k, v: [batch·heads, h·w, hd]` → `[batch·heads, h·w, hd]`.
+    fn attend(
+        &self,
+        q: Tensor<3>,
+        k: Tensor<3>,
+        v: Tensor<3>,
+        b: usize,
+        (h, w): (usize, usize),
+        kernel: Kernel,
+    ) -> Tensor<3> {
+        let heads = self.num_heads;
+        let [_, n, hd] = q.dims();
         let scale = (hd as f64).powf(-0.5);
         // The rel-pos term uses the unscaled q.
         let (rel_h, rel_w) = decomposed_rel_pos_terms(
@@ -195,12 +262,15 @@ impl Attention {
                 concat(groups, 0)
             }
         };
-        let out = out
-            .reshape([b, heads, h, w, hd])
-            .permute([0, 2, 3, 1, 4])
-            .reshape([b, h, w, c]);
-        forward_with(&self.proj, &self.lora_proj, out)
+        out
     }
+}
+
+/// `[3, N, n, hd]` → its three `[N, n, hd]` parts.
+fn unstack_qkv(qkv: Tensor<4>) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
+    let [_, batch, n, hd] = qkv.dims();
+    let part = |i| qkv.clone().narrow(0, i, 1).reshape([batch, n, hd]);
+    (part(0), part(1), part(2))
 }
 
 /// `parts` joined along `dim` (no copy for one part).
@@ -243,6 +313,46 @@ mod tests {
             .permute([0, 2, 3, 1, 4])
             .reshape([b, h, w, c]);
         attn.proj.forward(out)
+    }
+
+    /// The windowed entry point is the reference's partition → attention → unpartition, on
+    /// grids that need padding on one side, on both, and on none, with a LoRA update (whose
+    /// zero-token value the padding must include too).
+    #[test]
+    fn windowed_attention_is_partition_attend_unpartition() {
+        use crate::image_encoder::window::{window_partition, window_unpartition};
+        use crate::lora::{LoraAdapter, LoraConfig};
+        let device = Device::flex();
+        let (c, heads, ws) = (16, 2, 4);
+        let mut attn = Attention::new(c, heads, (ws, ws), &device);
+        attn.rel_pos_h = Param::from_tensor(random([2 * ws - 1, c / heads], &device));
+        attn.rel_pos_w = Param::from_tensor(random([2 * ws - 1, c / heads], &device));
+        let with_lora = {
+            let mut a = Attention::new(c, heads, (ws, ws), &device);
+            a.rel_pos_h = attn.rel_pos_h.clone();
+            a.rel_pos_w = attn.rel_pos_w.clone();
+            let config = LoraConfig::default();
+            let mut adapter = LoraAdapter::new(c, 3 * c, &config, &device);
+            // Non-zero, unlike a fresh adapter's.
+            adapter.b.weight = Param::from_tensor(random([config.rank, 3 * c], &device));
+            a.lora_qkv = Some(adapter);
+            a
+        };
+        for (h, w) in [(10, 9), (8, 11), (8, 12), (3, 3)] {
+            for attn in [&attn, &with_lora] {
+                let x = random([2, h, w, c], &device);
+                let (windows, pad_hw) = window_partition(x.clone(), ws);
+                let expected = window_unpartition(attn.forward(windows), ws, pad_hw, (h, w));
+                let ours = attn.forward_windowed(x, ws);
+                assert_eq!(ours.dims(), [2, h, w, c]);
+                let scale = expected.clone().abs().max().into_scalar::<f32>();
+                let diff = (ours - expected).abs().max().into_scalar::<f32>();
+                assert!(
+                    diff <= 1e-6 * scale,
+                    "{h}×{w}: max diff {diff} (scale {scale})"
+                );
+            }
+        }
     }
 
     /// Query chunks (several, the last one short) and the folded rel-pos through Burn's fused

@@ -5,7 +5,6 @@ use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::attention::Attention;
-use super::window::{window_partition, window_unpartition};
 use crate::common::{Activation, MlpBlock, norm};
 
 /// The blocks' LayerNorm epsilon (the reference's `partial(nn.LayerNorm, eps=1e-6)`).
@@ -103,10 +102,8 @@ impl Block {
         let shortcut = x.clone();
         let x = norm(&self.norm1, NORM_EPS, x);
         let x = if self.window_size > 0 {
-            let [_, h, w, _] = x.dims();
-            let (windows, pad_hw) = window_partition(x, self.window_size);
-            let windows = self.attn.forward(windows);
-            window_unpartition(windows, self.window_size, pad_hw, (h, w))
+            // The reference's window_partition → attn → window_unpartition.
+            self.attn.forward_windowed(x, self.window_size)
         } else {
             self.attn.forward(x)
         };
