@@ -219,7 +219,7 @@ impl Attention {
             let [_, n, d] = t.dims();
             t.reshape([b, heads, n, d])
         };
-        let out = match kernel {
+        match kernel {
             Kernel::Folded => {
                 let (q, k) = fold_rel_pos(q, k, rel_h, rel_w, scale, (h, w));
                 let out = attention(four(q), four(k), four(v), None, None, Default::default());
@@ -261,8 +261,7 @@ impl Attention {
                     .collect();
                 concat(groups, 0)
             }
-        };
-        out
+        }
     }
 }
 
