@@ -1,5 +1,7 @@
 //! Non-overlapping windows with bottom/right zero padding (the reference's `window_partition`
-//! and `window_unpartition`).
+//! and `window_unpartition`). The blocks run the same steps fused into the attention's head
+//! split ([`Attention::forward_windowed`](super::Attention::forward_windowed)),
+//! which the tests check against these.
 
 use burn::tensor::Tensor;
 use burn::tensor::ops::PadMode;
