@@ -42,9 +42,8 @@ pub(crate) fn maps_on_host<const D: usize>(x: &Tensor<D>) -> bool {
 
 /// `x` with `kernel(i, values)` applied to its values on the host, in parallel pieces of
 /// `piece` values, `i` counting the pieces (kernels that need whole rows get a multiple of the
-/// row length); `burn(x)` instead where
-/// Burn's own ops should run: not f32, fewer than [`MIN_HOST`] values, or not flex inference
-/// ([`host_maps`]).
+/// row length); `burn(x)` instead where Burn's own ops should run: not f32, fewer than
+/// [`MIN_HOST`] values, or not flex inference ([`host_maps`]).
 pub(crate) fn map_on_host<const D: usize>(
     x: Tensor<D>,
     piece: usize,

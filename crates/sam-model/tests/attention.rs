@@ -1,7 +1,8 @@
 //! The image encoder's attention computes the same on every device, whichever kernel the
 //! device takes: on GPUs a grid as large as a global block's goes through Burn's fused
 //! attention with the rel-pos bias folded into the queries and keys, on the CPU through
-//! query chunks with the bias added to the scores; windows the same, padding included.
+//! pieces of the score matrix with the bias added in the softmax pass; windows the same,
+//! padding included.
 
 mod common;
 
@@ -14,6 +15,36 @@ fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
 }
 
+/// `run(attn, x)` on every device agrees with flex within 1e-5 of the output's scale.
+fn agrees_across_devices(
+    attn: &Attention,
+    x: Tensor<4>,
+    run: impl Fn(Attention, Tensor<4>) -> Tensor<4>,
+) {
+    let expected: Vec<f32> = run(attn.clone(), x.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let size = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+
+    for (name, device) in devices() {
+        let ours: Vec<f32> = run(
+            attn.clone().to_device(&device),
+            x.clone().to_device(&device),
+        )
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
+        assert_eq!(ours.len(), expected.len(), "{name}");
+        let diff = ours
+            .iter()
+            .zip(&expected)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff <= 1e-5 * size, "{name}: max diff {diff} (size {size})");
+    }
+}
+
 #[test]
 fn global_attention_agrees_across_devices() {
     let flex = Device::flex();
@@ -23,28 +54,7 @@ fn global_attention_agrees_across_devices() {
     attn.rel_pos_h = Param::from_tensor(random([2 * side - 1, c / heads], &flex));
     attn.rel_pos_w = Param::from_tensor(random([2 * side - 1, c / heads], &flex));
     let x = random([2, side, side, c], &flex);
-    let expected: Vec<f32> = attn
-        .forward(x.clone())
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
-    let size = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
-
-    for (name, device) in devices() {
-        let ours: Vec<f32> = attn
-            .clone()
-            .to_device(&device)
-            .forward(x.clone().to_device(&device))
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let diff = ours
-            .iter()
-            .zip(&expected)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(diff <= 1e-5 * size, "{name}: max diff {diff} (size {size})");
-    }
+    agrees_across_devices(&attn, x, |attn, x| attn.forward(x));
 }
 
 /// Windowed attention (rank-8 head and window split, padding filled with the zero token's
@@ -57,27 +67,5 @@ fn windowed_attention_agrees_across_devices() {
     attn.rel_pos_h = Param::from_tensor(random([2 * ws - 1, c / heads], &flex));
     attn.rel_pos_w = Param::from_tensor(random([2 * ws - 1, c / heads], &flex));
     let x = random([2, h, w, c], &flex);
-    let expected: Vec<f32> = attn
-        .forward_windowed(x.clone(), ws)
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
-    let size = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
-
-    for (name, device) in devices() {
-        let ours: Vec<f32> = attn
-            .clone()
-            .to_device(&device)
-            .forward_windowed(x.clone().to_device(&device), ws)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap();
-        assert_eq!(ours.len(), expected.len(), "{name}");
-        let diff = ours
-            .iter()
-            .zip(&expected)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(diff <= 1e-5 * size, "{name}: max diff {diff} (size {size})");
-    }
+    agrees_across_devices(&attn, x, |attn, x| attn.forward_windowed(x, ws));
 }

@@ -12,7 +12,7 @@ use crate::lora::{LoraAdapter, forward_with};
 /// blocks (64² tokens at 1024²) take the flash kernel ([`Kernel::Folded`]).
 const MAX_SPELLED_OUT: usize = 256 * 1024;
 
-/// Score elements per query chunk in inference on the CPU (see [`Kernel::SpelledOut`]): 2M f32
+/// Score elements per piece in inference on the CPU (see [`Kernel::SpelledOut`]): 2M f32
 /// (8 MB) stays in the last-level cache while it is biased, soft-maxed and multiplied by `v`.
 const CHUNK_SCORES: usize = 2 * 1024 * 1024;
 
@@ -120,8 +120,9 @@ impl Attention {
         let (nh, nw) = (hp / ws, wp / ws);
         let device = x.device();
         let dtype = x.dtype();
+        let padded = hp > h || wp > w;
         let qkv = forward_with(&self.qkv, &self.lora_qkv, x);
-        let qkv = if hp > h || wp > w {
+        let qkv = if padded {
             let zero = Tensor::<4>::zeros([1, 1, 1, c], (&device, dtype));
             let filler = forward_with(&self.qkv, &self.lora_qkv, zero);
             filler
@@ -145,7 +146,7 @@ impl Attention {
             .reshape([b, nh, nw, heads, ws, ws, hd])
             .permute([0, 1, 4, 2, 5, 3, 6])
             .reshape([b, hp, wp, c]);
-        let out = if hp > h || wp > w {
+        let out = if padded {
             out.slice([0..b, 0..h, 0..w, 0..c])
         } else {
             out
@@ -326,17 +327,12 @@ mod tests {
         let mut attn = Attention::new(c, heads, (ws, ws), &device);
         attn.rel_pos_h = Param::from_tensor(random([2 * ws - 1, c / heads], &device));
         attn.rel_pos_w = Param::from_tensor(random([2 * ws - 1, c / heads], &device));
-        let with_lora = {
-            let mut a = Attention::new(c, heads, (ws, ws), &device);
-            a.rel_pos_h = attn.rel_pos_h.clone();
-            a.rel_pos_w = attn.rel_pos_w.clone();
-            let config = LoraConfig::default();
-            let mut adapter = LoraAdapter::new(c, 3 * c, &config, &device);
-            // Non-zero, unlike a fresh adapter's.
-            adapter.b.weight = Param::from_tensor(random([config.rank, 3 * c], &device));
-            a.lora_qkv = Some(adapter);
-            a
-        };
+        let mut with_lora = attn.clone();
+        let config = LoraConfig::default();
+        let mut adapter = LoraAdapter::new(c, 3 * c, &config, &device);
+        // Non-zero, unlike a fresh adapter's.
+        adapter.b.weight = Param::from_tensor(random([config.rank, 3 * c], &device));
+        with_lora.lora_qkv = Some(adapter);
         for (h, w) in [(10, 9), (8, 11), (8, 12), (3, 3)] {
             for attn in [&attn, &with_lora] {
                 let x = random([2, h, w, c], &device);
@@ -354,7 +350,7 @@ mod tests {
         }
     }
 
-    /// Query chunks (several, the last one short) and the folded rel-pos through Burn's fused
+    /// Pieces (of rows, of matrices, of both) and the folded rel-pos through Burn's fused
     /// kernel give the whole matrix's result, with non-zero rel-pos tables, on a grid GPUs run
     /// through the fused kernel.
     #[test]

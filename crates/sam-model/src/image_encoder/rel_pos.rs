@@ -1,12 +1,11 @@
 //! Decomposed relative position bias (MViTv2), as the reference's `get_rel_pos` and
 //! `add_decomposed_rel_pos`.
 
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-
-use crate::softmax::{CHUNK, softmax_rel_pos_rows};
-use crate::vector_math::{map_on_host, maps_on_host};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::interpolate::linear_resize_matrix;
+use crate::softmax::{CHUNK, softmax_rel_pos_rows};
+use crate::vector_math::{map_on_host, maps_on_host};
 
 /// Relative positional embeddings for every (query, key) coordinate pair.
 ///
@@ -117,7 +116,7 @@ pub fn softmax_with_rel_pos(
         crate::precision::softmax(add_decomposed_rel_pos(attn, rel_h, rel_w, (k_h, k_w)), 2)
     };
     let row = k_h * k_w;
-    if row == 0 || !maps_on_host(&attn) || rel_h.dtype() != DType::F32 {
+    if row == 0 || !maps_on_host(&attn) {
         return burn(attn, rel_h, rel_w);
     }
     let host = |t: Tensor<3>| t.into_data().try_into_vec::<f32>();
