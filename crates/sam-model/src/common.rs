@@ -82,6 +82,11 @@ impl LayerNorm2d {
         }
     }
 
+    /// The epsilon added to the variance.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
     /// `x: [B, C, H, W]` → `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // The channel axis is last in NHWC, where the fused layer-norm kernel applies.

@@ -27,7 +27,7 @@ multiversion! {
 
 /// Branch-free, so that it vectorises.
 #[inline(always)]
-fn gelu_kernel(values: &mut [f32]) {
+pub(crate) fn gelu_kernel(values: &mut [f32]) {
     for v in values.iter_mut() {
         let x = *v;
         *v = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));

@@ -4,6 +4,8 @@ pub mod attention;
 mod mlp;
 mod output_upscaling;
 mod two_way_transformer;
+#[cfg(feature = "flex")]
+mod upscaling_on_host;
 
 pub use attention::Attention;
 pub use mlp::Mlp;
@@ -261,8 +263,6 @@ impl MaskDecoder {
         let (hs, src) = self.transformer.forward_flat(keys, key_pe, tokens, shared);
         let iou_token_out = hs.clone().narrow(1, 0, 1).squeeze_dim::<2>(1);
 
-        // Channels-last all the way: the transformer's image tokens are already rows.
-        let upscaled = self.output_upscaling.forward_tokens(src); // [B, 16hw, C/8]
         let hyper_in = Tensor::cat(
             self.output_hypernetworks_mlps
                 .iter()
@@ -271,13 +271,25 @@ impl MaskDecoder {
                 .collect(),
             1,
         ); // [B, T, C/8]
-        let masks = pixels_to_image(hyper_in.matmul(upscaled.swap_dims(1, 2)), (h, w));
+        let masks = self.masks(src, hyper_in, (h, w));
         let iou_pred = self.iou_prediction_head.forward(iou_token_out);
         if crate::precision::is_half(dtype) {
             Ok((masks.cast(FloatDType::F32), iou_pred.cast(FloatDType::F32)))
         } else {
             Ok((masks, iou_pred))
         }
+    }
+
+    /// The transformer's image tokens `src: [B, hw, C]` upscaled and dotted with the
+    /// hypernetworks' outputs `hyper_in: [B, T, C/8]` → masks `[B, T, 4h, 4w]`.
+    fn masks(&self, src: Tensor<3>, hyper_in: Tensor<3>, (h, w): (usize, usize)) -> Tensor<4> {
+        #[cfg(feature = "flex")]
+        if upscaling_on_host::applies(&self.output_upscaling, &src, &hyper_in) {
+            return upscaling_on_host::masks(&self.output_upscaling, src, hyper_in, (h, w));
+        }
+        // Channels-last all the way: the transformer's image tokens are already rows.
+        let upscaled = self.output_upscaling.forward_tokens(src); // [B, 16hw, C/8]
+        pixels_to_image(hyper_in.matmul(upscaled.swap_dims(1, 2)), (h, w))
     }
 }
 
