@@ -4,6 +4,8 @@ use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
 
+use crate::vector_math::{SIN_COS_LIMIT, map_on_host, multiversion, sin_cos};
+
 /// Encodes normalised `(x, y)` coordinates with a fixed Gaussian matrix.
 #[derive(Module, Debug)]
 pub struct PositionEmbeddingRandom {
@@ -37,7 +39,7 @@ impl PositionEmbeddingRandom {
         let f32 = FloatDType::F32;
         let proj =
             (coords.cast(f32) * 2.0 - 1.0).matmul(g.cast(f32)) * (2.0 * std::f64::consts::PI);
-        Tensor::cat(vec![proj.clone().sin(), proj.cos()], 2).cast(dtype)
+        sin_cat_cos(proj).cast(dtype)
     }
 
     /// Dense encoding of an `h × w` grid of pixel centres: `[C, h, w]`.
@@ -67,5 +69,81 @@ impl PositionEmbeddingRandom {
         )
         .reshape([1, 1, 2]);
         self.pe_encoding(coords.cast(FloatDType::F32) / divisor)
+    }
+}
+
+/// `[.., N, D]` → `[.., N, 2D]`: the sines, then the cosines.
+///
+/// Flex takes libm's scalar `sinf` and `cosf` one value at a time on one thread: the dense
+/// encoding of SAM's 64×64 grid (a million of them) was a tenth of a one-prompt decode. On
+/// flex's f32 inference tensors both come from one vectorised pass instead ([`sin_cos`]).
+fn sin_cat_cos(proj: Tensor<3>) -> Tensor<3> {
+    let half = proj.dims()[2];
+    // Each row holds its phases twice: the first copy becomes the sines, the second the cosines.
+    let twice = Tensor::cat(vec![proj.clone(), proj], 2);
+    map_on_host(
+        twice,
+        (ROWS_PER_PIECE * 2 * half).max(1),
+        move |_, values| sin_cos_rows(values, half),
+        move |x| {
+            Tensor::cat(
+                vec![
+                    x.clone().narrow(2, 0, half).sin(),
+                    x.narrow(2, half, half).cos(),
+                ],
+                2,
+            )
+        },
+    )
+}
+
+/// Rows per parallel piece of [`sin_cat_cos`].
+const ROWS_PER_PIECE: usize = 256;
+
+multiversion! {
+    /// Rows `[phases, phases]` of `2·half` values → `[sin, cos]`.
+    fn sin_cos_rows(values: &mut [f32], half: usize) => sin_cos_rows_kernel
+}
+
+#[inline(always)]
+fn sin_cos_rows_kernel(values: &mut [f32], half: usize) {
+    if half == 0 {
+        return;
+    }
+    for row in values.chunks_exact_mut(2 * half) {
+        let (sines, cosines) = row.split_at_mut(half);
+        // Phases past the polynomial's range (points far outside the image) take libm's.
+        if cosines.iter().all(|x| x.abs() <= SIN_COS_LIMIT) {
+            for (s, c) in sines.iter_mut().zip(cosines.iter_mut()) {
+                (*s, *c) = sin_cos(*c);
+            }
+        } else {
+            for (s, c) in sines.iter_mut().zip(cosines.iter_mut()) {
+                (*s, *c) = (c.sin(), c.cos());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    /// The vectorised pass against Burn's (libm's) sine and cosine, on the dense grid's size
+    /// and on a small input (Burn's path), with phases past the polynomial's range in part of one row.
+    #[test]
+    fn sines_and_cosines_match_libm() {
+        let device = Device::flex();
+        for n in [4096, 3] {
+            let proj = Tensor::<3>::random([1, n, 128], Distribution::Normal(0.0, 20.0), &device);
+            let far = Tensor::<3>::full([1, 1, 4], 1.0e5, &device);
+            let proj = proj.slice_assign([0..1, 0..1, 0..4], far);
+            let ours = sin_cat_cos(proj.clone());
+            let libm = Tensor::cat(vec![proj.clone().sin(), proj.cos()], 2);
+            assert_eq!(ours.dims(), [1, n, 256]);
+            let diff = (ours - libm).abs().max().into_scalar::<f32>();
+            assert!(diff <= 3e-7, "n {n}: max diff {diff}");
+        }
     }
 }
