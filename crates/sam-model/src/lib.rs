@@ -10,6 +10,8 @@ pub mod config;
 pub mod error;
 pub mod gelu;
 pub mod hf;
+#[cfg(feature = "flex")]
+pub(crate) mod host_gemm;
 pub mod image_encoder;
 pub mod interpolate;
 pub mod lora;

@@ -41,7 +41,7 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>, scale: f64) -> Tensor<D> {
 
 multiversion! {
     /// Softmax of `scale ·` each row of `row` values, in place, with the CPU's widest vectors.
-    fn softmax_rows(values: &mut [f32], row: usize, scale: f32) => softmax_rows_kernel
+    pub(crate) fn softmax_rows(values: &mut [f32], row: usize, scale: f32) => softmax_rows_kernel
 }
 
 multiversion! {

@@ -166,6 +166,64 @@ pub(crate) fn sin_cos(x: f32) -> (f32, f32) {
     (sin, cos)
 }
 
+/// The reference's layer norm of one row in place: `(x − mean) / √(var + eps)·gamma + beta`,
+/// with the biased variance.
+#[inline(always)]
+pub(crate) fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let n = row.len() as f32;
+    let mean = lane_sum(row) / n;
+    for v in row.iter_mut() {
+        *v -= mean;
+    }
+    let std = (lane_sum_squares(row) / n + eps).sqrt();
+    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+        *v = g * (*v / std) + b;
+    }
+}
+
+/// PyTorch's `nn.LayerNorm` of one row in place: `(x − mean)·rstd·gamma + beta` with
+/// `rstd = 1/√(var + eps)` and the biased variance.
+#[inline(always)]
+pub(crate) fn rstd_layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let n = row.len() as f32;
+    let mean = lane_sum(row) / n;
+    for v in row.iter_mut() {
+        *v -= mean;
+    }
+    let rstd = 1.0 / (lane_sum_squares(row) / n + eps).sqrt();
+    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+        *v = *v * rstd * g + b;
+    }
+}
+
+/// Sum in eight interleaved lanes (so that it vectorises), then across them.
+#[inline(always)]
+fn lane_sum(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (l, v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `lane_sum` of the squares.
+#[inline(always)]
+fn lane_sum_squares(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+    for chunk in chunks {
+        for (l, v) in lanes.iter_mut().zip(chunk) {
+            *l += v * v;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

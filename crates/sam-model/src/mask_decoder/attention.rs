@@ -286,6 +286,77 @@ impl Attention {
     }
 }
 
+#[cfg(feature = "flex")]
+impl Attention {
+    /// The factors of the image→token attention for the CPU path
+    /// ([`super::image_to_token_on_host`]): `k, v: [B, Nt, C]` (the tokens plus PE, and the
+    /// tokens); `projected_rows` when the image side comes as its `q_proj` (a batch's shared
+    /// first block) rather than as the image tokens plus PE. The tokens and weights are f32.
+    pub(crate) fn host_factors(
+        &self,
+        k: Tensor<3>,
+        v: Tensor<3>,
+        projected_rows: bool,
+    ) -> super::image_to_token_on_host::Factors {
+        use super::image_to_token_on_host::{Factors, values};
+        let [b, nt, c] = k.dims();
+        let heads = self.num_heads;
+        let w = self.q_proj.weight.dims()[1];
+        let d = w / heads;
+        let kh = self.separate_heads(forward_with(&self.k_proj, &self.lora_k, k)); // [B, heads, Nt, d]
+        let (r, r_bias, width) = if projected_rows {
+            // Block-diagonal: row h·d + i, column h·Nt + j holds k_h[j, i].
+            let kh = values(kh).unwrap_or_default();
+            let cols = heads * nt;
+            let mut r = vec![0.0f32; b * w * cols];
+            for bi in 0..b {
+                for h in 0..heads {
+                    for j in 0..nt {
+                        for i in 0..d {
+                            r[(bi * w + h * d + i) * cols + h * nt + j] =
+                                kh[((bi * heads + h) * nt + j) * d + i];
+                        }
+                    }
+                }
+            }
+            (r, vec![0.0f32; b * cols], w)
+        } else {
+            let (wq, bq) = effective(&self.q_proj, &self.lora_q);
+            // W_q [C, heads·d] → [1, heads, C, d]
+            let wq = wq.reshape([c, heads, d]).swap_dims(0, 1).unsqueeze::<4>();
+            let kt = kh.swap_dims(2, 3); // [B, heads, d, Nt]
+            let m = wq.matmul(kt.clone()); // [B, heads, C, Nt]
+            let m = m.permute([0, 2, 1, 3]).reshape([b, c, heads * nt]);
+            let r_bias = match bq {
+                Some(bias) => values(bias.reshape([1, heads, 1, d]).matmul(kt)).unwrap_or_default(),
+                None => vec![0.0f32; b * heads * nt],
+            };
+            (values(m).unwrap_or_default(), r_bias, c)
+        };
+        let vh = self.separate_heads(forward_with(&self.v_proj, &self.lora_v, v));
+        let (wo, bo) = effective(&self.out_proj, &self.lora_out);
+        let out = wo.dims()[1];
+        // W_o [heads·d, C] → [1, heads, d, C]
+        let wo = wo.reshape([heads, d, out]).unsqueeze::<4>();
+        let vo = values(vh.matmul(wo).reshape([b, heads * nt, out])).unwrap_or_default();
+        let bo = match bo {
+            Some(bias) => values(bias).unwrap_or_default(),
+            None => vec![0.0f32; out],
+        };
+        Factors {
+            r,
+            r_bias,
+            vo,
+            bo,
+            heads,
+            nt,
+            k: width,
+            // As the tensor path rounds it.
+            scale: (d as f64).powf(-0.5) as f32,
+        }
+    }
+}
+
 /// One side of an [`Attention`]: its input tokens, or their projection split into heads.
 #[derive(Clone, Debug)]
 pub enum Side {

@@ -1,6 +1,8 @@
 //! The mask decoder (the reference's `modeling/mask_decoder.py`).
 
 pub mod attention;
+#[cfg(feature = "flex")]
+mod image_to_token_on_host;
 mod mlp;
 mod output_upscaling;
 mod two_way_transformer;

@@ -14,7 +14,8 @@ use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::output_upscaling::OutputUpscaling;
-use crate::vector_math::{host_maps, multiversion};
+use crate::host_gemm::matmul;
+use crate::vector_math::{host_maps, layer_norm_row, multiversion};
 
 /// Whether [`masks`] runs for `src` with `up`'s weights: f32 inference on flex.
 pub(crate) fn applies(up: &OutputUpscaling, src: &Tensor<3>, hyper_in: &Tensor<3>) -> bool {
@@ -176,10 +177,10 @@ fn tile(
     let a1 = &mut scratch.a1[..n * 4 * c4];
     let a2 = &mut scratch.a2[..n * 16 * c8];
     // [n, C] · [C, 4·C/4]: pixel (token, dy1, dx1) × C/4.
-    matmul((n, 4 * c4, c), tokens, &weights.w1, a1);
+    matmul((n, 4 * c4, c), tokens, &weights.w1, a1, false);
     norm_gelu_rows(a1, &weights.b1, &weights.gamma, &weights.beta, weights.eps);
     // [4n, C/4] · [C/4, 4·C/8]: pixel (token, dy1, dx1, dy2, dx2) × C/8.
-    matmul((4 * n, 4 * c8, c4), a1, &weights.w2, a2);
+    matmul((4 * n, 4 * c8, c4), a1, &weights.w2, a2, false);
     bias_gelu_rows(a2, &weights.b2);
     // [T, C/8] · [C/8, 16n] (the pixels' features read transposed).
     let pixels = 16 * n;
@@ -223,35 +224,6 @@ fn tile(
     }
 }
 
-/// `out [m, n] = lhs [m, k] · rhs [k, n]`, all row-major, on this thread.
-fn matmul((m, n, k): (usize, usize, usize), lhs: &[f32], rhs: &[f32], out: &mut [f32]) {
-    assert!(lhs.len() >= m * k && rhs.len() >= k * n && out.len() >= m * n);
-    // SAFETY: the lengths were just checked against the row-major strides used here.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 multiversion! {
     /// Rows of `bias.len()` values: plus the bias, the reference's `LayerNorm2d` over the row,
     /// then GELU.
@@ -261,20 +233,11 @@ multiversion! {
 
 #[inline(always)]
 fn norm_gelu_kernel(values: &mut [f32], bias: &[f32], gamma: &[f32], beta: &[f32], eps: f32) {
-    let n = bias.len();
-    for row in values.chunks_exact_mut(n) {
+    for row in values.chunks_exact_mut(bias.len()) {
         for (v, b) in row.iter_mut().zip(bias) {
             *v += b;
         }
-        let mean = lane_sum(row) / n as f32;
-        for v in row.iter_mut() {
-            *v -= mean;
-        }
-        let var = lane_sum_squares(row) / n as f32;
-        let std = (var + eps).sqrt();
-        for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-            *v = g * (*v / std) + b;
-        }
+        layer_norm_row(row, gamma, beta, eps);
     }
     crate::gelu::gelu_kernel(values);
 }
@@ -292,34 +255,6 @@ fn bias_gelu_kernel(values: &mut [f32], bias: &[f32]) {
         }
     }
     crate::gelu::gelu_kernel(values);
-}
-
-/// Sum in eight interleaved lanes (so that it vectorises), then across them.
-#[inline(always)]
-fn lane_sum(x: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let chunks = x.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        for (l, v) in lanes.iter_mut().zip(chunk) {
-            *l += v;
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
-/// `lane_sum` of the squares.
-#[inline(always)]
-fn lane_sum_squares(x: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let chunks = x.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
-    for chunk in chunks {
-        for (l, v) in lanes.iter_mut().zip(chunk) {
-            *l += v * v;
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
