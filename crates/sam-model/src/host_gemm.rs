@@ -1,6 +1,9 @@
 //! Matrix products on host values for the fused CPU kernels, through the `gemm` crate that
 //! flex runs its own products on.
 
+/// A matrix in a slice: its values and the strides `(row, column)` between them.
+pub(crate) type Strided<'a, T> = (T, (usize, usize));
+
 /// `out [m, n] = lhs [m, k] · rhs [k, n]` (plus `out`'s values where `accumulate`), all
 /// row-major, on this thread: the callers already run one task per thread.
 ///
@@ -13,23 +16,53 @@ pub(crate) fn matmul(
     out: &mut [f32],
     accumulate: bool,
 ) {
-    assert!(lhs.len() >= m * k && rhs.len() >= k * n && out.len() >= m * n);
-    // SAFETY: the lengths were just checked against the row-major strides used here.
+    matmul_strided(
+        (m, n, k),
+        (lhs, (k, 1)),
+        (rhs, (n, 1)),
+        (out, (n, 1)),
+        accumulate,
+    );
+}
+
+/// [`matmul`] with any strides (a transposed operand or result is read or written in place).
+pub(crate) fn matmul_strided(
+    (m, n, k): (usize, usize, usize),
+    (lhs, (lhs_rs, lhs_cs)): Strided<&[f32]>,
+    (rhs, (rhs_rs, rhs_cs)): Strided<&[f32]>,
+    (out, (out_rs, out_cs)): Strided<&mut [f32]>,
+    accumulate: bool,
+) {
+    // The last element each operand's strides reach must lie inside its slice.
+    let fits = |len: usize, rows: usize, cols: usize, rs: usize, cs: usize| {
+        rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+    };
+    assert!(
+        fits(lhs.len(), m, k, lhs_rs, lhs_cs)
+            && fits(rhs.len(), k, n, rhs_rs, rhs_cs)
+            && fits(out.len(), m, n, out_rs, out_cs),
+        "host matmul operands do not hold [{m}, {k}] · [{k}, {n}]"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: every index the product reads or writes is within the slices (checked above);
+    // `out` is borrowed mutably, so it overlaps neither operand.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             out.as_mut_ptr(),
-            1,
-            n as isize,
+            out_cs as isize,
+            out_rs as isize,
             accumulate,
             lhs.as_ptr(),
-            1,
-            k as isize,
+            lhs_cs as isize,
+            lhs_rs as isize,
             rhs.as_ptr(),
-            1,
-            n as isize,
+            rhs_cs as isize,
+            rhs_rs as isize,
             1.0,
             1.0,
             false,

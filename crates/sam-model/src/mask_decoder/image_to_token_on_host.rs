@@ -17,8 +17,8 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::attention::Side;
-use crate::host_gemm::matmul;
-use crate::softmax::softmax_rows;
+use crate::host_gemm::matmul_strided;
+use crate::vector_math::exp_neg;
 use crate::vector_math::{host_maps, multiversion, rstd_layer_norm_row};
 
 /// An image's host values that every prompt's image→token steps read.
@@ -205,21 +205,36 @@ pub(crate) fn update(
                     |(scores, attended), (i, (out, out_pe))| {
                         let n = out.len() / c;
                         let first = i * TASK_ROWS;
-                        let scores = &mut scores[..n * s_cols];
-                        for row in scores.chunks_exact_mut(s_cols) {
-                            row.copy_from_slice(r_bias);
+                        // The scores transposed, `[heads·Nt, n]`: each head's softmax over its
+                        // `Nt` tokens is then elementwise across `Nt` rows of `n` values, which
+                        // vectorises (one image row's 7 scores do not).
+                        let scores = &mut scores[..s_cols * n];
+                        for (row, &bias) in scores.chunks_exact_mut(n).zip(r_bias) {
+                            row.fill(bias);
                         }
                         let y = match rows {
                             Some(rows) => &rows[first * k..(first + n) * k],
                             None => &out_pe[..],
                         };
-                        matmul((n, s_cols, k), y, r, scores, true);
-                        softmax_rows(scores, f.nt, f.scale);
+                        matmul_strided(
+                            (n, s_cols, k),
+                            (y, (k, 1)),
+                            (r, (s_cols, 1)),
+                            (&mut *scores, (1, n)),
+                            true,
+                        );
+                        softmax_columns(scores, f.nt, n, f.scale);
                         let attended = &mut attended[..n * c];
                         for row in attended.chunks_exact_mut(c) {
                             row.copy_from_slice(&f.bo);
                         }
-                        matmul((n, c, s_cols), scores, vo, attended, true);
+                        matmul_strided(
+                            (n, c, s_cols),
+                            (scores, (1, n)),
+                            (vo, (c, 1)),
+                            (attended, (c, 1)),
+                            true,
+                        );
                         if let Some(keys) = keys {
                             out.copy_from_slice(&keys[first * c..(first + n) * c]);
                         }
@@ -236,6 +251,53 @@ fn shared_values<'a>(input: &Input<'a>) -> Option<(&'a [f32], usize)> {
     match input {
         Input::Shared(values, batch) => Some((values, *batch)),
         Input::Owned(_) => None,
+    }
+}
+
+multiversion! {
+    /// `softmax(scale · x)` over each group of `nt` rows of `n` values (one head's scores of
+    /// `n` image rows against its `nt` tokens, transposed), in the steps and the order of the
+    /// row-wise kernel ([`crate::softmax`]): scale, maximum, `exp(x − max)`, sum in token
+    /// order, times its reciprocal.
+    fn softmax_columns(scores: &mut [f32], nt: usize, n: usize, scale: f32) => softmax_columns_kernel
+}
+
+#[inline(always)]
+fn softmax_columns_kernel(scores: &mut [f32], nt: usize, n: usize, scale: f32) {
+    if nt == 0 || n == 0 {
+        return;
+    }
+    for head in scores.chunks_exact_mut(nt * n) {
+        if scale != 1.0 {
+            head.iter_mut().for_each(|v| *v *= scale);
+        }
+        // NaNs skipped, as the row-wise kernel's maximum does.
+        let mut max = vec![f32::NEG_INFINITY; n];
+        for row in head.chunks_exact(n) {
+            for (m, &v) in max.iter_mut().zip(row) {
+                *m = if v > *m { v } else { *m };
+            }
+        }
+        for row in head.chunks_exact_mut(n) {
+            for (v, m) in row.iter_mut().zip(&max) {
+                *v = exp_neg(m - *v);
+            }
+        }
+        let (first, rest) = head.split_at_mut(n);
+        let mut sum = first.to_vec();
+        for row in rest.chunks_exact(n) {
+            for (s, v) in sum.iter_mut().zip(row) {
+                *s += v;
+            }
+        }
+        for s in sum.iter_mut() {
+            *s = 1.0 / *s;
+        }
+        for row in head.chunks_exact_mut(n) {
+            for (v, inv) in row.iter_mut().zip(&sum) {
+                *v *= inv;
+            }
+        }
     }
 }
 
@@ -274,4 +336,42 @@ fn residual_norm_pe_kernel(
 /// Values as a tensor on `device`.
 pub(crate) fn tensor(values: TensorData, device: &Device) -> Tensor<3> {
     Tensor::from_data(values, (device, DType::F32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The transposed softmax gives the row-wise kernel's bits, for 7 tokens as in SAM and a
+    /// single token, with a NaN and values far apart in one group.
+    #[test]
+    fn softmax_columns_matches_the_row_kernel() {
+        for (heads, nt, n) in [(8, 7, 128), (2, 1, 5), (3, 4, 33)] {
+            let mut rows: Vec<f32> = (0..n * heads * nt)
+                .map(|i| ((i * 7919) % 1000) as f32 / 37.0 - 13.0)
+                .collect();
+            rows[3] = f32::NAN;
+            if nt > 1 {
+                rows[nt] = 300.0;
+            }
+            // Row-major `[n, heads, nt]` → transposed `[heads·nt, n]`.
+            let mut columns = vec![0.0f32; rows.len()];
+            for (i, row) in rows.chunks_exact(heads * nt).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    columns[j * n + i] = v;
+                }
+            }
+            crate::softmax::softmax_rows(&mut rows, nt, 0.25);
+            softmax_columns(&mut columns, nt, n, 0.25);
+            for (i, row) in rows.chunks_exact(heads * nt).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    let w = columns[j * n + i];
+                    assert!(
+                        v.to_bits() == w.to_bits() || (v.is_nan() && w.is_nan()),
+                        "[{heads}, {nt}, {n}] row {i} column {j}: {v} vs {w}"
+                    );
+                }
+            }
+        }
+    }
 }
