@@ -166,8 +166,11 @@ pub(crate) fn sin_cos(x: f32) -> (f32, f32) {
     (sin, cos)
 }
 
+// The layer norms and their sums serve the fused kernels, which only flex runs.
+
 /// The reference's layer norm of one row in place: `(x − mean) / √(var + eps)·gamma + beta`,
 /// with the biased variance.
+#[cfg(feature = "flex")]
 #[inline(always)]
 pub(crate) fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let n = row.len() as f32;
@@ -183,6 +186,7 @@ pub(crate) fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: 
 
 /// PyTorch's `nn.LayerNorm` of one row in place: `(x − mean)·rstd·gamma + beta` with
 /// `rstd = 1/√(var + eps)` and the biased variance.
+#[cfg(feature = "flex")]
 #[inline(always)]
 pub(crate) fn rstd_layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let n = row.len() as f32;
@@ -197,6 +201,7 @@ pub(crate) fn rstd_layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], 
 }
 
 /// Sum in eight interleaved lanes (so that it vectorises), then across them.
+#[cfg(feature = "flex")]
 #[inline(always)]
 fn lane_sum(x: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
@@ -211,6 +216,7 @@ fn lane_sum(x: &[f32]) -> f32 {
 }
 
 /// `lane_sum` of the squares.
+#[cfg(feature = "flex")]
 #[inline(always)]
 fn lane_sum_squares(x: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];

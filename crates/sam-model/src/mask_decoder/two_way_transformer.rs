@@ -3,7 +3,7 @@
 
 use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig};
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 
 use super::attention::{Attention, ProjectionSide, Side};
 #[cfg(feature = "flex")]
@@ -182,7 +182,7 @@ impl TwoWayAttentionBlock {
         q: &Tensor<3>,
         host: &HostImage,
     ) -> bool {
-        let f32 = |dtype: DType| dtype == DType::F32;
+        let f32 = |dtype: burn::tensor::DType| dtype == burn::tensor::DType::F32;
         let attn = &self.cross_attn_image_to_token;
         let projected_rows = match i2t_q {
             Side::Tokens(k) => f32(k.dtype()),
