@@ -188,7 +188,10 @@ impl TwoWayAttentionBlock {
             Side::Tokens(k) => f32(k.dtype()),
             Side::Heads(_) => host.queries.is_some(),
         };
+        // Empty grids, batches or token sets take Burn's ops (the pieces are non-empty).
+        let nonempty = keys.dims().iter().chain(&q.dims()).all(|&d| d > 0);
         projected_rows
+            && nonempty
             && f32(keys.dtype())
             && f32(q.dtype())
             && [&attn.q_proj, &attn.k_proj, &attn.v_proj, &attn.out_proj]

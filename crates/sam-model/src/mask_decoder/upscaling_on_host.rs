@@ -20,7 +20,10 @@ use crate::vector_math::{host_maps, layer_norm_row, multiversion};
 /// Whether [`masks`] runs for `src` with `up`'s weights: f32 inference on flex.
 pub(crate) fn applies(up: &OutputUpscaling, src: &Tensor<3>, hyper_in: &Tensor<3>) -> bool {
     let f32 = |dtype: DType| dtype == DType::F32;
-    host_maps(&src.device())
+    // Empty grids, batches or token sets take Burn's ops (the pieces below are non-empty).
+    let nonempty = src.dims().iter().chain(&hyper_in.dims()).all(|&d| d > 0);
+    nonempty
+        && host_maps(&src.device())
         && f32(src.dtype())
         && f32(hyper_in.dtype())
         && f32(up.conv1.weight.val().dtype())
