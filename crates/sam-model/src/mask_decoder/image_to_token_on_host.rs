@@ -133,7 +133,7 @@ impl Input<'_> {
     }
 
     /// The buffer for a `[b, hw, width]` result: an owned input's values (of that shape), or
-    /// new ones.
+    /// new ones (zeroed).
     fn into_output(self, b: usize, hw: usize, width: usize) -> TensorData {
         match self {
             Input::Owned(data) => data,
@@ -174,12 +174,23 @@ pub(crate) fn update(
             "image→token host buffers do not match [{b}, {hw}, {c}]"
         );
     }
-    // A shared input is read where it is; an owned one from the result that replaces it, each
-    // task reading its rows before writing them.
-    let (rows_shared, keys_shared) = (shared_values(&rows), shared_values(&keys));
-    let mut out = keys.into_output(b, hw, c);
-    let mut out_pe = rows.into_output(b, hw, c);
     let pick = |batch: usize, bi: usize| if batch == 1 { 0 } else { bi };
+    // Shared image rows are read where they are; owned ones from the result that replaces them,
+    // each task reading its rows before writing them.
+    let rows_shared = shared_values(&rows);
+    let mut out_pe = rows.into_output(b, hw, c);
+    // The residual is updated in place: shared image tokens are first copied in, one copy per
+    // prompt (no zeroed buffer to fill).
+    let mut out = match keys {
+        Input::Owned(data) => data,
+        Input::Shared(values, batch) => {
+            let mut out = Vec::with_capacity(b * hw * c);
+            for bi in 0..b {
+                out.extend_from_slice(&values[pick(batch, bi) * hw * c..][..hw * c]);
+            }
+            TensorData::new(out, [b, hw, c])
+        }
+    };
     let out_values = out.as_mut_slice::<f32>().unwrap_or(&mut []);
     let out_pe_values = out_pe.as_mut_slice::<f32>().unwrap_or(&mut []);
     out_values
@@ -188,7 +199,6 @@ pub(crate) fn update(
         .enumerate()
         .for_each(|(bi, (out, out_pe))| {
             let rows = rows_shared.map(|(v, batch)| &v[pick(batch, bi) * hw * k..][..hw * k]);
-            let keys = keys_shared.map(|(v, batch)| &v[pick(batch, bi) * hw * c..][..hw * c]);
             let r = &f.r[bi * k * s_cols..][..k * s_cols];
             let r_bias = &f.r_bias[bi * s_cols..][..s_cols];
             let vo = &f.vo[bi * s_cols * c..][..s_cols * c];
@@ -235,9 +245,6 @@ pub(crate) fn update(
                             (attended, (c, 1)),
                             true,
                         );
-                        if let Some(keys) = keys {
-                            out.copy_from_slice(&keys[first * c..(first + n) * c]);
-                        }
                         let pe = &key_pe[first * c..(first + n) * c];
                         residual_norm_pe_rows(attended, pe, norm, out, out_pe);
                     },
