@@ -166,19 +166,21 @@ pub(crate) fn sin_cos(x: f32) -> (f32, f32) {
     (sin, cos)
 }
 
-// The layer norms and their sums serve the fused kernels, which only flex runs.
+// The host values, layer norms and their sums serve the fused kernels, which only flex runs.
+
+/// A tensor's f32 values (a copy only where the tensor is shared or a view); `None` for other
+/// dtypes.
+#[cfg(feature = "flex")]
+pub(crate) fn host_values<const D: usize>(x: Tensor<D>) -> Option<Vec<f32>> {
+    x.into_data().try_into_vec::<f32>().ok()
+}
 
 /// The reference's layer norm of one row in place: `(x − mean) / √(var + eps)·gamma + beta`,
 /// with the biased variance.
 #[cfg(feature = "flex")]
 #[inline(always)]
 pub(crate) fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
-    let n = row.len() as f32;
-    let mean = lane_sum(row) / n;
-    for v in row.iter_mut() {
-        *v -= mean;
-    }
-    let std = (lane_sum_squares(row) / n + eps).sqrt();
+    let std = (centre_row(row) + eps).sqrt();
     for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
         *v = g * (*v / std) + b;
     }
@@ -189,15 +191,23 @@ pub(crate) fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: 
 #[cfg(feature = "flex")]
 #[inline(always)]
 pub(crate) fn rstd_layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let rstd = 1.0 / (centre_row(row) + eps).sqrt();
+    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+        *v = *v * rstd * g + b;
+    }
+}
+
+/// Subtracts the row's mean from it and returns its biased variance (the two norms' shared
+/// first steps).
+#[cfg(feature = "flex")]
+#[inline(always)]
+fn centre_row(row: &mut [f32]) -> f32 {
     let n = row.len() as f32;
     let mean = lane_sum(row) / n;
     for v in row.iter_mut() {
         *v -= mean;
     }
-    let rstd = 1.0 / (lane_sum_squares(row) / n + eps).sqrt();
-    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-        *v = *v * rstd * g + b;
-    }
+    lane_sum_squares(row) / n
 }
 
 /// Sum in eight interleaved lanes (so that it vectorises), then across them.

@@ -298,7 +298,8 @@ impl Attention {
         v: Tensor<3>,
         projected_rows: bool,
     ) -> super::image_to_token_on_host::Factors {
-        use super::image_to_token_on_host::{Factors, values};
+        use super::image_to_token_on_host::Factors;
+        use crate::vector_math::host_values as values;
         let [b, nt, c] = k.dims();
         let heads = self.num_heads;
         let w = self.q_proj.weight.dims()[1];

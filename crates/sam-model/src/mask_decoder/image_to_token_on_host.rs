@@ -18,8 +18,7 @@ use rayon::prelude::*;
 
 use super::attention::Side;
 use crate::host_gemm::matmul_strided;
-use crate::vector_math::exp_neg;
-use crate::vector_math::{host_maps, multiversion, rstd_layer_norm_row};
+use crate::vector_math::{exp_neg, host_maps, host_values, multiversion, rstd_layer_norm_row};
 
 /// An image's host values that every prompt's image→token steps read.
 #[derive(Clone, Debug)]
@@ -40,7 +39,7 @@ impl HostImage {
             return None;
         }
         Some(Self {
-            key_pe: Arc::new(values(key_pe.clone())?),
+            key_pe: Arc::new(host_values(key_pe.clone())?),
             keys: None,
             queries: None,
         })
@@ -58,8 +57,8 @@ impl HostImage {
         }
         let rows = heads.clone().swap_dims(1, 2).reshape([1, hw, h * d]);
         Self {
-            keys: values(keys.clone()).map(Arc::new),
-            queries: values(rows).map(Arc::new),
+            keys: host_values(keys.clone()).map(Arc::new),
+            queries: host_values(rows).map(Arc::new),
             ..self
         }
     }
@@ -72,11 +71,6 @@ impl HostImage {
             queries: None,
         }
     }
-}
-
-/// A tensor's f32 values (a copy only where the tensor is shared or a view).
-pub(crate) fn values<const D: usize>(x: Tensor<D>) -> Option<Vec<f32>> {
-    x.into_data().try_into_vec::<f32>().ok()
 }
 
 /// The small factors of one image→token attention for a batch of `B` prompts (from

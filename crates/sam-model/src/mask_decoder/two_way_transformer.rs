@@ -212,7 +212,8 @@ impl TwoWayAttentionBlock {
         queries: Tensor<3>,
         host: &HostImage,
     ) -> ImageSide {
-        use super::image_to_token_on_host::{Input, Norm, tensor, update, values};
+        use super::image_to_token_on_host::{Input, Norm, tensor, update};
+        use crate::vector_math::host_values as values;
         let ImageSide { keys, key_pe, .. } = image;
         let [b, _, c] = q.dims();
         let [bk, hw, _] = keys.dims();

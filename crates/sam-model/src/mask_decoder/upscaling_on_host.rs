@@ -14,8 +14,8 @@ use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::output_upscaling::OutputUpscaling;
-use crate::host_gemm::matmul;
-use crate::vector_math::{host_maps, layer_norm_row, multiversion};
+use crate::host_gemm::{matmul, matmul_strided};
+use crate::vector_math::{host_maps, host_values, layer_norm_row, multiversion};
 
 /// Whether [`masks`] runs for `src` with `up`'s weights: f32 inference on flex.
 pub(crate) fn applies(up: &OutputUpscaling, src: &Tensor<3>, hyper_in: &Tensor<3>) -> bool {
@@ -48,9 +48,8 @@ struct Weights {
 }
 
 fn values<const D: usize>(x: Tensor<D>) -> Vec<f32> {
-    // `applies` checked the dtypes, so the conversion never fails; an empty vector would make
-    // the products below read nothing rather than panic.
-    x.into_data().try_into_vec::<f32>().unwrap_or_default()
+    // `applies` checked the dtypes, so the conversion never fails.
+    host_values(x).unwrap_or_default()
 }
 
 /// `[Cin, Cout, 2, 2]` → `[Cin, (dy, dx, Cout)]` row-major.
@@ -188,33 +187,13 @@ fn tile(
     // [T, C/8] · [C/8, 16n] (the pixels' features read transposed).
     let pixels = 16 * n;
     let masks = &mut scratch.masks[..t * pixels];
-    assert!(hyper.len() >= t * c8 && a2.len() >= pixels * c8);
-    // SAFETY: `hyper` holds T·C/8 values (row stride C/8), `a2` 16n·C/8 (pixel stride C/8,
-    // read as the columns), `masks` T·16n (row stride 16n): every index the product reads or
-    // writes is within those lengths.
-    unsafe {
-        gemm::gemm(
-            t,
-            pixels,
-            c8,
-            masks.as_mut_ptr(),
-            1,
-            pixels as isize,
-            false,
-            hyper.as_ptr(),
-            1,
-            c8 as isize,
-            a2.as_ptr(),
-            c8 as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    matmul_strided(
+        (t, pixels, c8),
+        (hyper, (c8, 1)),
+        (a2, (1, c8)),
+        (masks, (pixels, 1)),
+        false,
+    );
     // Pixel (y, x, dy1, dx1, dy2, dx2) of these token rows is mask pixel
     // (4y + 2·dy1 + dy2, 4x + 2·dx1 + dx2) of their rows.
     for (plane, masks) in planes.iter_mut().zip(masks.chunks_exact(pixels)) {
