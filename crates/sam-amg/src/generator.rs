@@ -1,6 +1,7 @@
 //! `SamAutomaticMaskGenerator`.
 
 use burn::tensor::{Int, Tensor, TensorData};
+use rayon::prelude::*;
 use sam_data::Rle;
 use sam_model::{MASK_THRESHOLD, PointPrompt, Prompts, Sam};
 use sam_predictor::{ImageEmbedding, SamPredictor};
@@ -8,7 +9,8 @@ use sam_predictor::{ImageEmbedding, SamPredictor};
 use crate::config::{AmgConfig, OutputMode};
 use crate::crops::generate_crop_boxes;
 use crate::error::{AmgError, Result};
-use crate::mask_ops::{batched_mask_to_box, calculate_stability_score, is_box_near_crop_edge};
+use crate::mask_ops::{batched_mask_to_box, is_box_near_crop_edge};
+use crate::mask_postprocess::{MaskUpscaler, Placement, Scratch};
 use crate::nms::nms;
 use crate::point_grid::build_all_layer_point_grids;
 use crate::record::{MaskRecord, Segmentation};
@@ -172,9 +174,17 @@ impl SamAutomaticMaskGenerator {
             .iter()
             .map(|p| [p[0] * cw as f64, p[1] * ch as f64])
             .collect();
+        let model = self.predictor.model();
+        let low = model.config().mask_input_size();
+        let upscaler = MaskUpscaler::new(
+            (low, low),
+            model.config().image_size,
+            embedding.input_size,
+            (ch, cw),
+        );
         let mut data = Vec::new();
         for batch in points.chunks(self.config.points_per_batch) {
-            data.extend(self.process_batch(batch, &embedding, crop_box, orig_size)?);
+            data.extend(self.process_batch(batch, &embedding, &upscaler, crop_box, orig_size)?);
             progress(1);
         }
         let boxes: Vec<[f32; 4]> = data.iter().map(|c| as_box_f32(&c.bbox)).collect();
@@ -201,6 +211,7 @@ impl SamAutomaticMaskGenerator {
         &self,
         points: &[[f64; 2]],
         embedding: &ImageEmbedding,
+        upscaler: &MaskUpscaler,
         crop_box: [usize; 4],
         (orig_h, orig_w): (usize, usize),
     ) -> Result<Vec<Candidate>> {
@@ -225,9 +236,15 @@ impl SamAutomaticMaskGenerator {
         // One embedding, n single-point prompts, three masks each: nothing is copied per point.
         let pred = model.predict(embedding.features.clone(), prompts, true)?;
         let [_, m, lh, lw] = pred.low_res_masks.dims();
+        if upscaler.low() != (lh, lw) {
+            return Err(AmgError::Model(sam_model::SamError::InvalidInput(format!(
+                "the decoder's masks are {lh}×{lw}, the model's config says {:?}",
+                upscaler.low()
+            ))));
+        }
         let ious = sam_model::f32_values(pred.iou_predictions);
         // The IoU filter commutes with upscaling (each mask is upscaled on its own), so only the
-        // masks that pass it are brought to full resolution.
+        // masks that pass it are brought to the host.
         let kept: Vec<usize> = (0..n * m)
             .filter(|&k| {
                 self.config.pred_iou_thresh <= 0.0 || ious[k] > self.config.pred_iou_thresh
@@ -245,40 +262,46 @@ impl SamAutomaticMaskGenerator {
         );
         let low = pred
             .low_res_masks
-            .reshape([n * m, 1, lh, lw])
+            .reshape([n * m, lh * lw])
             .select(0, index);
-        let (ch, cw) = embedding.original_size;
-        let logits = model.postprocess_masks(low, embedding.input_size, (ch, cw))?;
-        let logits = sam_model::f32_values(logits);
-
-        let plane = ch * cw;
+        let low = sam_model::f32_values(low);
+        let place = Placement {
+            origin: (crop_box[0], crop_box[1]),
+            image_size: (orig_h, orig_w),
+        };
+        // Each mask is brought to full resolution and summarised on its own, in parallel; the
+        // order of the results is the masks' order.
+        let summaries: Vec<_> = low
+            .par_chunks(lh * lw)
+            .map_init(Scratch::default, |scratch, logits| {
+                upscaler.summarise(
+                    logits,
+                    MASK_THRESHOLD,
+                    self.config.stability_score_offset,
+                    place,
+                    scratch,
+                )
+            })
+            .collect();
         let mut out = Vec::new();
-        for (slot, &k) in kept.iter().enumerate() {
-            let mask_logits = &logits[slot * plane..(slot + 1) * plane];
-            let stability = calculate_stability_score(
-                mask_logits,
-                MASK_THRESHOLD,
-                self.config.stability_score_offset,
-            );
+        for (summary, &k) in summaries.into_iter().zip(&kept) {
             // NaN (an empty mask at both thresholds) fails the filter, as in the reference.
-            let passes = stability
+            let passes = summary
+                .stability
                 .partial_cmp(&self.config.stability_score_thresh)
                 .is_some_and(|o| o.is_ge());
             if self.config.stability_score_thresh > 0.0 && !passes {
                 continue;
             }
-            let mask: Vec<bool> = mask_logits.iter().map(|&v| v > MASK_THRESHOLD).collect();
-            let bbox = batched_mask_to_box(&mask, ch, cw);
-            if is_box_near_crop_edge(bbox, crop_box, [0, 0, orig_w, orig_h]) {
+            if is_box_near_crop_edge(summary.bbox, crop_box, [0, 0, orig_w, orig_h]) {
                 continue;
             }
-            let rle = uncrop_rle(&mask, ch, cw, crop_box, orig_h, orig_w)?;
             out.push(Candidate {
-                rle,
-                bbox,
+                rle: summary.rle,
+                bbox: summary.bbox,
                 iou: ious[k],
                 point: points[k / m],
-                stability,
+                stability: summary.stability,
                 crop_box,
             });
         }
@@ -326,25 +349,4 @@ impl SamAutomaticMaskGenerator {
             })
             .collect()
     }
-}
-
-/// RLE of a crop's mask placed in the full image (the reference's `uncrop_masks` + RLE).
-fn uncrop_rle(
-    mask: &[bool],
-    ch: usize,
-    cw: usize,
-    crop_box: [usize; 4],
-    orig_h: usize,
-    orig_w: usize,
-) -> Result<Rle> {
-    let [x0, y0, _, _] = crop_box;
-    if (ch, cw) == (orig_h, orig_w) {
-        return Ok(Rle::from_mask(mask, ch, cw)?);
-    }
-    let mut full = vec![false; orig_h * orig_w];
-    for y in 0..ch {
-        full[(y + y0) * orig_w + x0..(y + y0) * orig_w + x0 + cw]
-            .copy_from_slice(&mask[y * cw..(y + 1) * cw]);
-    }
-    Ok(Rle::from_mask(&full, orig_h, orig_w)?)
 }

@@ -9,6 +9,7 @@ mod crops;
 mod error;
 mod generator;
 mod mask_ops;
+mod mask_postprocess;
 mod nms;
 mod point_grid;
 mod record;

@@ -54,8 +54,11 @@ fn erf(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "flex")]
     use crate::vector_math::host_maps;
-    use burn::tensor::{DType, Device, Distribution};
+    use burn::tensor::{DType, Device};
+    #[cfg(feature = "flex")]
+    use burn::tensor::Distribution;
 
     /// The erf against an f64 erf (Burn's, libm's) over its whole working range, at the
     /// approximation's bound, and its saturation and NaN.

@@ -53,8 +53,25 @@ pub(crate) fn matmul_f64(a: &[f64], b: &[f64], rows: usize, inner: usize, cols: 
     out
 }
 
-/// The composite `[n_final, n_low]` matrix of the reference's two-step mask upscaling along one
-/// axis: resize `n_low → n_padded`, keep the first `n_valid`, resize `n_valid → n_final`.
+/// Row-major `[n_final, n_low]` weights of the reference's two-step mask upscaling along one
+/// axis: resize `n_low → n_padded`, keep the first `n_valid`, resize `n_valid → n_final`
+/// (composed in f64, rounded once to f32).
+pub fn upscale_crop_resize_weights(
+    n_low: usize,
+    n_padded: usize,
+    n_valid: usize,
+    n_final: usize,
+) -> Vec<f32> {
+    let up = linear_resize_weights(n_low, n_padded);
+    let cropped = &up[..n_valid * n_low];
+    let down = linear_resize_weights(n_valid, n_final);
+    matmul_f64(&down, cropped, n_final, n_valid, n_low)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect()
+}
+
+/// [`upscale_crop_resize_weights`] as a `[n_final, n_low]` matrix.
 pub fn upscale_crop_resize_matrix(
     n_low: usize,
     n_padded: usize,
@@ -62,13 +79,7 @@ pub fn upscale_crop_resize_matrix(
     n_final: usize,
     device: &Device,
 ) -> Tensor<2> {
-    let up = linear_resize_weights(n_low, n_padded);
-    let cropped = &up[..n_valid * n_low];
-    let down = linear_resize_weights(n_valid, n_final);
-    let m: Vec<f32> = matmul_f64(&down, cropped, n_final, n_valid, n_low)
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
+    let m = upscale_crop_resize_weights(n_low, n_padded, n_valid, n_final);
     Tensor::from_data(TensorData::new(m, [n_final, n_low]), device)
 }
 

@@ -140,7 +140,8 @@ fn lane_max(r: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, max)
 }
 
-#[cfg(test)]
+// The host kernels run on flex only.
+#[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::*;
     use crate::vector_math::MIN_HOST;
@@ -148,7 +149,6 @@ mod tests {
 
     /// Against Burn's softmax on rows shorter than, equal to and longer than the lanes, with a
     /// scale, on sizes that fill several tasks; and the reference's NaN behaviour.
-    #[cfg(feature = "flex")]
     #[test]
     fn softmax_matches_burn() {
         let device = Device::flex();
