@@ -4,13 +4,16 @@
 //! `cargo bench --bench train` runs the demo recipe (`TrainConfig::demo()`: 128² model, 4 images,
 //! 1 + 2 click + 1 mask-only rounds) on synthetic shapes; `SAM_BENCH_FULL=vit_b` (or `vit_l`) adds
 //! that preset at 1024² with one image per step and the default 11 rounds (slow on a CPU).
+//! Criterion reports the step's latency and images per second; a `memory:` line its peak
+//! resident set (and the device pool on GPUs).
 
 use std::sync::Arc;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sam_burn::SamConfig;
 use sam_burn::burn::tensor::Device;
 use sam_burn::data::dataset::{Sa1bDataset, SyntheticConfig, write_synthetic_dataset};
+use sam_burn::memory::measured;
 use sam_burn::optim::BatchConfig;
 use sam_burn::training::{TrainConfig, Trainer};
 
@@ -59,10 +62,15 @@ fn bench(c: &mut Criterion) {
             let out = tempfile::tempdir().expect("temp dir");
             let mut trainer =
                 Trainer::new(config, dataset.clone(), out.path(), &device, None).expect("trainer");
-            let mut group = c.benchmark_group(format!("train/{name}/{backend}"));
+            let group_name = format!("train/{name}/{backend}");
+            let images = trainer.config().optim.batch.global_batch_size;
+            let mut group = c.benchmark_group(&group_name);
             group.sample_size(10);
-            group.bench_function("step", |b| {
-                b.iter(|| trainer.train_step().expect("step").loss)
+            group.throughput(Throughput::Elements(images as u64));
+            measured(&format!("{group_name}/step"), &device, || {
+                group.bench_function("step", |b| {
+                    b.iter(|| trainer.train_step().expect("step").loss)
+                });
             });
             group.finish();
         }

@@ -14,6 +14,9 @@ pub fn available() -> Vec<&'static str> {
     if cfg!(feature = "cuda") {
         names.push("cuda");
     }
+    if cfg!(feature = "cubecl-cpu") {
+        names.push("cubecl-cpu");
+    }
     names
 }
 
@@ -21,7 +24,7 @@ pub fn available() -> Vec<&'static str> {
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// The name is not a backend at all.
-    #[error("unknown device {0:?} (expected flex, wgpu or cuda)")]
+    #[error("unknown device {0:?} (expected flex, wgpu, cuda or cubecl-cpu)")]
     Unknown(String),
     /// The backend is compiled in but this machine cannot run it.
     #[error("device {name:?} is unavailable: {reason}")]
@@ -43,8 +46,8 @@ pub enum BackendError {
     },
 }
 
-/// A device by name: `flex` (CPU), `wgpu` (`wgpu:N` for the N-th discrete GPU), `cuda`
-/// (`cuda:N`).
+/// A device by name: `flex` (CPU; `cpu` is the same), `wgpu` (`wgpu:N` for the N-th discrete
+/// GPU), `cuda` (`cuda:N`), `cubecl-cpu` (CubeCL's JIT CPU backend, for comparisons).
 pub fn device(name: &str) -> Result<Device, BackendError> {
     let (kind, index) = match name.split_once(':') {
         Some((k, i)) => (
@@ -75,6 +78,12 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
                 Some(i) => Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(i)),
                 None => Device::wgpu(Default::default()),
             });
+            #[allow(unreachable_code)]
+            Err(not_compiled())
+        }
+        "cubecl-cpu" => {
+            #[cfg(feature = "cubecl-cpu")]
+            return Ok(Device::cpu());
             #[allow(unreachable_code)]
             Err(not_compiled())
         }

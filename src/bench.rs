@@ -2,18 +2,21 @@
 //! `tools/reference/compare.py` to set beside the official PyTorch model's figures.
 //!
 //! Jobs: `encoder` (image → embedding), `decode:N` (N single-point prompts against one
-//! embedding, multimask), `train` (one optimizer step of the training loop: encoder, decoder
-//! for `--objects` box prompts, SAM's loss, backward, AdamW), and `check` (not timed: errors
-//! against the official model's outputs on the committed tiny fixtures, see
-//! [`crate::bench_check`]). Weights are random (timing does
-//! not depend on them); `--dtype bf16|f16` runs the model cast to that type (training: mixed
-//! precision with f32 master weights).
+//! embedding, multimask), `amg:N` (the automatic mask generator with an N×N point grid on
+//! `--image`, embedding included, both thresholds 0 so that every mask is post-processed),
+//! `train` (one optimizer step of the training loop: encoder, decoder for `--objects` box
+//! prompts, SAM's loss, backward, AdamW), and `check` (not timed: errors against the official
+//! model's outputs on the committed tiny fixtures, see [`crate::bench_check`]). Weights are
+//! random (timing does not depend on them) unless `--checkpoint` names a file; `--dtype
+//! bf16|f16` runs the model cast to that type (training: mixed precision with f32 master
+//! weights).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Int, Tensor};
+use sam_amg::{AmgConfig, SamAutomaticMaskGenerator};
 use sam_model::{PointPrompt, Prompts, Sam, SamConfig};
 use sam_train::{Precision, TrainConfig, Trainer};
 use serde::Serialize;
@@ -26,7 +29,8 @@ type Result<T> = std::result::Result<T, CliError>;
 pub const USAGE: &str = "\
 usage: bench [--device NAME] [--model vit_b|vit_l|vit_h|FILE.json] [--image-size N]
              [--dtype f32|bf16|f16] [--jobs encoder,decode:1,decode:64,train] [--warmup N]
-             [--iters N] [--objects N]       (jobs also: check)
+             [--iters N] [--objects N] [--checkpoint FILE] [--image FILE]
+             (jobs also: amg:N, check)
 
 Prints one JSON line per job: milliseconds per run (mean, median, min over --iters runs after
 --warmup untimed ones), runs per second, and memory (the device pool's reserved bytes after the
@@ -39,6 +43,8 @@ pub enum Job {
     Encoder,
     /// This many single-point prompts decoded against one embedding.
     Decode(usize),
+    /// The automatic mask generator with this many points per side.
+    Amg(usize),
     /// One optimizer step of the training loop.
     Train,
     /// Numerics against the fixtures' reference outputs.
@@ -52,14 +58,14 @@ impl std::str::FromStr for Job {
             None if s == "encoder" => Ok(Job::Encoder),
             None if s == "train" => Ok(Job::Train),
             None if s == "check" => Ok(Job::Check),
-            Some(("decode", n)) => n
+            Some((kind @ ("decode" | "amg"), n)) => n
                 .parse()
                 .ok()
                 .filter(|n| *n > 0)
-                .map(Job::Decode)
-                .ok_or_else(|| CliError::Usage(format!("job {s:?}: decode:N needs N ≥ 1"))),
+                .map(if kind == "amg" { Job::Amg } else { Job::Decode })
+                .ok_or_else(|| CliError::Usage(format!("job {s:?}: {kind}:N needs N ≥ 1"))),
             _ => Err(CliError::Usage(format!(
-                "unknown job {s:?} (expected encoder, decode:N, train or check)"
+                "unknown job {s:?} (expected encoder, decode:N, amg:N, train or check)"
             ))),
         }
     }
@@ -70,6 +76,7 @@ impl Job {
         match self {
             Job::Encoder => "encoder".into(),
             Job::Decode(n) => format!("decode:{n}"),
+            Job::Amg(n) => format!("amg:{n}"),
             Job::Train => "train".into(),
             Job::Check => "check".into(),
         }
@@ -95,6 +102,10 @@ pub struct BenchArgs {
     pub iters: usize,
     /// Objects (box prompts) per image in the training step.
     pub objects: usize,
+    /// Weights of the inference jobs (random when absent).
+    pub checkpoint: Option<PathBuf>,
+    /// The `amg` job's image (the bundled `assets/scene.png` when absent).
+    pub image: Option<PathBuf>,
 }
 
 impl BenchArgs {
@@ -109,6 +120,8 @@ impl BenchArgs {
             warmup: 2,
             iters: 5,
             objects: 16,
+            checkpoint: None,
+            image: None,
         };
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
@@ -134,6 +147,8 @@ impl BenchArgs {
                 "--warmup" => out.warmup = crate::cli::number(&flag, &value()?)?,
                 "--iters" => out.iters = crate::cli::number(&flag, &value()?)?,
                 "--objects" => out.objects = crate::cli::number(&flag, &value()?)?,
+                "--checkpoint" => out.checkpoint = Some(value()?.into()),
+                "--image" => out.image = Some(value()?.into()),
                 "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
                 other => {
                     return Err(CliError::Usage(format!(
@@ -178,24 +193,26 @@ pub struct JobReport {
     pub iters: usize,
     /// Device pool bytes reserved after the job (GPU backends), else `None`.
     pub device_reserved_bytes: Option<u64>,
-    /// Peak resident set of the process so far (Linux), bytes.
+    /// Peak resident set during the job (Linux; the process's so far where the peak cannot be
+    /// reset, see [`crate::memory::reset_peak_rss`]), bytes.
     pub peak_rss_bytes: Option<u64>,
-}
-
-fn peak_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    /// Masks the last run of an `amg` job returned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masks: Option<usize>,
 }
 
 fn model_config(args: &BenchArgs) -> Result<SamConfig> {
+    model_config_at(args, args.image_size)
+}
+
+/// The model's config with the input side `image_size` (the preset's when `None`).
+fn model_config_at(args: &BenchArgs, image_size: Option<usize>) -> Result<SamConfig> {
     let mut config = match SamConfig::from_model_type(&args.model) {
         Ok(c) => c,
         Err(_) if args.model.ends_with(".json") => SamConfig::load(&args.model)?,
         Err(e) => return Err(e.into()),
     };
-    if let Some(s) = args.image_size {
+    if let Some(s) = image_size {
         config.image_size = s;
     }
     Ok(config)
@@ -210,6 +227,8 @@ fn time<F: FnMut() -> Result<()>>(
         d.sync()
             .map_err(|e| CliError::Usage(format!("device error: {e:?}")))
     };
+    // The peak is the runs' own (with what the setup left resident), as compare.py's PyTorch side.
+    crate::memory::reset_peak_rss();
     let start = Instant::now();
     for _ in 0..args.warmup {
         run()?;
@@ -245,6 +264,7 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&Report)) -> Result<()> {
     let mut inference: Option<Sam> = None;
     for job in &args.jobs {
         device.memory_cleanup();
+        let mut masks = None;
         let (ms, warmup_s) = match job {
             Job::Check => {
                 for r in crate::bench_check::check(&device, &args.device, args.dtype.half_dtype())?
@@ -264,6 +284,12 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&Report)) -> Result<()> {
             Job::Decode(n) => {
                 let sam = inference_model(&mut inference, args, &config, &device)?;
                 decode_job(args, sam, *n, &device)?
+            }
+            Job::Amg(n) => {
+                let sam = inference_model(&mut inference, args, &config, &device)?;
+                let (ms, warmup_s, count) = amg_job(args, sam, *n, &device)?;
+                masks = Some(count);
+                (ms, warmup_s)
             }
             Job::Train => {
                 // The training step builds its own model; the inference one would only hold
@@ -289,7 +315,8 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&Report)) -> Result<()> {
             warmup_s,
             iters: args.iters,
             device_reserved_bytes: device.memory_pool_usage().map(|u| u.bytes_reserved),
-            peak_rss_bytes: peak_rss(),
+            peak_rss_bytes: crate::memory::peak_rss_bytes(),
+            masks,
         }));
     }
     Ok(())
@@ -305,7 +332,13 @@ fn inference_model<'a>(
     let sam = match slot.take() {
         Some(sam) => sam,
         None => {
-            let sam = config.init(device)?;
+            let sam = match &args.checkpoint {
+                // The file holds the preset's own size; `--image-size` resamples it.
+                Some(path) => {
+                    Sam::load_sized(path, &model_config_at(args, None)?, args.image_size, device)?
+                }
+                None => config.init(device)?,
+            };
             match args.dtype.half_dtype() {
                 Some(dt) => sam.cast_float(dt)?,
                 None => sam,
@@ -339,6 +372,36 @@ fn decode_job(args: &BenchArgs, sam: &Sam, n: usize, device: &Device) -> Result<
         let _ = sam.predict(emb.clone(), prompts, true)?;
         Ok(())
     })
+}
+
+/// The automatic mask generator with an `n`×`n` grid on `--image`, as the reference's
+/// `SamAutomaticMaskGenerator(points_per_side=n, pred_iou_thresh=0, stability_score_thresh=0)`:
+/// every mask goes through the whole post-processing (the worst case). Returns the timings and
+/// the number of masks of the last run.
+fn amg_job(
+    args: &BenchArgs,
+    sam: &Sam,
+    n: usize,
+    device: &Device,
+) -> Result<(Vec<f64>, f64, usize)> {
+    let path = args
+        .image
+        .clone()
+        .unwrap_or_else(|| crate::cli::bundled("assets/scene.png"));
+    let image = sam_data::load_rgb(&path)?;
+    let config = AmgConfig {
+        points_per_side: Some(n),
+        pred_iou_thresh: 0.0,
+        stability_score_thresh: 0.0,
+        ..AmgConfig::default()
+    };
+    let generator = SamAutomaticMaskGenerator::new(sam.clone(), config)?;
+    let mut count = 0;
+    let (ms, warmup_s) = time(args, device, || {
+        count = generator.generate(&image)?.len();
+        Ok(())
+    })?;
+    Ok((ms, warmup_s, count))
 }
 
 /// The training loop's own step on synthetic images, one image per step, `--objects` box

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod clip;
 pub mod clip_embedder;
 pub mod evaluate;
+pub mod memory;
 pub mod segment;
 pub mod text_demo;
 pub mod train;

@@ -3,6 +3,11 @@
 
 use sam_burn::bench::{BenchArgs, Job, Report, run};
 
+const TINY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/crates/sam-model/tests/fixtures/sam_tiny.json"
+);
+
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
@@ -17,19 +22,36 @@ fn bad_arguments_are_one_line_errors() {
     usage(&["--jobs", "encoder,foo"], "unknown job \"foo\"");
     usage(&["--jobs", "decode:0"], "decode:N needs N ≥ 1");
     usage(&["--jobs", "decode:x"], "decode:N needs N ≥ 1");
+    usage(&["--jobs", "amg:0"], "amg:N needs N ≥ 1");
+    usage(&["--checkpoint"], "--checkpoint needs a value");
     usage(&["--dtype", "f8"], "--dtype: unknown precision");
     usage(&["--iters", "0"], "--iters and --objects must be ≥ 1");
     usage(&["--warmup", "-1"], "not a valid number");
     usage(&["--bogus"], "unknown argument");
-    let a = BenchArgs::parse(args(&["--jobs", "encoder, decode:64,train,check"])).unwrap();
+    let a = BenchArgs::parse(args(&["--jobs", "encoder, decode:64,amg:8,train,check"])).unwrap();
     assert_eq!(
         a.jobs,
-        vec![Job::Encoder, Job::Decode(64), Job::Train, Job::Check]
+        vec![
+            Job::Encoder,
+            Job::Decode(64),
+            Job::Amg(8),
+            Job::Train,
+            Job::Check
+        ]
     );
     // A missing model config file and an unknown device are errors, not panics.
     for list in [
         &["--model", "/no/such.json", "--jobs", "encoder"][..],
         &["--device", "tpu", "--jobs", "check"][..],
+        &["--checkpoint", "/no/such.pth", "--jobs", "amg:2"][..],
+        &[
+            "--model",
+            TINY,
+            "--jobs",
+            "amg:2",
+            "--image",
+            "/no/such.png",
+        ][..],
     ] {
         let a = BenchArgs::parse(args(list)).unwrap();
         assert!(run(&a, |_| {}).is_err(), "{list:?}");
@@ -53,4 +75,65 @@ fn check_job_reports_the_fixture_errors() {
             assert!(c.logits_rel <= logit_tol, "{c:?}");
         }
     }
+}
+
+#[test]
+fn amg_job_runs_the_generator_on_the_given_weights() {
+    let checkpoint = TINY.replace(".json", ".pth");
+    let list = [
+        "--model",
+        TINY,
+        "--checkpoint",
+        &checkpoint,
+        "--jobs",
+        "amg:4",
+        "--warmup",
+        "0",
+        "--iters",
+        "1",
+    ];
+    let a = BenchArgs::parse(args(&list)).unwrap();
+    let mut reports = Vec::new();
+    run(&a, |r| reports.push(r.clone())).unwrap();
+    let [Report::Timing(t)] = &reports[..] else {
+        panic!("one timing report: {reports:?}")
+    };
+    assert_eq!(t.job, "amg:4");
+    assert!(t.median_ms > 0.0);
+
+    // The same generator run directly on the bundled image with the same weights.
+    let device = sam_burn::burn::tensor::Device::flex();
+    let config = sam_burn::SamConfig::load(TINY).unwrap();
+    let sam = sam_burn::Sam::load(&checkpoint, &config, &device).unwrap();
+    let generator = sam_burn::amg::SamAutomaticMaskGenerator::new(
+        sam,
+        sam_burn::amg::AmgConfig {
+            points_per_side: Some(4),
+            pred_iou_thresh: 0.0,
+            stability_score_thresh: 0.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let image = sam_burn::data::load_rgb(sam_burn::cli::bundled("assets/scene.png")).unwrap();
+    let expected = generator.generate(&image).unwrap().len();
+    assert!(expected > 0);
+    assert_eq!(t.masks, Some(expected));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn peak_memory_is_reset_per_job() {
+    use sam_burn::memory::{peak_rss_bytes, reset_peak_rss};
+    // A peak well above the current resident set, then freed.
+    let big = vec![1u8; 512 << 20];
+    std::hint::black_box(&big);
+    drop(big);
+    let before = peak_rss_bytes().unwrap();
+    assert!(reset_peak_rss(), "clear_refs is writable on Linux");
+    let after = peak_rss_bytes().unwrap();
+    assert!(
+        after + (256 << 20) < before,
+        "peak {before} → {after} after the reset"
+    );
 }

@@ -1,22 +1,30 @@
 #!/usr/bin/env python3
 """sam-burn next to the official PyTorch SAM: same jobs, same sizes, same thread count, one run.
 
-Each job runs in its own process for each side (so peak memory is the job's own):
+Each job runs in its own process for each side; peak memory is that of the warm-up and timed
+runs (on Linux the peak is reset after the setup, whose resident memory still counts):
 
   encoder     image encoder on one preprocessed image
   decode:N    N single-point prompts against one embedding (prompt encoder + mask decoder,
               multimask), the reference's batched `predict_torch` path without post-processing
+  amg:N       SamAutomaticMaskGenerator(points_per_side=N, pred_iou_thresh=0,
+              stability_score_thresh=0) on --image, `generate` timed whole (embedding, decoding,
+              post-processing of every mask, NMS); f32; both sides load the same weights (the
+              PyTorch side saves its model with torch.save for sam-burn's --checkpoint), so
+              the mask counts must agree
   train       one training step: encoder, N box prompts through the decoder, focal (x20) +
               dice + IoU-MSE loss on the 256x256 low-res logits, backward, AdamW (lr 1e-4,
               weight decay 0.05); bf16 = torch.autocast, sam-burn's --dtype bf16 (f32 masters)
 
-Random weights on both sides (timing does not depend on them). Prints a table with the ratio
-sam-burn / PyTorch (below 1: sam-burn is faster) and writes every figure to --json.
+Random weights on both sides (timing does not depend on them; amg's are shared). Prints a table
+with the ratio sam-burn / PyTorch (below 1: sam-burn is faster) and writes every figure to --json.
 
   python3 tools/reference/compare.py --device cpu --model vit_b --threads 2 \\
       --jobs encoder,decode:1,decode:64 --bench target/release/examples/bench
   python3 tools/reference/compare.py --device cuda --model vit_l --dtype bf16 \\
       --jobs encoder,decode:64,train
+  python3 tools/reference/compare.py --device cpu --model vit_b --threads 2 \\
+      --jobs amg:16 --image big.png --warmup 0 --iters 1
 """
 
 import argparse
@@ -26,6 +34,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -64,6 +73,27 @@ def build(name, image_size):
     )
 
 
+def reset_peak_rss():
+    """Lowers Linux's peak resident set (VmHWM) to the current one; a no-op elsewhere."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss():
+    """Peak resident set since the last reset (Linux VmHWM), else the process's, bytes."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def torch_job(args):
     """Runs one job on the official model; prints one JSON line."""
     import torch
@@ -83,7 +113,25 @@ def torch_job(args):
         if cuda:
             torch.cuda.synchronize()
 
-    if job == "train":
+    if job.startswith("amg:"):
+        import numpy as np
+        from PIL import Image
+        from segment_anything import SamAutomaticMaskGenerator
+
+        if half is not None:
+            raise SystemExit("amg runs in f32 only")
+        model.eval()
+        if args.checkpoint_out:
+            torch.save(model.state_dict(), args.checkpoint_out)
+        image = np.asarray(Image.open(args.image).convert("RGB"))
+        amg = SamAutomaticMaskGenerator(model, points_per_side=int(job.split(":")[1]),
+                                        pred_iou_thresh=0.0, stability_score_thresh=0.0)
+        found = {}
+
+        def run():
+            found["masks"] = len(amg.generate(image))
+
+    elif job == "train":
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
         n = args.objects
@@ -159,6 +207,8 @@ def torch_job(args):
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    # The peak is the runs' own (with what the setup left resident), as sam-burn's bench.
+    reset_peak_rss()
     t0 = time.perf_counter()
     for _ in range(args.warmup):
         run()
@@ -179,9 +229,11 @@ def torch_job(args):
         iters=args.iters,
         device_reserved_bytes=torch.cuda.max_memory_reserved() if cuda else None,
         device_allocated_bytes=torch.cuda.max_memory_allocated() if cuda else None,
-        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        peak_rss_bytes=peak_rss(),
         torch=torch.__version__,
     )
+    if job.startswith("amg:"):
+        out["masks"] = found["masks"]
     print(json.dumps(out), flush=True)
 
 
@@ -214,6 +266,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs first (PyTorch CPU decoding needs 3)")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--objects", type=int, default=16)
+    ap.add_argument("--image", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../assets/scene.png"),
+                    help="the amg job's image (default: the bundled assets/scene.png)")
     ap.add_argument("--bench", default=None, help="sam-burn's bench binary (default: $CARGO_TARGET_DIR or target, release/examples/bench)")
     ap.add_argument("--sam-device", default=None, help="sam-burn device name (default: flex for cpu, cuda for cuda)")
     ap.add_argument("--only", choices=["torch", "sam-burn"], default=None, help="run one side only")
@@ -221,6 +275,7 @@ def main():
     ap.add_argument("--json", default=None, help="write all figures here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--job", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--checkpoint-out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.worker:
@@ -240,21 +295,33 @@ def main():
           f"{args.threads} threads, {args.warmup} warm-up + {args.iters} timed runs", flush=True)
     header = f"{'job':<12} {'sam-burn ms':>12} {'PyTorch ms':>11} {'ratio':>6}   {'mem MiB (burn/torch)':>22}"
     print(header, flush=True)
+    tmp = tempfile.mkdtemp(prefix="sam-compare-")
     for job in args.jobs.split(","):
         row = dict(job=job)
+        # The amg job's masks depend on the weights: the PyTorch side saves its model (at the
+        # preset's size, which sam-burn's --checkpoint expects) for sam-burn to load.
+        shared = os.path.join(tmp, "sam.pth") if job.startswith("amg:") and not args.image_size else None
         if args.only != "sam-burn" and args.device in ("cpu", "cuda"):
             cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--job", job, "--device", args.device,
                    "--model", args.model, "--dtype", args.dtype, "--threads", str(args.threads),
-                   "--warmup", str(args.warmup), "--iters", str(args.iters), "--objects", str(args.objects)]
+                   "--warmup", str(args.warmup), "--iters", str(args.iters), "--objects", str(args.objects),
+                   "--image", args.image]
             if args.image_size:
                 cmd += ["--image-size", str(args.image_size)]
+            if shared:
+                cmd += ["--checkpoint-out", shared]
             row["torch"], row["torch_error"] = run_side(cmd, env, args.timeout)
         if args.only != "torch":
             cmd = [bench, "--device", sam_device, "--model", args.model, "--dtype", args.dtype, "--jobs", job,
-                   "--warmup", str(args.warmup), "--iters", str(args.iters), "--objects", str(args.objects)]
+                   "--warmup", str(args.warmup), "--iters", str(args.iters), "--objects", str(args.objects),
+                   "--image", args.image]
             if args.image_size:
                 cmd += ["--image-size", str(args.image_size)]
+            if shared and os.path.exists(shared):
+                cmd += ["--checkpoint", shared]
             row["sam_burn"], row["sam_burn_error"] = run_side(cmd, env, args.timeout)
+        if shared and os.path.exists(shared):
+            os.remove(shared)
         b, t = row.get("sam_burn"), row.get("torch")
         ratio = f"{b['median_ms'] / t['median_ms']:.2f}" if b and t else "-"
         if args.device == "cpu":
@@ -264,10 +331,14 @@ def main():
         bt = f"{b['median_ms']:.2f}" if b else "err"
         tt = f"{t['median_ms']:.2f}" if t else ("err" if "torch" in row else "-")
         print(f"{job:<12} {bt:>12} {tt:>11} {ratio:>6}   {mem:>22}", flush=True)
+        if b and t and "masks" in b:
+            agree = "same" if b["masks"] == t.get("masks") else "DIFFERENT"
+            print(f"  masks: sam-burn {b['masks']}, PyTorch {t.get('masks')} ({agree})", flush=True)
         for side in ("sam_burn_error", "torch_error"):
             if row.get(side):
                 print(f"  {side}: {row[side]}", flush=True)
         results.append(row)
+    os.rmdir(tmp)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(args=vars(args), results=results), f, indent=1)

@@ -56,9 +56,9 @@ mod tests {
     use super::*;
     #[cfg(feature = "flex")]
     use crate::vector_math::host_maps;
-    use burn::tensor::{DType, Device};
     #[cfg(feature = "flex")]
     use burn::tensor::Distribution;
+    use burn::tensor::{DType, Device};
 
     /// The erf against an f64 erf (Burn's, libm's) over its whole working range, at the
     /// approximation's bound, and its saturation and NaN.
