@@ -9,7 +9,7 @@
 //! resize weights are banded (each output reads at most a handful of low-res values), so one
 //! mask takes ~10 M multiply-adds and two buffers reused from mask to mask.
 
-use sam_data::Rle;
+use sam_data::{Rle, RleBuilder};
 use sam_model::interpolate::upscale_crop_resize_weights;
 
 /// The span of non-zero weights of one output along one axis.
@@ -86,40 +86,6 @@ pub(crate) struct Scratch {
     on: Vec<u8>,
 }
 
-/// Alternating run lengths, zeros first (COCO's uncompressed RLE).
-struct Runs {
-    counts: Vec<u32>,
-    current: bool,
-    run: u32,
-}
-
-impl Runs {
-    fn new() -> Self {
-        Self {
-            counts: Vec::new(),
-            current: false,
-            run: 0,
-        }
-    }
-
-    fn push(&mut self, value: bool, len: usize) {
-        if len == 0 {
-            return;
-        }
-        if value != self.current {
-            self.counts.push(self.run);
-            self.run = 0;
-            self.current = value;
-        }
-        self.run += len as u32;
-    }
-
-    fn finish(mut self) -> Vec<u32> {
-        self.counts.push(self.run);
-        self.counts
-    }
-}
-
 /// The post-processing of one crop's masks: `[low_h, low_w]` logits to `[crop_h, crop_w]`.
 #[derive(Debug, Clone)]
 pub(crate) struct MaskUpscaler {
@@ -180,7 +146,7 @@ impl MaskUpscaler {
         let (mut inter, mut union) = (0u64, 0u64);
         let (x0, y0) = place.origin;
         let (h, w) = place.image_size;
-        let mut runs = Runs::new();
+        let mut runs = RleBuilder::new();
         // Column-major, as COCO's RLE: whole columns left of the crop, then each crop column
         // between the rows above and below it, then the columns to its right.
         runs.push(false, x0 * h);
@@ -217,10 +183,7 @@ impl MaskUpscaler {
         MaskSummary {
             stability: inter as f32 / union as f32,
             bbox,
-            rle: Rle {
-                size: [h, w],
-                counts: runs.finish(),
-            },
+            rle: runs.finish([h, w]),
         }
     }
 }

@@ -27,6 +27,6 @@ pub use image_io::load_rgb;
 pub use loader::{Batch, DataLoader, LoaderConfig, LoaderPosition};
 pub use npy::{read_npy_f32, write_npy_f32};
 pub use pillow_resize::{resize_bicubic_rgb, resize_bilinear_rgb};
-pub use rle::Rle;
+pub use rle::{Rle, RleBuilder};
 pub use train_sample::{TrainObject, TrainSample, TrainSampleConfig, train_sample};
 pub use transforms::ResizeLongestSide;

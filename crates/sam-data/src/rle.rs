@@ -13,6 +13,43 @@ pub struct Rle {
     pub counts: Vec<u32>,
 }
 
+/// Builds an [`Rle`] from runs given in column-major order, merging neighbours of one value.
+#[derive(Debug, Clone, Default)]
+pub struct RleBuilder {
+    counts: Vec<u32>,
+    current: bool,
+    run: u32,
+}
+
+impl RleBuilder {
+    /// No pixels yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `len` pixels of `value` (none when `len` is 0).
+    pub fn push(&mut self, value: bool, len: usize) {
+        if len == 0 {
+            return;
+        }
+        if value != self.current {
+            self.counts.push(self.run);
+            self.run = 0;
+            self.current = value;
+        }
+        self.run += len as u32;
+    }
+
+    /// The RLE of the pixels pushed, which should number `h·w` for `size = [h, w]`.
+    pub fn finish(mut self, size: [usize; 2]) -> Rle {
+        self.counts.push(self.run);
+        Rle {
+            size,
+            counts: self.counts,
+        }
+    }
+}
+
 impl Rle {
     /// Encodes a row-major `h × w` mask.
     pub fn from_mask(mask: &[bool], h: usize, w: usize) -> Result<Self> {
@@ -22,25 +59,13 @@ impl Rle {
                 mask.len()
             )));
         }
-        let mut counts = Vec::new();
-        let mut current = false;
-        let mut run = 0u32;
+        let mut runs = RleBuilder::new();
         for x in 0..w {
             for y in 0..h {
-                let v = mask[y * w + x];
-                if v != current {
-                    counts.push(run);
-                    run = 0;
-                    current = v;
-                }
-                run += 1;
+                runs.push(mask[y * w + x], 1);
             }
         }
-        counts.push(run);
-        Ok(Self {
-            size: [h, w],
-            counts,
-        })
+        Ok(runs.finish([h, w]))
     }
 
     /// Checks that the runs cover exactly `h·w` pixels.
