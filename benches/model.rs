@@ -53,8 +53,10 @@ fn sync<const D: usize>(t: Tensor<D>) {
 
 fn bench(c: &mut Criterion) {
     let amg_points: usize = std::env::var("SAM_BENCH_AMG_POINTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
+        .map(|v| {
+            v.parse()
+                .expect("SAM_BENCH_AMG_POINTS: a number of points per side")
+        })
         .unwrap_or(16);
     let image = sam_burn::data::load_rgb(sam_burn::cli::bundled("assets/scene.png"))
         .expect("bundled image");
