@@ -52,6 +52,7 @@ fn sync<const D: usize>(t: Tensor<D>) {
 }
 
 fn bench(c: &mut Criterion) {
+    sam_burn::allocator::keep_freed_memory();
     let amg_points: usize = std::env::var("SAM_BENCH_AMG_POINTS")
         .map(|v| {
             v.parse()

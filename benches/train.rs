@@ -50,6 +50,7 @@ fn configs() -> Vec<(String, TrainConfig)> {
 }
 
 fn bench(c: &mut Criterion) {
+    sam_burn::allocator::keep_freed_memory();
     let data = tempfile::tempdir().expect("temp dir");
     let synth = SyntheticConfig {
         num_images: 64,

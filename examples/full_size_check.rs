@@ -169,6 +169,7 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    sam_burn::allocator::keep_freed_memory();
     match parse().and_then(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

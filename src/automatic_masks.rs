@@ -202,6 +202,7 @@ pub fn run(args: &AutomaticMasksArgs) -> Result<usize> {
 
 /// The example's whole `main`.
 pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
+    crate::allocator::keep_freed_memory();
     crate::cli::exit_code(AutomaticMasksArgs::parse(args).and_then(|a| {
         if a.model.checkpoint.is_none() {
             crate::cli::demo_notice("automatic_masks", "");

@@ -465,6 +465,7 @@ fn tempfile_dir() -> Result<PathBuf> {
 
 /// The example's entry: parse, run, print one JSON line per job.
 pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
+    crate::allocator::keep_freed_memory();
     crate::cli::exit_code(BenchArgs::parse(args).and_then(|a| {
         run(&a, |r| {
             println!("{}", serde_json::to_string(r).unwrap_or_default());

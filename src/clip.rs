@@ -182,6 +182,7 @@ pub fn run(args: &ClipArgs) -> CmdResult<Summary> {
 
 /// The example's whole `main`: parse, run, report; a one-line error and exit code 1 on failure.
 pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
+    crate::allocator::keep_freed_memory();
     crate::cli::exit_code(ClipArgs::parse(args).and_then(|a| {
         let s = run(&a)?;
         let [load, text, image] = s.seconds;

@@ -187,5 +187,6 @@ pub fn run(args: EvaluateArgs) -> Result<Evaluation> {
 
 /// `evaluate` with command-line arguments; prints errors and returns the exit code.
 pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
+    crate::allocator::keep_freed_memory();
     crate::cli::exit_code(EvaluateArgs::parse(args).and_then(run))
 }

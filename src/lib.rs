@@ -9,6 +9,7 @@ pub use burn;
 pub use sam_model as model;
 pub use sam_model::{PointPrompt, Prompts, Sam, SamConfig, SamError};
 
+pub mod allocator;
 pub mod automatic_masks;
 pub mod backend;
 pub mod bench;

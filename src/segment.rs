@@ -410,6 +410,7 @@ fn to_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
 
 /// The example's whole `main`: parse, run, report; a one-line error and exit code 1 on failure.
 pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
+    crate::allocator::keep_freed_memory();
     crate::cli::exit_code(SegmentArgs::parse(args).and_then(|a| {
         if a.model.checkpoint.is_none() {
             crate::cli::demo_notice("segment", " --box 50,44,171,171 --point 110,150");

@@ -730,5 +730,6 @@ pub fn run(args: TextDemoArgs) -> Result<serde_json::Value> {
 
 /// `text_demo` with command-line arguments; prints errors and returns the exit code.
 pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
+    crate::allocator::keep_freed_memory();
     crate::cli::exit_code(TextDemoArgs::parse(args).and_then(run))
 }

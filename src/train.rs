@@ -489,5 +489,6 @@ fn drive(args: &TrainArgs, trainer: &mut Trainer) -> Result<PathBuf> {
 
 /// `train` with command-line arguments; prints errors and returns the exit code.
 pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
+    crate::allocator::keep_freed_memory();
     crate::cli::exit_code(TrainArgs::parse(args).and_then(run))
 }
