@@ -17,6 +17,10 @@ const CHUNK: usize = 1 << 14;
 
 /// `0.5·x·(1 + erf(x/√2))`, elementwise; any shape.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if crate::host_autodiff::applies(&x) {
+        return crate::host_autodiff::gelu(x);
+    }
     map_on_host(x, CHUNK, |_, v| gelu_in_place(v), activation::gelu)
 }
 
@@ -37,7 +41,7 @@ pub(crate) fn gelu_kernel(values: &mut [f32]) {
 /// `erf(x) = sign(x)·(1 − r(t)·t·exp(−x²))`, `t = 1/(1 + p|x|)` (A&S 7.1.26, as PyTorch's
 /// vectorised CPU erf).
 #[inline(always)]
-fn erf(x: f32) -> f32 {
+pub(crate) fn erf(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
     const A1: f32 = 0.254_829_6;
     const A2: f32 = -0.284_496_74;

@@ -11,6 +11,8 @@ pub mod error;
 pub mod gelu;
 pub mod hf;
 #[cfg(feature = "flex")]
+pub(crate) mod host_autodiff;
+#[cfg(feature = "flex")]
 pub(crate) mod host_gemm;
 pub mod image_encoder;
 pub mod interpolate;

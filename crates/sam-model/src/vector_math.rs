@@ -286,8 +286,9 @@ mod tests {
         }
     }
 
-    /// Autodiff tensors keep Burn's ops, or the host round trip would detach them: the
-    /// gradients through GELU and softmax on flex's autodiff device are Burn's own.
+    /// Autodiff tensors do not take the host round trip, which would detach them: gradients
+    /// reach the input through GELU and softmax on flex's autodiff device (there they run as
+    /// recorded operations of `host_autodiff`), as through Burn's own ops.
     #[cfg(feature = "flex")]
     #[test]
     fn autodiff_keeps_the_graph() {
@@ -309,7 +310,7 @@ mod tests {
         let diff = (ours - burn.clone()).abs().max().into_scalar::<f32>();
         let scale = burn.abs().max().into_scalar::<f32>();
         assert!(
-            scale > 0.1 && diff <= 1e-6 * scale,
+            scale > 0.1 && diff <= 1e-5 * scale,
             "gradient diff {diff}, scale {scale}"
         );
     }
