@@ -381,8 +381,9 @@ mod tests {
                 );
                 let (ours, burn) = (grad(ours), grad(burn));
                 let grads = max_rel(f64(&ours), exact_grad);
-                assert!(grads < 1e-6, "{name} gradients off by {grads}");
-                // Burn's decomposed softmax gradient is itself ~1e-6 off the exact one.
+                assert!(grads < 5e-6, "{name} gradients off by {grads}");
+                // f32 rounding: each is up to ~2e-6 of scale off the exact gradient (the row's dot
+                // product cancels), Burn's decomposed one as ours.
                 let grads = max_rel(ours, burn);
                 assert!(
                     grads < 1e-5,
