@@ -34,7 +34,12 @@ fn models(device: &Device) -> Vec<(String, Sam)> {
         let sizes: Vec<usize> = std::env::var("SAM_BENCH_SIZES")
             .unwrap_or_default()
             .split(',')
-            .filter_map(|s| s.trim().parse().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse()
+                    .unwrap_or_else(|_| panic!("SAM_BENCH_SIZES: {s:?} is not an input side"))
+            })
             .collect();
         for size in sizes {
             let model = config.init(device).expect("model");
