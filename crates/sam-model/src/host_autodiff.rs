@@ -21,7 +21,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use crate::softmax::softmax_rows;
@@ -69,10 +69,19 @@ pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as HostKernels>::host_gelu(x.into_dispatch()))
 }
 
-/// The tensor's values as an owned, contiguous f32 buffer (no copy when the tensor is the
-/// only owner of contiguous values); `None` for another dtype.
-fn owned(t: FloatTensor<Flex>) -> Option<TensorData> {
-    (t.dtype() == DType::F32).then(|| t.into_data())
+/// `x` (f32) with `kernel` applied to its values, in place where `x` is the only owner of
+/// contiguous values (else on a copy); `Err(x)` back if its values cannot be viewed as f32
+/// (misaligned), for Burn's ops to take over.
+fn in_place(
+    x: FloatTensor<Flex>,
+    kernel: impl FnOnce(&mut [f32]),
+) -> Result<FloatTensor<Flex>, FloatTensor<Flex>> {
+    let mut data = x.into_data();
+    match data.as_mut_slice::<f32>() {
+        Ok(values) => kernel(values),
+        Err(_) => return Err(FloatTensor::<Flex>::from_data(data)),
+    }
+    Ok(FloatTensor::<Flex>::from_data(data))
 }
 
 /// Whether `a` and `b` are f32 tensors of one shape.
@@ -98,12 +107,7 @@ fn with_grad(
         }
     };
     // The gradient is usually the graph's only reference: no copy.
-    let mut data = grad.into_data();
-    match data.as_mut_slice::<f32>() {
-        Ok(g) => kernel(g, saved_values),
-        Err(_) => return Err(FloatTensor::<Flex>::from_data(data)),
-    }
-    Ok(FloatTensor::<Flex>::from_data(data))
+    in_place(grad, |g| kernel(g, saved_values))
 }
 
 /// The last axis' length.
@@ -130,19 +134,17 @@ impl HostKernels for Flex {
     fn host_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let row = row_len(&x);
         let last = x.layout().shape().num_dims().saturating_sub(1);
+        let burn = |x| <Flex as ActivationOps<Flex>>::softmax(x, last);
         if row == 0 || x.dtype() != DType::F32 {
-            return <Flex as ActivationOps<Flex>>::softmax(x, last);
+            return burn(x);
         }
-        let Some(mut data) = owned(x) else {
-            unreachable!("checked f32 above")
-        };
-        if let Ok(values) = data.as_mut_slice::<f32>() {
-            let piece = (CHUNK / row).max(1) * row;
+        let piece = (CHUNK / row).max(1) * row;
+        in_place(x, |values| {
             values
                 .par_chunks_mut(piece)
-                .for_each(|v| softmax_rows(v, row, 1.0));
-        }
-        FloatTensor::<Flex>::from_data(data)
+                .for_each(|v| softmax_rows(v, row, 1.0))
+        })
+        .unwrap_or_else(burn)
     }
 
     fn host_softmax_last_backward(
@@ -160,18 +162,16 @@ impl HostKernels for Flex {
     }
 
     fn host_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let burn = <Flex as ActivationOps<Flex>>::gelu;
         if x.dtype() != DType::F32 {
-            return <Flex as ActivationOps<Flex>>::gelu(x);
+            return burn(x);
         }
-        let Some(mut data) = owned(x) else {
-            unreachable!("checked f32 above")
-        };
-        if let Ok(values) = data.as_mut_slice::<f32>() {
+        in_place(x, |values| {
             values
                 .par_chunks_mut(CHUNK)
-                .for_each(crate::gelu::gelu_in_place);
-        }
-        FloatTensor::<Flex>::from_data(data)
+                .for_each(crate::gelu::gelu_in_place)
+        })
+        .unwrap_or_else(burn)
     }
 
     fn host_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
