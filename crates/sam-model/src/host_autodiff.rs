@@ -193,50 +193,67 @@ fn composed_softmax_backward<B: Backend>(
     B::float_mul(y, B::float_sub(grad, dot))
 }
 
-#[derive(Debug)]
-struct SoftmaxLast;
+/// A backward pass from the saved tensor and the output's gradient.
+type BackwardFn<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
 
-impl<B: Backend + HostKernels> Backward<B, 1> for SoftmaxLast {
-    /// The output.
-    type State = FloatTensor<B>;
+/// Which tensor a recorded operation keeps for its backward pass.
+enum Saved {
+    /// GELU's derivative needs its input.
+    Input,
+    /// The softmax's needs only its output.
+    Output,
+}
+
+/// A recorded one-input operation whose backward pass is its state's function of the saved
+/// tensor and the gradient.
+#[derive(Debug)]
+struct FromSaved;
+
+impl<B: Backend> Backward<B, 1> for FromSaved {
+    type State = (FloatTensor<B>, BackwardFn<B>);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let y = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            B::host_softmax_last_backward(y, grad)
-        });
+        let (saved, backward) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| backward(saved, grad));
     }
 }
 
-#[derive(Debug)]
-struct Gelu;
-
-impl<B: Backend + HostKernels> Backward<B, 1> for Gelu {
-    /// The input.
-    type State = FloatTensor<B>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let x = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-            B::host_gelu_backward(x, grad)
-        });
+/// `forward(x)` recorded with `backward` and the `saved` tensor. Compute-bound: the saved
+/// tensor is kept, not recomputed, under gradient checkpointing.
+fn record<B: Backend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    forward: fn(FloatTensor<B>) -> FloatTensor<B>,
+    backward: BackwardFn<B>,
+    saved: Saved,
+) -> FloatTensor<Autodiff<B, C>> {
+    match FromSaved
+        .prepare::<C>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let x = x.into_primitive();
+            let (kept, y) = match saved {
+                Saved::Input => (x.clone(), forward(x)),
+                Saved::Output => {
+                    let y = forward(x);
+                    (y.clone(), y)
+                }
+            };
+            prep.finish((kept, backward), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.into_primitive())),
     }
 }
 
 impl<B: Backend + HostKernels, C: CheckpointStrategy> HostKernels for Autodiff<B, C> {
     fn host_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        // Compute-bound: the output is kept, not recomputed, under gradient checkpointing.
-        match SoftmaxLast
-            .prepare::<C>([x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let y = B::host_softmax_last(x.into_primitive());
-                prep.finish(y.clone(), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::host_softmax_last(x.into_primitive())),
-        }
+        record::<B, C>(
+            x,
+            B::host_softmax_last,
+            B::host_softmax_last_backward,
+            Saved::Output,
+        )
     }
 
     fn host_softmax_last_backward(
@@ -247,13 +264,7 @@ impl<B: Backend + HostKernels, C: CheckpointStrategy> HostKernels for Autodiff<B
     }
 
     fn host_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match Gelu.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let x = x.into_primitive();
-                prep.finish(x.clone(), B::host_gelu(x))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::host_gelu(x.into_primitive())),
-        }
+        record::<B, C>(x, B::host_gelu, B::host_gelu_backward, Saved::Input)
     }
 
     fn host_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
