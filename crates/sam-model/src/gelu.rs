@@ -17,9 +17,9 @@ const CHUNK: usize = 1 << 14;
 
 /// `0.5·x·(1 + erf(x/√2))`, elementwise; any shape.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    #[cfg(feature = "flex")]
-    if crate::host_autodiff::applies(&x) {
-        return crate::host_autodiff::gelu(x);
+    #[cfg(any(feature = "flex", feature = "cube"))]
+    if crate::recorded_ops::gelu_applies(&x) {
+        return crate::recorded_ops::gelu(x);
     }
     map_on_host(x, CHUNK, |_, v| gelu_in_place(v), activation::gelu)
 }

@@ -11,8 +11,6 @@ pub mod error;
 pub mod gelu;
 pub mod hf;
 #[cfg(feature = "flex")]
-pub(crate) mod host_autodiff;
-#[cfg(feature = "flex")]
 pub(crate) mod host_gemm;
 pub mod image_encoder;
 pub mod interpolate;
@@ -20,6 +18,8 @@ pub mod lora;
 pub mod mask_decoder;
 pub mod precision;
 pub mod prompt_encoder;
+#[cfg(any(feature = "flex", feature = "cube"))]
+pub(crate) mod recorded_ops;
 pub mod resample;
 pub mod sam;
 pub mod softmax;

@@ -41,15 +41,18 @@ pub fn layer_norm<const D: usize>(
 }
 
 /// Softmax along `dim`; 16-bit input is exponentiated and summed in f32 and cast back.
+///
+/// In training, over the last axis, it is one recorded operation that keeps only its output
+/// for the backward pass (`crate::recorded_ops`).
 pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
+    #[cfg(any(feature = "flex", feature = "cube"))]
+    if dim + 1 == D && crate::recorded_ops::softmax_applies(&x) {
+        return crate::recorded_ops::softmax_last(x);
+    }
     let dtype = x.dtype();
     if is_half(dtype) {
         burn::tensor::activation::softmax(x.cast(FloatDType::F32), dim).cast(dtype)
     } else {
-        #[cfg(feature = "flex")]
-        if dim + 1 == D && crate::host_autodiff::applies(&x) {
-            return crate::host_autodiff::softmax_last(x);
-        }
         burn::tensor::activation::softmax(x, dim)
     }
 }

@@ -288,7 +288,7 @@ mod tests {
 
     /// Autodiff tensors do not take the host round trip, which would detach them: gradients
     /// reach the input through GELU and softmax on flex's autodiff device (there they run as
-    /// recorded operations of `host_autodiff`), as through Burn's own ops.
+    /// recorded operations of `recorded_ops`), as through Burn's own ops.
     #[cfg(feature = "flex")]
     #[test]
     fn autodiff_keeps_the_graph() {

@@ -1,0 +1,422 @@
+//! Softmax and GELU recorded as one autodiff operation each, with their own backward passes.
+//!
+//! Burn's autodiff spells softmax out as `exp(x − max) / sum`: it keeps the shifted scores
+//! (to recompute `exp` in the backward pass) and the exponentials, besides the output the next
+//! product keeps. For a ViT-B training step at 1024² that is 2 × 805 MB more per global block
+//! than the reference keeps (ViT-L: 2 × 1 GiB, and in f32 even when training in bf16, whose
+//! softmax runs in f32). Here the softmax is one recorded operation that keeps only its output
+//! (`∂x = y ⊙ (∂y − Σ ∂y ⊙ y)`), in the input's dtype: a 16-bit softmax is computed in f32 in
+//! both passes, and its backward pass reads the 16-bit output the next product sees.
+//!
+//! - On flex, both passes run on the host values with the vectorised kernels of inference
+//!   ([`crate::vector_math`]), instead of half a dozen passes with flex's scalar `expf`. GELU
+//!   likewise (it keeps its input, as Burn's does), vectorised instead of flex's scalar `erff`.
+//! - On the CubeCL backends (wgpu, CUDA), both passes are Burn's own ops, fused where Burn's
+//!   fusion is on: the gain is the memory. GELU keeps Burn's ops there (nothing to save).
+//!
+//! The operations are a Burn backend extension; [`softmax_last`] and [`gelu`] are taken where
+//! [`softmax_applies`] and [`gelu_applies`] say, Burn's own ops everywhere else.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::ops::ActivationOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{
+    Autodiff, Backend, Dispatch, DispatchDevice, TensorMetadata, backend_extension,
+};
+use burn::tensor::{DType, FloatDType, Tensor};
+
+use crate::precision::is_half;
+
+#[cfg(feature = "flex")]
+mod flex;
+
+/// Softmax and GELU as single recorded operations (see the module's documentation). The
+/// default bodies are Burn's ops; flex overrides them with host kernels.
+#[backend_extension(
+    Flex: cfg(feature = "flex"),
+    Cube: cfg(feature = "cube"),
+    Autodiff
+)]
+pub trait RecordedOps: Backend {
+    /// Softmax over the last axis; a 16-bit input is computed in f32 and cast back.
+    fn recorded_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed_softmax_last::<Self>(x)
+    }
+    /// `y ⊙ (grad − Σ grad ⊙ y)` over the last axis: the softmax's input gradient from its
+    /// output `y` (in f32 for 16-bit tensors), in `grad`'s dtype.
+    fn recorded_softmax_last_backward(
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        composed_softmax_backward::<Self>(y, grad)
+    }
+    /// Exact-form GELU.
+    fn recorded_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ActivationOps<Self>>::gelu(x)
+    }
+    /// `grad ⊙ GELU'(x)`.
+    fn recorded_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ActivationOps<Self>>::gelu_backward(x, grad)
+    }
+}
+
+/// Burn's ops on every CubeCL runtime (fused or not, as Burn is built).
+#[cfg(feature = "cube")]
+impl RecordedOps for burn::backend::Cube {}
+
+/// Whether [`softmax_last`] takes `x`: an f32 or 16-bit tensor on an autodiff device over
+/// flex (f32 big enough to pay for the host round trip) or a CubeCL runtime.
+pub(crate) fn softmax_applies<const D: usize>(x: &Tensor<D>) -> bool {
+    let (device, dtype) = (x.device(), x.dtype());
+    if !device.is_autodiff() || !(dtype == DType::F32 || is_half(dtype)) {
+        return false;
+    }
+    #[allow(unreachable_patterns)]
+    match device.inner().as_dispatch() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => {
+            is_half(dtype) || x.shape().num_elements() >= crate::vector_math::MIN_HOST
+        }
+        #[cfg(feature = "cube")]
+        DispatchDevice::Cube(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether [`gelu`] takes `x`: f32 on autodiff over flex, big enough to pay for the round
+/// trip (elsewhere Burn's GELU keeps what this one would).
+pub(crate) fn gelu_applies<const D: usize>(x: &Tensor<D>) -> bool {
+    #[cfg(feature = "flex")]
+    {
+        let device = x.device();
+        x.dtype() == DType::F32
+            && device.is_autodiff()
+            && device == burn::tensor::Device::flex()
+            && x.shape().num_elements() >= crate::vector_math::MIN_HOST
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = x;
+        false
+    }
+}
+
+/// Softmax over the last axis of a tensor [`softmax_applies`] holds for.
+pub(crate) fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as RecordedOps>::recorded_softmax_last(
+        x.into_dispatch(),
+    ))
+}
+
+/// GELU of a tensor [`gelu_applies`] holds for.
+pub(crate) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as RecordedOps>::recorded_gelu(x.into_dispatch()))
+}
+
+/// `f` of `tensors` cast to f32, cast back to `dtype`.
+fn in_f32<B: Backend, const N: usize>(
+    tensors: [FloatTensor<B>; N],
+    dtype: DType,
+    f: impl FnOnce([FloatTensor<B>; N]) -> FloatTensor<B>,
+) -> FloatTensor<B> {
+    let out = f(tensors.map(|t| B::float_cast(t, FloatDType::F32)));
+    B::float_cast(out, dtype.into())
+}
+
+/// Burn's softmax over the last axis, in f32 for a 16-bit input.
+fn composed_softmax_last<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let last = x.shape().num_dims().saturating_sub(1);
+    let dtype = x.dtype();
+    let softmax = |x| <B as ActivationOps<B>>::softmax(x, last);
+    if is_half(dtype) {
+        in_f32::<B, 1>([x], dtype, |[x]| softmax(x))
+    } else {
+        softmax(x)
+    }
+}
+
+/// The softmax's input gradient with the backend's own ops, in f32 for 16-bit tensors.
+fn composed_softmax_backward<B: Backend>(
+    y: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let dtype = grad.dtype();
+    let backward = |y: FloatTensor<B>, grad: FloatTensor<B>| {
+        let last = y.shape().num_dims() - 1;
+        let dot = B::float_sum_dim(B::float_mul(grad.clone(), y.clone()), last);
+        B::float_mul(y, B::float_sub(grad, dot))
+    };
+    if is_half(dtype) || is_half(y.dtype()) {
+        in_f32::<B, 2>([y, grad], dtype, |[y, grad]| backward(y, grad))
+    } else {
+        backward(y, grad)
+    }
+}
+
+/// A backward pass from the saved tensor and the output's gradient.
+type BackwardFn<B> = fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
+
+/// Which tensor a recorded operation keeps for its backward pass.
+enum Saved {
+    /// GELU's derivative needs its input.
+    Input,
+    /// The softmax's needs only its output.
+    Output,
+}
+
+/// A recorded one-input operation whose backward pass is its state's function of the saved
+/// tensor and the gradient.
+#[derive(Debug)]
+struct FromSaved;
+
+impl<B: Backend> Backward<B, 1> for FromSaved {
+    type State = (FloatTensor<B>, BackwardFn<B>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (saved, backward) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| backward(saved, grad));
+    }
+}
+
+/// `forward(x)` recorded with `backward` and the `saved` tensor. Compute-bound: the saved
+/// tensor is kept, not recomputed, under gradient checkpointing.
+fn record<B: Backend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    forward: fn(FloatTensor<B>) -> FloatTensor<B>,
+    backward: BackwardFn<B>,
+    saved: Saved,
+) -> FloatTensor<Autodiff<B, C>> {
+    match FromSaved
+        .prepare::<C>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let x = x.into_primitive();
+            let (kept, y) = match saved {
+                Saved::Input => (x.clone(), forward(x)),
+                Saved::Output => {
+                    let y = forward(x);
+                    (y.clone(), y)
+                }
+            };
+            prep.finish((kept, backward), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.into_primitive())),
+    }
+}
+
+impl<B: Backend + RecordedOps, C: CheckpointStrategy> RecordedOps for Autodiff<B, C> {
+    fn recorded_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        record::<B, C>(
+            x,
+            B::recorded_softmax_last,
+            B::recorded_softmax_last_backward,
+            Saved::Output,
+        )
+    }
+
+    fn recorded_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        record::<B, C>(x, B::recorded_gelu, B::recorded_gelu_backward, Saved::Input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Distribution, activation};
+
+    fn max_rel(ours: Tensor<3>, burn: Tensor<3>) -> f32 {
+        let diff = (ours - burn.clone()).abs().max().into_scalar::<f32>();
+        diff / burn.abs().max().into_scalar::<f32>()
+    }
+
+    /// `t`'s values in f64 on plain flex.
+    fn f64(t: &Tensor<3>) -> Tensor<3> {
+        Tensor::from_data(t.to_data().convert::<f64>(), (&Device::flex(), DType::F64))
+    }
+
+    /// The input gradient of `Σ w ⊙ y` for `y = f(x)`.
+    fn grad(x: &Tensor<3>, y: Tensor<3>, w: &Tensor<3>) -> Tensor<3> {
+        let grads = (y * w.clone()).sum().backward();
+        x.grad(&grads).expect("x has a gradient")
+    }
+
+    /// `x` and the weights of the summed output, on `device` in `dtype`; the input to the ops
+    /// is `1.5·xᵀ`, a transposed (non-contiguous) tensor.
+    fn inputs(device: &Device, dtype: FloatDType) -> (Tensor<3>, Tensor<3>) {
+        let x = Tensor::<3>::random([3, 300, 40], Distribution::Normal(0.0, 2.0), device)
+            .cast(dtype)
+            .require_grad();
+        let w =
+            Tensor::<3>::random([3, 40, 300], Distribution::Normal(0.0, 1.0), device).cast(dtype);
+        (x, w)
+    }
+
+    /// The exact softmax of `u` (f64) and the exact input gradient of `Σ w ⊙ softmax(1.5·xᵀ)`:
+    /// `1.5·(softmax'(u) ⊙ w)ᵀ`.
+    fn exact_softmax(u: Tensor<3>, w: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        let y = activation::softmax(u, 2);
+        let grad = y.clone() * (w.clone() - (w * y.clone()).sum_dim(2));
+        (y, grad.swap_dims(1, 2) * 1.5)
+    }
+
+    /// Values and input gradients against the exact ones (f64) and Burn's own softmax and
+    /// GELU, through a transposed (non-contiguous) input, on the plain and the
+    /// gradient-checkpointing autodiff devices.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn gradients_match_f64_and_burns() {
+        for device in [
+            Device::flex().autodiff(),
+            Device::flex().autodiff().gradient_checkpointing(),
+        ] {
+            let (x, w) = inputs(&device, FloatDType::F32);
+            let input = || x.clone().swap_dims(1, 2) * 1.5;
+            assert!(softmax_applies(&input()) && gelu_applies(&input()));
+            let (u, w64) = (f64(&input()), f64(&w));
+            let (softmax, softmax_grad) = exact_softmax(u.clone(), w64.clone());
+            let cdf = ((u.clone() * std::f64::consts::FRAC_1_SQRT_2).erf() + 1.0) * 0.5;
+            let pdf = (u.clone().powi_scalar(2) * -0.5).exp() * 0.398_942_280_401_432_7;
+            let gelu_grad = (w64 * (cdf + u.clone() * pdf)).swap_dims(1, 2) * 1.5;
+            for (name, ours, burn, exact_values, exact_grad) in [
+                (
+                    "softmax",
+                    crate::precision::softmax(input(), 2),
+                    activation::softmax(input(), 2),
+                    softmax,
+                    softmax_grad,
+                ),
+                (
+                    "gelu",
+                    crate::gelu::gelu(input()),
+                    activation::gelu(input()),
+                    activation::gelu(u.clone()),
+                    gelu_grad,
+                ),
+            ] {
+                let values = max_rel(f64(&ours), exact_values.clone());
+                assert!(values < 1e-6, "{name} values off by {values}");
+                let values = max_rel(ours.clone(), burn.clone());
+                assert!(
+                    values < 1e-6,
+                    "{name} values differ from Burn's by {values}"
+                );
+                let (ours, burn) = (grad(&x, ours, &w), grad(&x, burn, &w));
+                let grads = max_rel(f64(&ours), exact_grad);
+                assert!(grads < 5e-6, "{name} gradients off by {grads}");
+                // f32 rounding: each is up to ~2e-6 of scale off the exact gradient (the row's dot
+                // product cancels), Burn's decomposed one as ours.
+                let grads = max_rel(ours, burn);
+                assert!(
+                    grads < 1e-5,
+                    "{name} gradients differ from Burn's by {grads}"
+                );
+            }
+        }
+    }
+
+    /// A 16-bit softmax (computed in f32, its 16-bit output kept) against the exact one of
+    /// the same 16-bit input and against Burn's ops on f32 casts, on `device`. The bounds are
+    /// a few roundings to the 16-bit type (bf16: 2⁻⁹ of a value; f16: 2⁻¹²).
+    fn check_half_softmax(device: &Device, dtype: FloatDType, bound: f32) {
+        let (x, w) = inputs(device, dtype);
+        let input = || x.clone().swap_dims(1, 2) * 1.5;
+        assert!(softmax_applies(&input()), "{dtype:?} on {device:?}");
+        let ours = crate::precision::softmax(input(), 2);
+        assert_eq!(ours.dtype(), DType::from(dtype));
+        let burn = activation::softmax(input().cast(FloatDType::F32), 2).cast(dtype);
+        let (exact, exact_grad) = exact_softmax(f64(&input()), f64(&w));
+        let as_f32 = |t: Tensor<3>| t.cast(FloatDType::F32);
+        let values = max_rel(f64(&as_f32(ours.clone())), exact);
+        assert!(values < bound, "{dtype:?} values off by {values}");
+        let (ours, burn) = (grad(&x, ours, &w), grad(&x, burn, &w));
+        assert_eq!(ours.dtype(), DType::from(dtype));
+        let grads = max_rel(f64(&as_f32(ours.clone())), exact_grad);
+        assert!(grads < 4.0 * bound, "{dtype:?} gradients off by {grads}");
+        let to_burn = max_rel(as_f32(ours), as_f32(burn));
+        eprintln!("{dtype:?} on {device:?}: values {values:e}, gradients {grads:e} of scale off");
+        let grads = to_burn;
+        assert!(
+            grads < 4.0 * bound,
+            "{dtype:?} gradients differ from Burn's by {grads}"
+        );
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn half_softmax_is_computed_in_f32() {
+        let device = Device::flex().autodiff();
+        check_half_softmax(&device, FloatDType::BF16, 1e-2);
+        check_half_softmax(&device, FloatDType::F16, 2e-3);
+    }
+
+    /// On the CubeCL backends the softmax is Burn's ops, recorded as one operation.
+    #[cfg(feature = "wgpu")]
+    #[test]
+    fn cube_softmax_matches_f64() {
+        if std::env::var_os("SAM_SKIP_WGPU").is_some() {
+            return;
+        }
+        let device = Device::wgpu(Default::default()).autodiff();
+        let (x, w) = inputs(&device, FloatDType::F32);
+        let input = || x.clone().swap_dims(1, 2) * 1.5;
+        assert!(softmax_applies(&input()));
+        assert!(!gelu_applies(&input()));
+        let ours = crate::precision::softmax(input(), 2);
+        let (exact, exact_grad) = exact_softmax(f64(&input()), f64(&w));
+        let values = max_rel(f64(&ours), exact);
+        assert!(values < 1e-6, "values off by {values}");
+        let grads = max_rel(f64(&grad(&x, ours, &w)), exact_grad);
+        assert!(grads < 5e-6, "gradients off by {grads}");
+        for (dtype, bound) in [(FloatDType::F16, 2e-3), (FloatDType::BF16, 1e-2)] {
+            if device.supports_dtype(dtype) {
+                check_half_softmax(&device, dtype, bound);
+            }
+        }
+    }
+
+    /// Inputs without a gradient run forward only; small f32 tensors keep Burn's ops, as do
+    /// devices without autodiff; GELU takes only f32.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn untracked_and_excluded_inputs() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<3>::random([2, 100, 100], Distribution::Normal(0.0, 1.0), &device);
+        let y = crate::precision::softmax(x.clone(), 2);
+        let sums = y.sum_dim(2) - 1.0;
+        assert!(sums.abs().max().into_scalar::<f32>() < 1e-5);
+        let small = x.clone().slice([0..1, 0..10, 0..10]);
+        assert!(!softmax_applies(&small) && !gelu_applies(&small));
+        let half = x.clone().cast(FloatDType::BF16);
+        assert!(softmax_applies(&half) && !gelu_applies(&half));
+        let plain = Tensor::<3>::from_data(x.to_data(), &Device::flex());
+        assert!(!softmax_applies(&plain) && !gelu_applies(&plain));
+        let double = x.cast(FloatDType::F64);
+        assert!(!softmax_applies(&double) && !gelu_applies(&double));
+    }
+
+    /// The forward pass records the softmax as one operation: a gradient reaches the input
+    /// through a chain of two softmaxes and a GELU.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn chained_operations_backpropagate() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<3>::random([2, 128, 128], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        let ours = crate::precision::softmax(
+            crate::gelu::gelu(crate::precision::softmax(x.clone(), 2) * 50.0),
+            2,
+        );
+        let burn = activation::softmax(
+            activation::gelu(activation::softmax(x.clone(), 2) * 50.0),
+            2,
+        );
+        let w = Tensor::<3>::random([2, 128, 128], Distribution::Normal(0.0, 1.0), &device);
+        let rel = max_rel(grad(&x, ours, &w), grad(&x, burn, &w));
+        assert!(rel < 1e-5, "gradients differ by {rel}");
+    }
+}
