@@ -53,6 +53,26 @@ pub trait RecordedOps: Backend {
     ) -> FloatTensor<Self> {
         composed_softmax_backward::<Self>(y, grad)
     }
+    /// Layer norm over the last axis (`(x − mean)·rstd·gamma + beta`, biased variance); a
+    /// 16-bit input is normalised in f32 and cast back.
+    fn recorded_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        composed_layer_norm::<Self>(x, gamma, beta, epsilon)
+    }
+    /// The layer norm's gradients `(∂x, ∂gamma, ∂beta)` from its input and `grad` (in f32 for
+    /// 16-bit tensors), each in its tensor's dtype (`∂beta` in `gamma`'s).
+    fn recorded_layer_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        composed_layer_norm_backward::<Self>(x, gamma, grad, epsilon)
+    }
     /// Exact-form GELU.
     fn recorded_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         <Self as ActivationOps<Self>>::gelu(x)
@@ -86,6 +106,11 @@ pub(crate) fn softmax_applies<const D: usize>(x: &Tensor<D>) -> bool {
     }
 }
 
+/// Whether [`layer_norm`] takes `x`: as [`softmax_applies`] (the same dtypes and devices).
+pub(crate) fn layer_norm_applies<const D: usize>(x: &Tensor<D>) -> bool {
+    softmax_applies(x)
+}
+
 /// Whether [`gelu`] takes `x`: f32 on autodiff over flex, big enough to pay for the round
 /// trip (elsewhere Burn's GELU keeps what this one would).
 pub(crate) fn gelu_applies<const D: usize>(x: &Tensor<D>) -> bool {
@@ -108,6 +133,22 @@ pub(crate) fn gelu_applies<const D: usize>(x: &Tensor<D>) -> bool {
 pub(crate) fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as RecordedOps>::recorded_softmax_last(
         x.into_dispatch(),
+    ))
+}
+
+/// Layer norm over the last axis of a tensor [`layer_norm_applies`] holds for; `gamma` and
+/// `beta: [C]`.
+pub(crate) fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as RecordedOps>::recorded_layer_norm(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
     ))
 }
 
@@ -154,6 +195,72 @@ fn composed_softmax_backward<B: Backend>(
     } else {
         backward(y, grad)
     }
+}
+
+/// Burn's layer norm over the last axis, in f32 for a 16-bit input.
+fn composed_layer_norm<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+) -> FloatTensor<B> {
+    let dtype = x.dtype();
+    let norm = |[x, gamma, beta]: [FloatTensor<B>; 3]| B::layer_norm(x, gamma, Some(beta), epsilon);
+    if is_half(dtype) {
+        in_f32::<B, 3>([x, gamma, beta], dtype, norm)
+    } else {
+        norm([x, gamma, beta])
+    }
+}
+
+/// The layer norm's gradients with the backend's own ops, over `[rows, C]` (in f32 for
+/// 16-bit tensors): with `x̂ = (x − mean)·rstd` and `g = grad ⊙ gamma`,
+/// `∂x = rstd·(g − mean(g) − x̂·mean(g ⊙ x̂))`, `∂gamma = Σ grad ⊙ x̂`, `∂beta = Σ grad`.
+fn composed_layer_norm_backward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    epsilon: f64,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let (x_dtype, gamma_dtype) = (x.dtype(), gamma.dtype());
+    let shape = x.shape();
+    let c = shape.iter().last().copied().unwrap_or(1).max(1);
+    let rows = shape.num_elements() / c;
+    let f32 = |t: FloatTensor<B>| {
+        if t.dtype() == DType::F32 {
+            t
+        } else {
+            B::float_cast(t, FloatDType::F32)
+        }
+    };
+    let back = |t: FloatTensor<B>, dtype: DType| {
+        if dtype == DType::F32 {
+            t
+        } else {
+            B::float_cast(t, dtype.into())
+        }
+    };
+    let x = B::float_reshape(f32(x), [rows, c].into());
+    let grad = B::float_reshape(f32(grad), [rows, c].into());
+    let gamma = B::float_reshape(f32(gamma), [1, c].into());
+    let mean = B::float_mean_dim(x.clone(), 1);
+    let centred = B::float_sub(x, mean);
+    let var = B::float_mean_dim(B::float_mul(centred.clone(), centred.clone()), 1);
+    let rstd = B::float_recip(B::float_sqrt(B::float_add_scalar(var, epsilon.into())));
+    let normed = B::float_mul(centred, rstd.clone());
+    let d_beta = B::float_reshape(B::float_sum_dim(grad.clone(), 0), [c].into());
+    let d_gamma = B::float_mul(grad.clone(), normed.clone());
+    let d_gamma = B::float_reshape(B::float_sum_dim(d_gamma, 0), [c].into());
+    let g = B::float_mul(grad, gamma);
+    let g_mean = B::float_mean_dim(g.clone(), 1);
+    let gx_mean = B::float_mean_dim(B::float_mul(g.clone(), normed.clone()), 1);
+    let d_x = B::float_sub(B::float_sub(g, g_mean), B::float_mul(normed, gx_mean));
+    let d_x = B::float_reshape(B::float_mul(d_x, rstd), shape);
+    (
+        back(d_x, x_dtype),
+        back(d_gamma, gamma_dtype),
+        back(d_beta, gamma_dtype),
+    )
 }
 
 /// A backward pass from the saved tensor and the output's gradient.
@@ -209,7 +316,63 @@ fn record<B: Backend, C: CheckpointStrategy>(
     }
 }
 
+/// The recorded layer norm: it keeps its input, `gamma`, the epsilon and `beta`'s dtype.
+#[derive(Debug)]
+struct LayerNormBackward;
+
+impl<B: Backend + RecordedOps> Backward<B, 3> for LayerNormBackward {
+    type State = (FloatTensor<B>, FloatTensor<B>, f64, DType);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, gamma, epsilon, beta_dtype) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let (d_x, d_gamma, d_beta) = B::recorded_layer_norm_backward(x, gamma, grad, epsilon);
+        let [x_node, gamma_node, beta_node] = ops.parents;
+        if let Some(node) = x_node {
+            grads.register::<B>(node.id, d_x);
+        }
+        if let Some(node) = gamma_node {
+            grads.register::<B>(node.id, d_gamma);
+        }
+        if let Some(node) = beta_node {
+            let d_beta = if d_beta.dtype() == beta_dtype {
+                d_beta
+            } else {
+                B::float_cast(d_beta, beta_dtype.into())
+            };
+            grads.register::<B>(node.id, d_beta);
+        }
+    }
+}
+
 impl<B: Backend + RecordedOps, C: CheckpointStrategy> RecordedOps for Autodiff<B, C> {
+    fn recorded_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let beta_dtype = beta.dtype();
+        let prep = LayerNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful();
+        let (x, gamma, beta) = (
+            x.into_primitive(),
+            gamma.into_primitive(),
+            beta.into_primitive(),
+        );
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let y = B::recorded_layer_norm(x.clone(), gamma.clone(), beta, epsilon);
+                prep.finish((x, gamma, epsilon, beta_dtype), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::recorded_layer_norm(x, gamma, beta, epsilon))
+            }
+        }
+    }
+
     fn recorded_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
         record::<B, C>(
             x,
@@ -229,14 +392,15 @@ mod tests {
     use super::*;
     use burn::tensor::{Device, Distribution, activation};
 
-    fn max_rel(ours: Tensor<3>, burn: Tensor<3>) -> f32 {
+    fn max_rel<const D: usize>(ours: Tensor<D>, burn: Tensor<D>) -> f32 {
         let diff = (ours - burn.clone()).abs().max().into_scalar::<f32>();
         diff / burn.abs().max().into_scalar::<f32>()
     }
 
     /// `t`'s values in f64 on plain flex.
-    fn f64(t: &Tensor<3>) -> Tensor<3> {
-        Tensor::from_data(t.to_data().convert::<f64>(), (&Device::flex(), DType::F64))
+    fn f64<const D: usize>(t: &Tensor<D>) -> Tensor<D> {
+        let values = t.clone().cast(FloatDType::F32).to_data().convert::<f64>();
+        Tensor::from_data(values, (&Device::flex(), DType::F64))
     }
 
     /// The input gradient of `Σ w ⊙ y` for `y = f(x)`.
@@ -331,11 +495,11 @@ mod tests {
         let burn = activation::softmax(input().cast(FloatDType::F32), 2).cast(dtype);
         let (exact, exact_grad) = exact_softmax(f64(&input()), f64(&w));
         let as_f32 = |t: Tensor<3>| t.cast(FloatDType::F32);
-        let values = max_rel(f64(&as_f32(ours.clone())), exact);
+        let values = max_rel(f64(&ours), exact);
         assert!(values < bound, "{dtype:?} values off by {values}");
         let (ours, burn) = (grad(&x, ours, &w), grad(&x, burn, &w));
         assert_eq!(ours.dtype(), DType::from(dtype));
-        let grads = max_rel(f64(&as_f32(ours.clone())), exact_grad);
+        let grads = max_rel(f64(&ours), exact_grad);
         assert!(grads < 4.0 * bound, "{dtype:?} gradients off by {grads}");
         let to_burn = max_rel(as_f32(ours), as_f32(burn));
         eprintln!("{dtype:?} on {device:?}: values {values:e}, gradients {grads:e} of scale off");
@@ -354,10 +518,11 @@ mod tests {
         check_half_softmax(&device, FloatDType::F16, 2e-3);
     }
 
-    /// On the CubeCL backends the softmax is Burn's ops, recorded as one operation.
+    /// On the CubeCL backends the softmax and the layer norm are Burn's ops, recorded as one
+    /// operation each.
     #[cfg(feature = "wgpu")]
     #[test]
-    fn cube_softmax_matches_f64() {
+    fn cube_ops_match_f64() {
         if std::env::var_os("SAM_SKIP_WGPU").is_some() {
             return;
         }
@@ -377,6 +542,89 @@ mod tests {
                 check_half_softmax(&device, dtype, bound);
             }
         }
+        let (values, grads) = check_layer_norm(&device, FloatDType::F32);
+        assert!(
+            values < 1e-6 && grads < 5e-6,
+            "layer norm: {values}, {grads}"
+        );
+    }
+
+    /// The layer norm on `device` in `dtype` (through a channels-last view of an NCHW tensor,
+    /// as `LayerNorm2d`'s) against Burn's own in f64: the values and the gradients of the
+    /// input, `gamma` and `beta`, then with `gamma` and `beta` frozen. Returns the largest
+    /// relative errors of the values and of the gradients.
+    fn check_layer_norm(device: &Device, dtype: FloatDType) -> (f32, f32) {
+        let random = |shape: [usize; 4], mean: f64, std: f64| {
+            Tensor::<4>::random(shape, Distribution::Normal(mean, std), device).cast(dtype)
+        };
+        let x = random([2, 96, 12, 20], 0.5, 2.0).require_grad();
+        let params = random([2, 96, 1, 1], 1.0, 0.5).reshape([2, 96]);
+        let w = random([2, 12, 20, 96], 0.0, 1.0);
+        let (mut values, mut grads) = (0.0f32, 0.0f32);
+        for trained in [true, false] {
+            let gamma = params.clone().narrow(0, 0, 1).reshape([96]);
+            let beta = params.clone().narrow(0, 1, 1).reshape([96]);
+            let (gamma, beta) = if trained {
+                (gamma.require_grad(), beta.require_grad())
+            } else {
+                (gamma, beta)
+            };
+            let input = x.clone().permute([0, 2, 3, 1]);
+            assert!(layer_norm_applies(&input), "{dtype:?} on {device:?}");
+            let ours = crate::precision::layer_norm(input, gamma.clone(), Some(beta.clone()), 1e-6);
+            assert_eq!(ours.dtype(), DType::from(dtype));
+            let grads_of =
+                |y: Tensor<4>, w: Tensor<4>, x: &Tensor<4>, g: &Tensor<1>, b: &Tensor<1>| {
+                    let all = (y * w).sum().backward();
+                    let param = |t: &Tensor<1>| t.grad(&all);
+                    (x.grad(&all).expect("x has a gradient"), param(g), param(b))
+                };
+            let (d_x, d_gamma, d_beta) = grads_of(ours.clone(), w.clone(), &x, &gamma, &beta);
+            assert_eq!(d_gamma.is_some(), trained);
+            // Burn's decomposed layer norm in f64.
+            let exact_device = Device::flex().autodiff();
+            let to64 = |t: &Tensor<4>| Tensor::<4>::from_data(f64(t).to_data(), &exact_device);
+            let to64_1 = |t: &Tensor<1>| Tensor::<1>::from_data(f64(t).to_data(), &exact_device);
+            let (x64, g64, b64) = (
+                to64(&x).require_grad(),
+                to64_1(&gamma).require_grad(),
+                to64_1(&beta).require_grad(),
+            );
+            let exact = burn::tensor::module::layer_norm(
+                x64.clone().permute([0, 2, 3, 1]),
+                g64.clone(),
+                Some(b64.clone()),
+                1e-6,
+            );
+            let (e_x, e_gamma, e_beta) = grads_of(exact.clone(), to64(&w), &x64, &g64, &b64);
+            values = values.max(max_rel(f64(&ours), f64(&exact)));
+            grads = grads.max(max_rel(f64(&d_x), f64(&e_x)));
+            if trained {
+                let rel = |ours: Option<Tensor<1>>, exact: Option<Tensor<1>>| {
+                    max_rel(f64(&ours.expect("trained")), f64(&exact.expect("trained")))
+                };
+                grads = grads.max(rel(d_gamma, e_gamma)).max(rel(d_beta, e_beta));
+            }
+        }
+        eprintln!("layer norm {dtype:?} on {device:?}: values {values:e}, gradients {grads:e}");
+        (values, grads)
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn layer_norm_matches_f64() {
+        for device in [
+            Device::flex().autodiff(),
+            Device::flex().autodiff().gradient_checkpointing(),
+        ] {
+            let (values, grads) = check_layer_norm(&device, FloatDType::F32);
+            assert!(values < 1e-6 && grads < 2e-6, "f32: {values}, {grads}");
+        }
+        let device = Device::flex().autodiff();
+        let (values, grads) = check_layer_norm(&device, FloatDType::BF16);
+        assert!(values < 1e-2 && grads < 4e-2, "bf16: {values}, {grads}");
+        let (values, grads) = check_layer_norm(&device, FloatDType::F16);
+        assert!(values < 2e-3 && grads < 8e-3, "f16: {values}, {grads}");
     }
 
     /// Inputs without a gradient run forward only; small f32 tensors keep Burn's ops, as do

@@ -4,13 +4,16 @@
 use burn::backend::Flex;
 use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
-use burn::tensor::DType;
+use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use super::{RecordedOps, composed_softmax_backward, composed_softmax_last, in_f32};
+use super::{
+    RecordedOps, composed_layer_norm, composed_layer_norm_backward, composed_softmax_backward,
+    composed_softmax_last, in_f32,
+};
 use crate::precision::is_half;
 use crate::softmax::softmax_rows;
-use crate::vector_math::{exp_neg, multiversion};
+use crate::vector_math::{exp_neg, multiversion, rstd_layer_norm_row};
 
 /// Values per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -54,6 +57,25 @@ fn with_grad(
     };
     // The gradient is usually the graph's only reference: no copy.
     in_place(grad, |g| kernel(g, saved_values))
+}
+
+/// `f` of `t`'s values, read where they lie if contiguous (else from a contiguous copy).
+fn with_values<R>(t: &FloatTensor<Flex>, f: impl FnOnce(&[f32]) -> R) -> R {
+    match t.as_slice::<f32>() {
+        Some(values) => f(values),
+        None => f(t.to_contiguous().storage::<f32>()),
+    }
+}
+
+/// Whether the layer norm's host kernels take `x` with `params` (`gamma`, `beta`): all f32,
+/// each parameter as long as `x`'s rows.
+fn layer_norm_on_host(x: &FloatTensor<Flex>, params: &[&FloatTensor<Flex>]) -> bool {
+    let c = row_len(x);
+    c > 0
+        && x.dtype() == DType::F32
+        && params
+            .iter()
+            .all(|p| p.dtype() == DType::F32 && p.layout().num_elements() == c)
 }
 
 /// The last axis' length.
@@ -115,6 +137,83 @@ impl RecordedOps for Flex {
         .unwrap_or_else(|grad| composed_softmax_backward::<Flex>(y, grad))
     }
 
+    fn recorded_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let dtype = x.dtype();
+        if is_half(dtype) {
+            return in_f32::<Flex, 3>([x, gamma, beta], dtype, |[x, gamma, beta]| {
+                Self::recorded_layer_norm(x, gamma, beta, epsilon)
+            });
+        }
+        if !layer_norm_on_host(&x, &[&gamma, &beta]) {
+            return composed_layer_norm::<Flex>(x, gamma, beta, epsilon);
+        }
+        let c = row_len(&x);
+        let piece = (CHUNK / c).max(1) * c;
+        // The input is kept for the backward pass: the output is a new buffer.
+        let mut out = vec![0.0f32; x.layout().num_elements()];
+        with_values(&x, |x| {
+            with_values(&gamma, |gamma| {
+                with_values(&beta, |beta| {
+                    out.par_chunks_mut(piece)
+                        .zip(x.par_chunks(piece))
+                        .for_each(|(out, x)| {
+                            out.copy_from_slice(x);
+                            layer_norm_rows(out, gamma, beta, epsilon as f32)
+                        })
+                })
+            })
+        });
+        FloatTensor::<Flex>::from_data(TensorData::new(out, x.layout().shape().clone()))
+    }
+
+    fn recorded_layer_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let c = row_len(&x);
+        if !layer_norm_on_host(&x, &[&gamma]) || !same_f32(&x, &grad) {
+            return composed_layer_norm_backward::<Flex>(x, gamma, grad, epsilon);
+        }
+        let piece = (CHUNK / c).max(1) * c;
+        let mut partials = Vec::new();
+        let d_x = with_values(&gamma, |gamma| {
+            with_grad(&x, grad, |g, x| {
+                partials = g
+                    .par_chunks_mut(piece)
+                    .zip(x.par_chunks(piece))
+                    .map(|(g, x)| {
+                        let mut sums = vec![0.0f32; 2 * c];
+                        let (d_gamma, d_beta) = sums.split_at_mut(c);
+                        layer_norm_grad_rows(g, x, gamma, epsilon as f32, d_gamma, d_beta);
+                        sums
+                    })
+                    .collect();
+            })
+        });
+        let d_x = match d_x {
+            Ok(d_x) => d_x,
+            Err(grad) => return composed_layer_norm_backward::<Flex>(x, gamma, grad, epsilon),
+        };
+        // The pieces' sums in a fixed order: the same bits for any thread count.
+        let mut sums = vec![0.0f32; 2 * c];
+        for partial in &partials {
+            for (s, p) in sums.iter_mut().zip(partial) {
+                *s += p;
+            }
+        }
+        let d_beta = sums.split_off(c);
+        let vector =
+            |values: Vec<f32>| FloatTensor::<Flex>::from_data(TensorData::new(values, [c]));
+        (d_x, vector(sums), vector(d_beta))
+    }
+
     fn recorded_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let burn = <Flex as ActivationOps<Flex>>::gelu;
         if x.dtype() != DType::F32 {
@@ -143,6 +242,24 @@ multiversion! {
 }
 
 multiversion! {
+    /// PyTorch's layer norm of every row of `rows` in place.
+    fn layer_norm_rows(rows: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) => layer_norm_kernel
+}
+
+multiversion! {
+    /// The layer norm's input gradient in place of `grad`, row by row, from the input `x`;
+    /// `Σ grad ⊙ x̂` and `Σ grad` over the rows added to `d_gamma` and `d_beta`.
+    fn layer_norm_grad_rows(
+        grad: &mut [f32],
+        x: &[f32],
+        gamma: &[f32],
+        eps: f32,
+        d_gamma: &mut [f32],
+        d_beta: &mut [f32],
+    ) => layer_norm_grad_kernel
+}
+
+multiversion! {
     /// `grad ⊙ GELU'(x)` in place of `grad`.
     fn gelu_grad(grad: &mut [f32], x: &[f32]) => gelu_grad_kernel
 }
@@ -158,6 +275,70 @@ fn softmax_grad_kernel(grad: &mut [f32], y: &[f32], row: usize) {
             *g = y * (*g - dot);
         }
     }
+}
+
+#[inline(always)]
+fn layer_norm_kernel(rows: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    for row in rows.chunks_exact_mut(gamma.len()) {
+        rstd_layer_norm_row(row, gamma, beta, eps);
+    }
+}
+
+/// With `x̂ = (x − mean)·rstd` and `g = grad ⊙ gamma`:
+/// `∂x = rstd·(g − mean(g) − x̂·mean(g ⊙ x̂))`.
+#[inline(always)]
+fn layer_norm_grad_kernel(
+    grad: &mut [f32],
+    x: &[f32],
+    gamma: &[f32],
+    eps: f32,
+    d_gamma: &mut [f32],
+    d_beta: &mut [f32],
+) {
+    let c = gamma.len();
+    let n = c as f32;
+    let mut normed = vec![0.0f32; c];
+    for (g, x) in grad.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        let mean = lane_sum(x) / n;
+        for (h, &x) in normed.iter_mut().zip(x) {
+            *h = x - mean;
+        }
+        let rstd = 1.0 / (lane_dot(&normed, &normed) / n + eps).sqrt();
+        for h in normed.iter_mut() {
+            *h *= rstd;
+        }
+        for (((g, h), dg), db) in g
+            .iter()
+            .zip(&normed)
+            .zip(d_gamma.iter_mut())
+            .zip(d_beta.iter_mut())
+        {
+            *dg += g * h;
+            *db += g;
+        }
+        for (g, gamma) in g.iter_mut().zip(gamma) {
+            *g *= gamma;
+        }
+        let g_mean = lane_sum(g) / n;
+        let gx_mean = lane_dot(g, &normed) / n;
+        for (g, h) in g.iter_mut().zip(&normed) {
+            *g = rstd * (*g - g_mean - h * gx_mean);
+        }
+    }
+}
+
+/// `Σ a` in lanes, so that the loop vectorises.
+#[inline(always)]
+fn lane_sum(a: &[f32]) -> f32 {
+    let mut sums = [0.0f32; LANES];
+    let body = a.chunks_exact(LANES);
+    let tail: f32 = body.remainder().iter().sum();
+    for a in body {
+        for i in 0..LANES {
+            sums[i] += a[i];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
 }
 
 /// `Σ a ⊙ b` in lanes, so that the loop vectorises.
