@@ -25,6 +25,16 @@ fn in_place(
     x: FloatTensor<Flex>,
     kernel: impl FnOnce(&mut [f32]),
 ) -> Result<FloatTensor<Flex>, FloatTensor<Flex>> {
+    // A shared input (GELU's, which its backward pass keeps) is copied once as f32 values:
+    // `into_data` would copy it as bytes and then again into an aligned allocation.
+    if !x.is_unique()
+        && let Some(values) = x.as_slice::<f32>()
+    {
+        let mut copy = values.to_vec();
+        kernel(&mut copy);
+        let shape = x.layout().shape().clone();
+        return Ok(FloatTensor::<Flex>::from_data(TensorData::new(copy, shape)));
+    }
     let mut data = x.into_data();
     match data.as_mut_slice::<f32>() {
         Ok(values) => kernel(values),
