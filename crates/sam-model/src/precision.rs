@@ -28,7 +28,7 @@ pub fn layer_norm<const D: usize>(
     // In training, one recorded operation that keeps only its input (crate::recorded_ops).
     #[cfg(any(feature = "flex", feature = "cube"))]
     if let Some(beta) = &beta
-        && crate::recorded_ops::layer_norm_applies(&x)
+        && crate::recorded_ops::applies(&x)
     {
         return crate::recorded_ops::layer_norm(x, gamma, beta.clone(), epsilon);
     }
@@ -53,7 +53,7 @@ pub fn layer_norm<const D: usize>(
 /// for the backward pass (`crate::recorded_ops`).
 pub fn softmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
     #[cfg(any(feature = "flex", feature = "cube"))]
-    if dim + 1 == D && crate::recorded_ops::softmax_applies(&x) {
+    if dim + 1 == D && crate::recorded_ops::applies(&x) {
         return crate::recorded_ops::softmax_last(x);
     }
     let dtype = x.dtype();

@@ -15,7 +15,7 @@
 //!   fusion is on: the gain is the memory. GELU keeps Burn's ops there (nothing to save).
 //!
 //! The operations are a Burn backend extension; [`softmax_last`] and [`gelu`] are taken where
-//! [`softmax_applies`] and [`gelu_applies`] say, Burn's own ops everywhere else.
+//! [`applies`] and [`gelu_applies`] say, Burn's own ops everywhere else.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -87,9 +87,10 @@ pub trait RecordedOps: Backend {
 #[cfg(feature = "cube")]
 impl RecordedOps for burn::backend::Cube {}
 
-/// Whether [`softmax_last`] takes `x`: an f32 or 16-bit tensor on an autodiff device over
-/// flex (f32 big enough to pay for the host round trip) or a CubeCL runtime.
-pub(crate) fn softmax_applies<const D: usize>(x: &Tensor<D>) -> bool {
+/// Whether [`softmax_last`] and [`layer_norm`] take `x`: an f32 or 16-bit tensor on an
+/// autodiff device over flex (f32 big enough to pay for the host round trip) or a CubeCL
+/// runtime.
+pub(crate) fn applies<const D: usize>(x: &Tensor<D>) -> bool {
     let (device, dtype) = (x.device(), x.dtype());
     if !device.is_autodiff() || !(dtype == DType::F32 || is_half(dtype)) {
         return false;
@@ -104,11 +105,6 @@ pub(crate) fn softmax_applies<const D: usize>(x: &Tensor<D>) -> bool {
         DispatchDevice::Cube(_) => true,
         _ => false,
     }
-}
-
-/// Whether [`layer_norm`] takes `x`: as [`softmax_applies`] (the same dtypes and devices).
-pub(crate) fn layer_norm_applies<const D: usize>(x: &Tensor<D>) -> bool {
-    softmax_applies(x)
 }
 
 /// Whether [`gelu`] takes `x`: f32 on autodiff over flex, big enough to pay for the round
@@ -129,14 +125,14 @@ pub(crate) fn gelu_applies<const D: usize>(x: &Tensor<D>) -> bool {
     }
 }
 
-/// Softmax over the last axis of a tensor [`softmax_applies`] holds for.
+/// Softmax over the last axis of a tensor [`applies`] holds for.
 pub(crate) fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as RecordedOps>::recorded_softmax_last(
         x.into_dispatch(),
     ))
 }
 
-/// Layer norm over the last axis of a tensor [`layer_norm_applies`] holds for; `gamma` and
+/// Layer norm over the last axis of a tensor [`applies`] holds for; `gamma` and
 /// `beta: [C]`.
 pub(crate) fn layer_norm<const D: usize>(
     x: Tensor<D>,
@@ -440,7 +436,7 @@ mod tests {
         ] {
             let (x, w) = inputs(&device, FloatDType::F32);
             let input = || x.clone().swap_dims(1, 2) * 1.5;
-            assert!(softmax_applies(&input()) && gelu_applies(&input()));
+            assert!(applies(&input()) && gelu_applies(&input()));
             let (u, w64) = (f64(&input()), f64(&w));
             let (softmax, softmax_grad) = exact_softmax(u.clone(), w64.clone());
             let cdf = ((u.clone() * std::f64::consts::FRAC_1_SQRT_2).erf() + 1.0) * 0.5;
@@ -489,7 +485,7 @@ mod tests {
     fn check_half_softmax(device: &Device, dtype: FloatDType, bound: f32) {
         let (x, w) = inputs(device, dtype);
         let input = || x.clone().swap_dims(1, 2) * 1.5;
-        assert!(softmax_applies(&input()), "{dtype:?} on {device:?}");
+        assert!(applies(&input()), "{dtype:?} on {device:?}");
         let ours = crate::precision::softmax(input(), 2);
         assert_eq!(ours.dtype(), DType::from(dtype));
         let burn = activation::softmax(input().cast(FloatDType::F32), 2).cast(dtype);
@@ -529,7 +525,7 @@ mod tests {
         let device = Device::wgpu(Default::default()).autodiff();
         let (x, w) = inputs(&device, FloatDType::F32);
         let input = || x.clone().swap_dims(1, 2) * 1.5;
-        assert!(softmax_applies(&input()));
+        assert!(applies(&input()));
         assert!(!gelu_applies(&input()));
         let ours = crate::precision::softmax(input(), 2);
         let (exact, exact_grad) = exact_softmax(f64(&input()), f64(&w));
@@ -570,7 +566,7 @@ mod tests {
                 (gamma, beta)
             };
             let input = x.clone().permute([0, 2, 3, 1]);
-            assert!(layer_norm_applies(&input), "{dtype:?} on {device:?}");
+            assert!(applies(&input), "{dtype:?} on {device:?}");
             let ours = crate::precision::layer_norm(input, gamma.clone(), Some(beta.clone()), 1e-6);
             assert_eq!(ours.dtype(), DType::from(dtype));
             let grads_of =
@@ -638,13 +634,13 @@ mod tests {
         let sums = y.sum_dim(2) - 1.0;
         assert!(sums.abs().max().into_scalar::<f32>() < 1e-5);
         let small = x.clone().slice([0..1, 0..10, 0..10]);
-        assert!(!softmax_applies(&small) && !gelu_applies(&small));
+        assert!(!applies(&small) && !gelu_applies(&small));
         let half = x.clone().cast(FloatDType::BF16);
-        assert!(softmax_applies(&half) && !gelu_applies(&half));
+        assert!(applies(&half) && !gelu_applies(&half));
         let plain = Tensor::<3>::from_data(x.to_data(), &Device::flex());
-        assert!(!softmax_applies(&plain) && !gelu_applies(&plain));
+        assert!(!applies(&plain) && !gelu_applies(&plain));
         let double = x.cast(FloatDType::F64);
-        assert!(!softmax_applies(&double) && !gelu_applies(&double));
+        assert!(!applies(&double) && !gelu_applies(&double));
     }
 
     /// The forward pass records the softmax as one operation: a gradient reaches the input

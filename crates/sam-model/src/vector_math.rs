@@ -201,7 +201,7 @@ pub(crate) fn rstd_layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], 
 /// first steps).
 #[cfg(feature = "flex")]
 #[inline(always)]
-fn centre_row(row: &mut [f32]) -> f32 {
+pub(crate) fn centre_row(row: &mut [f32]) -> f32 {
     let n = row.len() as f32;
     let mean = lane_sum(row) / n;
     for v in row.iter_mut() {
@@ -213,7 +213,7 @@ fn centre_row(row: &mut [f32]) -> f32 {
 /// Sum in eight interleaved lanes (so that it vectorises), then across them.
 #[cfg(feature = "flex")]
 #[inline(always)]
-fn lane_sum(x: &[f32]) -> f32 {
+pub(crate) fn lane_sum(x: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let chunks = x.chunks_exact(8);
     let tail: f32 = chunks.remainder().iter().sum();

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::precision::is_half;
 use crate::softmax::softmax_rows;
-use crate::vector_math::{exp_neg, multiversion, rstd_layer_norm_row};
+use crate::vector_math::{centre_row, exp_neg, lane_sum, multiversion, rstd_layer_norm_row};
 
 /// Values per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -57,16 +57,8 @@ fn with_grad(
     grad: FloatTensor<Flex>,
     kernel: impl FnOnce(&mut [f32], &[f32]),
 ) -> Result<FloatTensor<Flex>, FloatTensor<Flex>> {
-    let contiguous;
-    let saved_values = match saved.as_slice::<f32>() {
-        Some(values) => values,
-        None => {
-            contiguous = saved.to_contiguous();
-            contiguous.storage::<f32>()
-        }
-    };
     // The gradient is usually the graph's only reference: no copy.
-    in_place(grad, |g| kernel(g, saved_values))
+    with_values(saved, |saved| in_place(grad, |g| kernel(g, saved)))
 }
 
 /// `f` of `t`'s values, read where they lie if contiguous (else from a contiguous copy).
@@ -164,21 +156,17 @@ impl RecordedOps for Flex {
         }
         let c = row_len(&x);
         let piece = (CHUNK / c).max(1) * c;
-        // The input is kept for the backward pass: the output is a new buffer.
-        let mut out = vec![0.0f32; x.layout().num_elements()];
-        with_values(&x, |x| {
-            with_values(&gamma, |gamma| {
-                with_values(&beta, |beta| {
-                    out.par_chunks_mut(piece)
-                        .zip(x.par_chunks(piece))
-                        .for_each(|(out, x)| {
-                            out.copy_from_slice(x);
-                            layer_norm_rows(out, gamma, beta, epsilon as f32)
-                        })
+        // The input kept for the backward pass is shared: `in_place` normalises a copy.
+        let normed = with_values(&gamma, |gamma| {
+            with_values(&beta, |beta| {
+                in_place(x, |values| {
+                    values
+                        .par_chunks_mut(piece)
+                        .for_each(|rows| layer_norm_rows(rows, gamma, beta, epsilon as f32))
                 })
             })
         });
-        FloatTensor::<Flex>::from_data(TensorData::new(out, x.layout().shape().clone()))
+        normed.unwrap_or_else(|x| composed_layer_norm::<Flex>(x, gamma, beta, epsilon))
     }
 
     fn recorded_layer_norm_backward(
@@ -309,11 +297,9 @@ fn layer_norm_grad_kernel(
     let n = c as f32;
     let mut normed = vec![0.0f32; c];
     for (g, x) in grad.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-        let mean = lane_sum(x) / n;
-        for (h, &x) in normed.iter_mut().zip(x) {
-            *h = x - mean;
-        }
-        let rstd = 1.0 / (lane_dot(&normed, &normed) / n + eps).sqrt();
+        // The forward pass' own mean and variance (`rstd_layer_norm_row`).
+        normed.copy_from_slice(x);
+        let rstd = 1.0 / (centre_row(&mut normed) + eps).sqrt();
         for h in normed.iter_mut() {
             *h *= rstd;
         }
@@ -335,20 +321,6 @@ fn layer_norm_grad_kernel(
             *g = rstd * (*g - g_mean - h * gx_mean);
         }
     }
-}
-
-/// `Σ a` in lanes, so that the loop vectorises.
-#[inline(always)]
-fn lane_sum(a: &[f32]) -> f32 {
-    let mut sums = [0.0f32; LANES];
-    let body = a.chunks_exact(LANES);
-    let tail: f32 = body.remainder().iter().sum();
-    for a in body {
-        for i in 0..LANES {
-            sums[i] += a[i];
-        }
-    }
-    sums.iter().sum::<f32>() + tail
 }
 
 /// `Σ a ⊙ b` in lanes, so that the loop vectorises.
