@@ -53,6 +53,60 @@ fn checked_size(a: usize, b: usize) -> usize {
         .unwrap_or_else(|| panic!("matmul: matrix size overflow: {a} * {b}"))
 }
 
+/// A matrix product's output buffer, left uninitialised (patched: upstream zero-fills it
+/// through `FlexTensor::empty`, a memset of every output that `gemm` then overwrites).
+///
+/// Sound because every call here passes `read_dst = false`: `gemm` then zeroes its `alpha`,
+/// and each of its paths (the micro-kernels, gemv, gevv, the `k == 0` case, the f16 path)
+/// branches on a zero `alpha` and stores without loading `dst`, so no element is read before
+/// it is written. The buffer is only reached through raw pointers until then.
+struct GemmOut<T> {
+    buf: Vec<T>,
+    len: usize,
+}
+
+/// A raw output pointer that the batch-parallel loop may share: each batch slice writes a
+/// disjoint range of the buffer.
+#[derive(Clone, Copy)]
+struct OutPtr<T>(*mut T);
+
+// SAFETY: the pointer is only offset to disjoint per-batch ranges (see `matmul_batched_gemm`).
+unsafe impl<T> Send for OutPtr<T> {}
+unsafe impl<T> Sync for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
+    /// Taking `self` whole makes closures capture the `Send` wrapper, not the raw field.
+    #[inline]
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+impl<T: GemmScalar> GemmOut<T> {
+    fn new(len: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(len),
+            len,
+        }
+    }
+
+    fn ptr(&mut self) -> OutPtr<T> {
+        OutPtr(self.buf.as_mut_ptr())
+    }
+
+    /// # Safety
+    /// Every one of the `len` elements must have been written.
+    unsafe fn into_tensor(mut self, shape: Shape) -> FlexTensor {
+        debug_assert_eq!(shape.num_elements(), self.len);
+        unsafe { self.buf.set_len(self.len) };
+        FlexTensor::new(
+            Bytes::from_elems(self.buf),
+            Layout::contiguous(shape),
+            T::dtype(),
+        )
+    }
+}
+
 /// Threshold for enabling parallelism (M*N*K operations).
 /// 192^3 = ~7M ops - balance between 128x128 (no parallel) and 256x256 (parallel)
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
@@ -261,8 +315,7 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
     let rhs_ptr = unsafe { rhs_data.as_ptr().add(rhs.layout().start_offset()) };
 
     let out_shape = Shape::from(vec![m, n]);
-    let mut output = FlexTensor::empty(out_shape, T::dtype());
-    let out_data: &mut [T] = output.storage_mut();
+    let mut out = GemmOut::<T>::new(checked_size(m, n));
 
     let parallelism = get_parallelism(m, n, k);
 
@@ -271,7 +324,7 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
             m,
             n,
             k,
-            out_data.as_mut_ptr(),
+            out.ptr().0,
             1,
             n as isize,
             lhs_ptr,
@@ -282,9 +335,8 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
             rhs_row_stride,
             parallelism,
         );
+        out.into_tensor(out_shape)
     }
-
-    output
 }
 
 /// Strided gemm call for one matrix. Wraps `gemm::gemm` with GemmScalar zero/one.
@@ -364,13 +416,15 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
     out_dims.push(n);
     let out_shape = Shape::from(out_dims);
 
-    let mut output = FlexTensor::empty(out_shape, T::dtype());
+    let mut out = GemmOut::<T>::new(checked_size(batch_size, out_matrix_size));
+    // Each batch slice's output: batch `b` writes only `[b * size, (b + 1) * size)`.
+    let out_base = out.ptr();
+    let out_at = move |b: usize| unsafe { out_base.get().add(b * out_matrix_size) };
 
     let lhs_data: &[T] = lhs.storage();
     let rhs_data: &[T] = rhs.storage();
     let lhs_start = lhs.layout().start_offset() as isize;
     let rhs_start = rhs.layout().start_offset() as isize;
-    let out_data: &mut [T] = output.storage_mut();
 
     let per_matrix_ops = m.saturating_mul(n).saturating_mul(k);
 
@@ -409,24 +463,17 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
         if per_matrix_ops >= PARALLEL_THRESHOLD && !prefer_batch_parallel {
             let parallelism = gemm::Parallelism::Rayon(0);
             for b in 0..batch_size {
-                run_one(out_data[b * out_matrix_size..].as_mut_ptr(), b, parallelism);
+                run_one(out_at(b), b, parallelism);
             }
         } else if total_ops >= BATCH_PARALLEL_THRESHOLD && batch_size > 1 {
             use rayon::prelude::*;
 
-            out_data
-                .par_chunks_mut(out_matrix_size)
-                .enumerate()
-                .for_each(|(b, out_chunk)| {
-                    run_one(out_chunk.as_mut_ptr(), b, gemm::Parallelism::None);
-                });
+            (0..batch_size).into_par_iter().for_each(|b| {
+                run_one(out_at(b), b, gemm::Parallelism::None);
+            });
         } else {
             for b in 0..batch_size {
-                run_one(
-                    out_data[b * out_matrix_size..].as_mut_ptr(),
-                    b,
-                    gemm::Parallelism::None,
-                );
+                run_one(out_at(b), b, gemm::Parallelism::None);
             }
         }
     }
@@ -435,15 +482,12 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
     {
         let _ = per_matrix_ops;
         for b in 0..batch_size {
-            run_one(
-                out_data[b * out_matrix_size..].as_mut_ptr(),
-                b,
-                gemm::Parallelism::None,
-            );
+            run_one(out_at(b), b, gemm::Parallelism::None);
         }
     }
 
-    output
+    // Every slice of every batch has been written by `gemm`.
+    unsafe { out.into_tensor(out_shape) }
 }
 
 // ============================================================================
