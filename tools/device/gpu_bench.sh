@@ -2,7 +2,7 @@
 # GPU figures and CUDA numerics on a machine without a Rust toolchain (the workplace's H100/H200
 # device machine): everything Rust is built on the developer machine and travels in .devcarry/.
 #
-# Prepare (developer machine, in the repo root):
+# Prepare (developer machine, in the repo root): tools/device/prepare.sh, which runs
 #   tools/setup-cuda-llvm.sh
 #   cargo build --release --features cuda,wgpu --example bench
 #   strip a copy of $T/release/examples/bench; xz -T2 -c it > .devcarry/bench.xz
@@ -15,6 +15,7 @@ mkdir -p "$OUT"
 parts=${*:-check parity bf16 f32}
 start=$(date +%s)
 elapsed() { echo "[$(($(date +%s) - start)) s]"; }
+[ -f .devcarry/VERSION ] && echo "binary: $(cat .devcarry/VERSION)"
 
 bin=/tmp/sam-bin
 mkdir -p $bin
