@@ -7,7 +7,7 @@
 #   cargo build --release --features cuda,wgpu --example bench
 #   strip a copy of $T/release/examples/bench; xz -T2 -c it > .devcarry/bench.xz
 #   pip download --no-deps segment-anything==1.0 -d .devcarry
-# Run there (repo root): tools/device/gpu_bench.sh [PART...]   PART: check parity bf16 f32 wgpu
+# Run there (repo root, carry [".devcarry"]): tools/device/gpu_bench.sh [PART...]   PART: check parity bf16 f32 wgpu
 # Results: $OUT/*.json and the log on stdout.
 set -u
 OUT=${OUT:-/tmp/gpu_bench_out}

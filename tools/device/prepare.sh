@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Prepares .devcarry/ on the developer machine for tools/device/gpu_bench.sh: the device machine
 # has no Rust toolchain and no network, so the bench binary (cuda + wgpu) and the reference's
-# wheel travel in the working tree (.devcarry/ is untracked, not ignored: `run` copies it).
+# wheel travel in .devcarry/ (git-ignored, so never committed: name it in `run`'s carry).
 #
-#   tools/device/prepare.sh          # then, with the device: run tools/device/gpu_bench.sh check parity bf16
+#   tools/device/prepare.sh
+#   then the device tool: run(command="tools/device/gpu_bench.sh check parity bf16", carry=[".devcarry"])
 #
 # The release build with `cuda` is ~40 min cold on 2 cores, minutes when only the workspace's
 # crates changed: start it before asking for the device (device time counts from the first run).
