@@ -93,7 +93,7 @@ fn flex_products_write_every_output_element() {
             drop(
                 Tensor::<1>::full([expected.len()], f32::NAN, &device)
                     .into_data()
-                    .into_vec::<f32>(),
+                    .try_into_vec::<f32>(),
             );
         }
         let to_tensor = |values: Vec<f32>, shape: &[usize]| -> Tensor<4> {
@@ -102,7 +102,10 @@ fn flex_products_write_every_output_element() {
             Tensor::<4>::from_data(TensorData::new(values, dims), &device)
         };
         let product = to_tensor(lhs, lhs_shape).matmul(to_tensor(rhs, rhs_shape));
-        let got = product.into_data().into_vec::<f32>().expect("f32 values");
+        let got = product
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32 values");
         assert_eq!(got, expected, "{lhs_shape:?} x {rhs_shape:?}");
     }
 }
