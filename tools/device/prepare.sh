@@ -6,8 +6,9 @@
 #   tools/device/prepare.sh
 #   then the device tool: run(command="tools/device/gpu_bench.sh check parity bf16", carry=[".devcarry"])
 #
-# The release build with `cuda` is ~40 min cold on 2 cores, minutes when only the workspace's
-# crates changed: start it before asking for the device (device time counts from the first run).
+# The release build with `cuda` took 13.6 min on 2 cores with the CPU release build's
+# dependencies already built (2026-12-03), minutes when only the workspace's crates changed:
+# start it before asking for the device (device time counts from the first run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target=${CARGO_TARGET_DIR:-target}

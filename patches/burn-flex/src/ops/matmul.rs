@@ -62,7 +62,7 @@ fn checked_size(a: usize, b: usize) -> usize {
 /// it is written. The buffer is only reached through raw pointers until then.
 struct GemmOut<T> {
     buf: Vec<T>,
-    len: usize,
+    shape: Shape,
 }
 
 /// A raw output pointer that the batch-parallel loop may share: each batch slice writes a
@@ -83,10 +83,10 @@ impl<T> OutPtr<T> {
 }
 
 impl<T: GemmScalar> GemmOut<T> {
-    fn new(len: usize) -> Self {
+    fn new(shape: Shape) -> Self {
         Self {
-            buf: Vec::with_capacity(len),
-            len,
+            buf: Vec::with_capacity(shape.iter().fold(1, |len, &d| checked_size(len, d))),
+            shape,
         }
     }
 
@@ -95,13 +95,12 @@ impl<T: GemmScalar> GemmOut<T> {
     }
 
     /// # Safety
-    /// Every one of the `len` elements must have been written.
-    unsafe fn into_tensor(mut self, shape: Shape) -> FlexTensor {
-        debug_assert_eq!(shape.num_elements(), self.len);
-        unsafe { self.buf.set_len(self.len) };
+    /// Every element of the shape must have been written.
+    unsafe fn into_tensor(mut self) -> FlexTensor {
+        unsafe { self.buf.set_len(self.shape.num_elements()) };
         FlexTensor::new(
             Bytes::from_elems(self.buf),
-            Layout::contiguous(shape),
+            Layout::contiguous(self.shape),
             T::dtype(),
         )
     }
@@ -314,8 +313,7 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
     let lhs_ptr = unsafe { lhs_data.as_ptr().add(lhs.layout().start_offset()) };
     let rhs_ptr = unsafe { rhs_data.as_ptr().add(rhs.layout().start_offset()) };
 
-    let out_shape = Shape::from(vec![m, n]);
-    let mut out = GemmOut::<T>::new(checked_size(m, n));
+    let mut out = GemmOut::<T>::new(Shape::from(vec![m, n]));
 
     let parallelism = get_parallelism(m, n, k);
 
@@ -324,7 +322,7 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
             m,
             n,
             k,
-            out.ptr().0,
+            out.ptr().get(),
             1,
             n as isize,
             lhs_ptr,
@@ -335,7 +333,7 @@ fn matmul_2d_strided<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTen
             rhs_row_stride,
             parallelism,
         );
-        out.into_tensor(out_shape)
+        out.into_tensor()
     }
 }
 
@@ -414,9 +412,7 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
     let mut out_dims = broadcast_shape.clone();
     out_dims.push(m);
     out_dims.push(n);
-    let out_shape = Shape::from(out_dims);
-
-    let mut out = GemmOut::<T>::new(checked_size(batch_size, out_matrix_size));
+    let mut out = GemmOut::<T>::new(Shape::from(out_dims));
     // Each batch slice's output: batch `b` writes only `[b * size, (b + 1) * size)`.
     let out_base = out.ptr();
     let out_at = move |b: usize| unsafe { out_base.get().add(b * out_matrix_size) };
@@ -487,7 +483,7 @@ fn matmul_batched_gemm<T: GemmScalar>(lhs: FlexTensor, rhs: FlexTensor) -> FlexT
     }
 
     // Every slice of every batch has been written by `gemm`.
-    unsafe { out.into_tensor(out_shape) }
+    unsafe { out.into_tensor() }
 }
 
 // ============================================================================
