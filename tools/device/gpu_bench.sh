@@ -7,6 +7,7 @@
 #   cargo build --release --features cuda,wgpu --example bench
 #   strip a copy of $T/release/examples/bench; xz -T2 -c it > .devcarry/bench.xz
 #   pip download --no-deps segment-anything==1.0 -d .devcarry
+#   apt-get download libvulkan1 (the Vulkan loader, for the wgpu part)
 # Run there (repo root, carry [".devcarry"]): tools/device/gpu_bench.sh [PART...]   PART: check parity bf16 f32 wgpu
 # Results: $OUT/*.json and the log on stdout.
 set -u
@@ -28,10 +29,50 @@ python3 -m pip install -q --no-index --no-deps --target /tmp/site .devcarry/*.wh
 # NVRTC compiles Burn's kernels at run time; PyTorch's wheels carry one.
 nvrtc=$(find /usr/local/cuda*/lib64 /usr/local/cuda*/targets/*/lib /opt/torch/.venv/lib/python3*/site-packages/nvidia \
     -name 'libnvrtc.so*' 2>/dev/null | head -1)
-[ -n "$nvrtc" ] && export LD_LIBRARY_PATH="$(dirname "$nvrtc"):${LD_LIBRARY_PATH:-}"
+[ -n "$nvrtc" ] && export LD_LIBRARY_PATH="$(dirname "$nvrtc")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "nvrtc: ${nvrtc:-none}"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
 threads=$(nproc)
+
+# wgpu needs the Vulkan loader (libvulkan.so.1) and an ICD manifest naming NVIDIA's Vulkan driver,
+# which lives in libGLX_nvidia.so.0. On 2026-12-01 the loader (carried as Debian packages) found
+# no NVIDIA manifest in the device image. The loader now travels as Debian's libvulkan1 package
+# in .devcarry/ (prepare.sh), used where the image has none, and the manifest is written here
+# when the driver library is mounted but not announced.
+vulkan_setup() {
+    if ! ldconfig -p | grep -q 'libvulkan\.so\.1'; then
+        local deb
+        deb=$(ls .devcarry/libvulkan1_*.deb 2>/dev/null | head -1)
+        if [ -z "$deb" ]; then
+            echo "vulkan: no libvulkan.so.1 here and no libvulkan1 package in .devcarry/ (run prepare.sh)"
+            return 1
+        fi
+        dpkg -x "$deb" /tmp/vulkan-loader
+        export LD_LIBRARY_PATH="/tmp/vulkan-loader/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        echo "vulkan: loader from $(basename "$deb")"
+    fi
+    local icd
+    icd=$(find /usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/nvidia /usr/local/share/vulkan \
+        -name 'nvidia_icd*.json' 2>/dev/null | head -1)
+    if [ -z "$icd" ]; then
+        local lib
+        lib=$( (ldconfig -p | awk '/libGLX_nvidia\.so\.0/ {print $NF}'
+            find /usr/lib /usr/lib64 /usr/local/nvidia /usr/lib/x86_64-linux-gnu \
+                -name 'libGLX_nvidia.so.0' 2>/dev/null) | head -1)
+        if [ -z "$lib" ]; then
+            echo "vulkan: no NVIDIA ICD manifest and no libGLX_nvidia.so.0: the container was started"
+            echo "        without the driver's graphics capability (NVIDIA_DRIVER_CAPABILITIES=${NVIDIA_DRIVER_CAPABILITIES:-unset})"
+            ls /usr/lib/x86_64-linux-gnu/libnvidia-* 2>/dev/null | head -20
+            return 1
+        fi
+        icd=/tmp/nvidia_icd.json
+        printf '{"file_format_version": "1.0.0", "ICD": {"library_path": "%s", "api_version": "1.3"}}\n' \
+            "$lib" > "$icd"
+        echo "vulkan: wrote $icd for $lib"
+    fi
+    echo "vulkan: ICD manifest $icd"
+    export VK_DRIVER_FILES="$icd" VK_ICD_FILENAMES="$icd"
+}
 
 for part in $parts; do
     case $part in
@@ -77,8 +118,10 @@ for part in $parts; do
         ;;
     wgpu)
         elapsed; echo "== ViT-L encoder and 64-prompt decoding on wgpu (Vulkan), f32 and f16"
-        for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
-        export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+        if ! vulkan_setup; then
+            echo "wgpu: skipped (no NVIDIA Vulkan driver in this image, see above)"
+            continue
+        fi
         for dt in ${WGPU_DTYPES:-f32 f16}; do
             timeout 150 $bin/bench --device wgpu --model vit_l --dtype $dt --jobs encoder,decode:64 \
                 --warmup 3 --iters 10 | tee "$OUT/wgpu_$dt.json"

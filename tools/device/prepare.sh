@@ -24,6 +24,10 @@ xz -T2 -c "$stripped" > .devcarry/bench.xz
 if ! ls .devcarry/segment_anything-1.0-*.whl > /dev/null 2>&1; then
     python3 -m pip download --quiet --no-deps segment-anything==1.0 -d .devcarry
 fi
+# The device image has no Vulkan loader (2026-12-01); gpu_bench.sh's wgpu part unpacks this one.
+if ! ls .devcarry/libvulkan1_*.deb > /dev/null 2>&1; then
+    (cd .devcarry && apt-get download libvulkan1)
+fi
 echo "built at $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')" \
     > .devcarry/VERSION
 ls -la .devcarry
