@@ -12,7 +12,12 @@
 //!   ([`crate::vector_math`]), instead of half a dozen passes with flex's scalar `expf`. GELU
 //!   likewise (it keeps its input, as Burn's does), vectorised instead of flex's scalar `erff`.
 //! - On the CubeCL backends (wgpu, CUDA), both passes are Burn's own ops, fused where Burn's
-//!   fusion is on: the gain is the memory. GELU keeps Burn's ops there (nothing to save).
+//!   fusion is on: the gain is the memory. GELU is recorded there for its backward pass:
+//!   Burn's autodiff GELU differentiates the tanh approximation (the default
+//!   `ActivationOps::gelu_backward`, which only flex overrides) while its forward pass is the
+//!   exact form; here the backward pass is the exact form's derivative, as PyTorch's
+//!   (`crates/sam-model/tests/gradients.rs` found the difference, ~1e-3 of the parameters'
+//!   gradients on wgpu).
 //!
 //! The operations are a Burn backend extension; [`softmax_last`] and [`gelu`] are taken where
 //! [`applies`] and [`gelu_applies`] say, Burn's own ops everywhere else.
@@ -73,13 +78,36 @@ pub trait RecordedOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         composed_layer_norm_backward::<Self>(x, gamma, grad, epsilon)
     }
+    /// `softmax(attn + rel_h[.., kh] + rel_w[.., kw])` over the last axis, the image encoder's
+    /// scores with the decomposed rel-pos bias (`add_decomposed_rel_pos`'s sums, in its order):
+    /// `attn: [B, Nq, k_h·k_w]`, `rel_h: [B, Nq, k_h]`, `rel_w: [B, Nq, k_w]`.
+    fn recorded_softmax_rel_pos(
+        attn: FloatTensor<Self>,
+        rel_h: FloatTensor<Self>,
+        rel_w: FloatTensor<Self>,
+        k_size: (usize, usize),
+    ) -> FloatTensor<Self> {
+        composed_softmax_rel_pos::<Self>(attn, rel_h, rel_w, k_size)
+    }
+    /// The gradients `(∂attn, ∂rel_h, ∂rel_w)` of [`recorded_softmax_rel_pos`] from its output
+    /// `y` and `grad`: the softmax's input gradient, and its sums over each key column and
+    /// each key row.
+    ///
+    /// [`recorded_softmax_rel_pos`]: RecordedOps::recorded_softmax_rel_pos
+    fn recorded_softmax_rel_pos_backward(
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        k_size: (usize, usize),
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        composed_softmax_rel_pos_backward::<Self>(y, grad, k_size)
+    }
     /// Exact-form GELU.
     fn recorded_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         <Self as ActivationOps<Self>>::gelu(x)
     }
-    /// `grad ⊙ GELU'(x)`.
+    /// `grad ⊙ GELU'(x)`, the exact form's derivative.
     fn recorded_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        <Self as ActivationOps<Self>>::gelu_backward(x, grad)
+        composed_gelu_backward::<Self>(x, grad)
     }
 }
 
@@ -108,19 +136,41 @@ pub(crate) fn applies<const D: usize>(x: &Tensor<D>) -> bool {
 }
 
 /// Whether [`gelu`] takes `x`: f32 on autodiff over flex, big enough to pay for the round
-/// trip (elsewhere Burn's GELU keeps what this one would).
+/// trip (flex's own GELU backward is exact too), and any float on autodiff over a CubeCL
+/// runtime, where Burn's autodiff GELU would take the derivative of the tanh approximation
+/// (`ActivationOps::gelu_backward`'s default) for the exact form's forward pass.
 pub(crate) fn gelu_applies<const D: usize>(x: &Tensor<D>) -> bool {
+    let (device, dtype) = (x.device(), x.dtype());
+    if !device.is_autodiff() {
+        return false;
+    }
+    #[allow(unreachable_patterns)]
+    match device.inner().as_dispatch() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => {
+            dtype == DType::F32 && x.shape().num_elements() >= crate::vector_math::MIN_HOST
+        }
+        #[cfg(feature = "cube")]
+        DispatchDevice::Cube(_) => dtype == DType::F32 || is_half(dtype),
+        _ => false,
+    }
+}
+
+/// Whether [`softmax_rel_pos`] takes `attn`: f32 scores on autodiff over flex, big enough to
+/// pay for the round trip. On the CubeCL backends Burn's broadcast adds keep nothing for the
+/// backward pass either (and fuse), so they stay with Burn's ops and the recorded softmax.
+pub(crate) fn rel_pos_applies<const D: usize>(attn: &Tensor<D>) -> bool {
     #[cfg(feature = "flex")]
     {
-        let device = x.device();
-        x.dtype() == DType::F32
+        let device = attn.device();
+        attn.dtype() == DType::F32
             && device.is_autodiff()
             && device == burn::tensor::Device::flex()
-            && x.shape().num_elements() >= crate::vector_math::MIN_HOST
+            && attn.shape().num_elements() >= crate::vector_math::MIN_HOST
     }
     #[cfg(not(feature = "flex"))]
     {
-        let _ = x;
+        let _ = attn;
         false
     }
 }
@@ -145,6 +195,23 @@ pub(crate) fn layer_norm<const D: usize>(
         gamma.into_dispatch(),
         beta.into_dispatch(),
         epsilon,
+    ))
+}
+
+/// `softmax(attn + rel_h[.., kh] + rel_w[.., kw])` over the last axis for scores
+/// [`rel_pos_applies`] holds for: `attn: [B, Nq, k_h·k_w]`, `rel_h: [B, Nq, k_h]`,
+/// `rel_w: [B, Nq, k_w]` → `[B, Nq, k_h·k_w]`.
+pub(crate) fn softmax_rel_pos(
+    attn: Tensor<3>,
+    rel_h: Tensor<3>,
+    rel_w: Tensor<3>,
+    k_size: (usize, usize),
+) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as RecordedOps>::recorded_softmax_rel_pos(
+        attn.into_dispatch(),
+        rel_h.into_dispatch(),
+        rel_w.into_dispatch(),
+        k_size,
     ))
 }
 
@@ -191,6 +258,69 @@ fn composed_softmax_backward<B: Backend>(
     } else {
         backward(y, grad)
     }
+}
+
+/// `grad ⊙ (Φ(x) + x·φ(x))`, the derivative of the exact `x·Φ(x)`, with the backend's ops
+/// (in f32 for 16-bit tensors).
+fn composed_gelu_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    let dtype = grad.dtype();
+    let backward = |[x, grad]: [FloatTensor<B>; 2]| {
+        let scaled = B::float_mul_scalar(x.clone(), std::f64::consts::FRAC_1_SQRT_2.into());
+        let cdf = B::float_mul_scalar(
+            B::float_add_scalar(B::float_erf(scaled), 1.0.into()),
+            0.5.into(),
+        );
+        let square = B::float_mul(x.clone(), x.clone());
+        let pdf = B::float_mul_scalar(
+            B::float_exp(B::float_mul_scalar(square, (-0.5).into())),
+            (0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2).into(),
+        );
+        B::float_mul(grad, B::float_add(cdf, B::float_mul(x, pdf)))
+    };
+    if is_half(dtype) || is_half(x.dtype()) {
+        in_f32::<B, 2>([x, grad], dtype, backward)
+    } else {
+        backward([x, grad])
+    }
+}
+
+/// The rel-pos softmax with Burn's broadcast adds and softmax (in f32 for a 16-bit input).
+fn composed_softmax_rel_pos<B: Backend>(
+    attn: FloatTensor<B>,
+    rel_h: FloatTensor<B>,
+    rel_w: FloatTensor<B>,
+    (k_h, k_w): (usize, usize),
+) -> FloatTensor<B> {
+    let dtype = attn.dtype();
+    let add = |[attn, rel_h, rel_w]: [FloatTensor<B>; 3]| {
+        let shape = attn.shape();
+        let (b, nq) = (shape[0], shape[1]);
+        let attn = B::float_reshape(attn, [b, nq, k_h, k_w].into());
+        let attn = B::float_add(attn, B::float_reshape(rel_h, [b, nq, k_h, 1].into()));
+        let attn = B::float_add(attn, B::float_reshape(rel_w, [b, nq, 1, k_w].into()));
+        <B as ActivationOps<B>>::softmax(B::float_reshape(attn, shape), 2)
+    };
+    if is_half(dtype) {
+        in_f32::<B, 3>([attn, rel_h, rel_w], dtype, add)
+    } else {
+        add([attn, rel_h, rel_w])
+    }
+}
+
+/// The rel-pos softmax's gradients with the backend's own ops: the softmax's input gradient
+/// `∂s` (`[B, Nq, k_h·k_w]`) and its sums over the key columns and rows.
+fn composed_softmax_rel_pos_backward<B: Backend>(
+    y: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    (k_h, k_w): (usize, usize),
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let shape = y.shape();
+    let (b, nq) = (shape[0], shape[1]);
+    let d_attn = composed_softmax_backward::<B>(y, grad);
+    let grid = B::float_reshape(d_attn.clone(), [b, nq, k_h, k_w].into());
+    let d_rel_h = B::float_reshape(B::float_sum_dim(grid.clone(), 3), [b, nq, k_h].into());
+    let d_rel_w = B::float_reshape(B::float_sum_dim(grid, 2), [b, nq, k_w].into());
+    (d_attn, d_rel_h, d_rel_w)
 }
 
 /// Burn's layer norm over the last axis, in f32 for a 16-bit input.
@@ -341,7 +471,48 @@ impl<B: Backend + RecordedOps> Backward<B, 3> for LayerNormBackward {
     }
 }
 
+/// The recorded rel-pos softmax: it keeps its output and the key grid.
+#[derive(Debug)]
+struct SoftmaxRelPosBackward;
+
+impl<B: Backend + RecordedOps> Backward<B, 3> for SoftmaxRelPosBackward {
+    type State = (FloatTensor<B>, (usize, usize));
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (y, k_size) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let (d_attn, d_rel_h, d_rel_w) = B::recorded_softmax_rel_pos_backward(y, grad, k_size);
+        for (node, grad) in ops.parents.into_iter().zip([d_attn, d_rel_h, d_rel_w]) {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
 impl<B: Backend + RecordedOps, C: CheckpointStrategy> RecordedOps for Autodiff<B, C> {
+    fn recorded_softmax_rel_pos(
+        attn: FloatTensor<Self>,
+        rel_h: FloatTensor<Self>,
+        rel_w: FloatTensor<Self>,
+        k_size: (usize, usize),
+    ) -> FloatTensor<Self> {
+        let prep = SoftmaxRelPosBackward
+            .prepare::<C>([attn.node(), rel_h.node(), rel_w.node()])
+            .compute_bound()
+            .stateful();
+        let (attn, rel_h, rel_w) = (
+            attn.into_primitive(),
+            rel_h.into_primitive(),
+            rel_w.into_primitive(),
+        );
+        let y = B::recorded_softmax_rel_pos(attn, rel_h, rel_w, k_size);
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((y.clone(), k_size), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
     fn recorded_layer_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -479,6 +650,61 @@ mod tests {
         }
     }
 
+    /// The rel-pos softmax of the image encoder's training (scores from a product, as there)
+    /// against Burn's broadcast adds and softmax in f64: values and the gradients of the
+    /// queries, keys and both terms, on the plain and the gradient-checkpointing devices;
+    /// rows of 9 × 14 keys, not a multiple of the vector lanes.
+    #[cfg(feature = "flex")]
+    #[test]
+    fn rel_pos_softmax_matches_f64() {
+        use crate::image_encoder::rel_pos::softmax_with_rel_pos;
+        let (k_h, k_w) = (9, 14);
+        let plain = Device::flex();
+        let random = |shape: [usize; 3], std: f64| {
+            Tensor::<3>::random(shape, Distribution::Normal(0.0, std), &plain)
+        };
+        let leaves = [
+            random([3, 100, 16], 1.0),
+            random([3, k_h * k_w, 16], 1.0),
+            random([3, 100, k_h], 2.0),
+            random([3, 100, k_w], 2.0),
+        ];
+        let w = random([3, 100, k_h * k_w], 1.0);
+        // Values and the four leaves' gradients of `Σ w ⊙ softmax(q·kᵀ + rel_h + rel_w)`.
+        let run = |device: &Device, dtype: DType| {
+            let on = |t: &Tensor<3>| {
+                Tensor::<3>::from_data(t.to_data().convert_dtype(dtype), (device, dtype))
+                    .require_grad()
+            };
+            let [q, k, rel_h, rel_w] = leaves.each_ref().map(on);
+            let attn = q.clone().matmul(k.clone().swap_dims(1, 2));
+            assert_eq!(rel_pos_applies(&attn), dtype == DType::F32, "{dtype:?}");
+            let y = softmax_with_rel_pos(attn, rel_h.clone(), rel_w.clone(), (k_h, k_w));
+            let grads = (y.clone() * on(&w)).sum().backward();
+            let grad = |t: &Tensor<3>| f64(&t.grad(&grads).expect("a leaf's gradient"));
+            (f64(&y), [&q, &k, &rel_h, &rel_w].map(grad))
+        };
+        let (exact, exact_grads) = run(&Device::flex().autodiff(), DType::F64);
+        for device in [
+            Device::flex().autodiff(),
+            Device::flex().autodiff().gradient_checkpointing(),
+        ] {
+            let (values, grads) = run(&device, DType::F32);
+            // A few f32 roundings of the largest probability (random inputs: up to ~1.1e-6).
+            let off = max_rel(values, exact.clone());
+            assert!(off < 2e-6, "values off by {off}");
+            for (name, ours, exact) in ["q", "k", "rel_h", "rel_w"]
+                .into_iter()
+                .zip(grads)
+                .zip(exact_grads.clone())
+                .map(|((n, o), e)| (n, o, e))
+            {
+                let off = max_rel(ours, exact);
+                assert!(off < 5e-6, "{name}'s gradient off by {off}");
+            }
+        }
+    }
+
     /// A 16-bit softmax (computed in f32, its 16-bit output kept) against the exact one of
     /// the same 16-bit input and against Burn's ops on f32 casts, on `device`. The bounds are
     /// a few roundings to the 16-bit type (bf16: 2⁻⁹ of a value; f16: 2⁻¹²).
@@ -526,11 +752,17 @@ mod tests {
         let (x, w) = inputs(&device, FloatDType::F32);
         let input = || x.clone().swap_dims(1, 2) * 1.5;
         assert!(applies(&input()));
-        assert!(!gelu_applies(&input()));
+        assert!(gelu_applies(&input()));
+        let u = f64(&input());
+        let cdf = ((u.clone() * std::f64::consts::FRAC_1_SQRT_2).erf() + 1.0) * 0.5;
+        let pdf = (u.clone().powi_scalar(2) * -0.5).exp() * 0.398_942_280_401_432_7;
+        let exact_grad = (f64(&w) * (cdf + u * pdf)).swap_dims(1, 2) * 1.5;
+        let grads = max_rel(f64(&grad(&x, crate::gelu::gelu(input()), &w)), exact_grad);
+        assert!(grads < 5e-6, "GELU gradients off by {grads}");
         let ours = crate::precision::softmax(input(), 2);
         let (exact, exact_grad) = exact_softmax(f64(&input()), f64(&w));
         let values = max_rel(f64(&ours), exact);
-        assert!(values < 1e-6, "values off by {values}");
+        assert!(values < 2e-6, "values off by {values}");
         let grads = max_rel(f64(&grad(&x, ours, &w)), exact_grad);
         assert!(grads < 5e-6, "gradients off by {grads}");
         for (dtype, bound) in [(FloatDType::F16, 2e-3), (FloatDType::BF16, 1e-2)] {

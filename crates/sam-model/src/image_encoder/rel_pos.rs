@@ -103,7 +103,10 @@ pub fn add_decomposed_rel_pos(
 ///
 /// For flex f32 inference the terms are added inside the vectorised softmax while each row is
 /// in cache ([`softmax_rel_pos_rows`]): the same sums in the same order, without the two
-/// passes of broadcast adds over the scores. Elsewhere Burn's ops, as the reference.
+/// passes of broadcast adds over the scores. Flex f32 training records the same kernel as one
+/// operation whose backward pass takes the terms' gradients (the sums over each key row and
+/// column) in the softmax gradient's pass ([`crate::recorded_ops`]). Elsewhere Burn's ops, as
+/// the reference.
 ///
 /// `attn: [B, Nq, k_h·k_w]`, `rel_h: [B, Nq, k_h]`, `rel_w: [B, Nq, k_w]` → `[B, Nq, k_h·k_w]`.
 pub fn softmax_with_rel_pos(
@@ -116,6 +119,10 @@ pub fn softmax_with_rel_pos(
         crate::precision::softmax(add_decomposed_rel_pos(attn, rel_h, rel_w, (k_h, k_w)), 2)
     };
     let row = k_h * k_w;
+    #[cfg(any(feature = "flex", feature = "cube"))]
+    if row > 0 && crate::recorded_ops::rel_pos_applies(&attn) {
+        return crate::recorded_ops::softmax_rel_pos(attn, rel_h, rel_w, (k_h, k_w));
+    }
     if row == 0 || !maps_on_host(&attn) {
         return burn(attn, rel_h, rel_w);
     }

@@ -9,10 +9,10 @@ use rayon::prelude::*;
 
 use super::{
     RecordedOps, composed_layer_norm, composed_layer_norm_backward, composed_softmax_backward,
-    composed_softmax_last, in_f32,
+    composed_softmax_last, composed_softmax_rel_pos, composed_softmax_rel_pos_backward, in_f32,
 };
 use crate::precision::is_half;
-use crate::softmax::softmax_rows;
+use crate::softmax::{softmax_rel_pos_rows, softmax_rows};
 use crate::vector_math::{centre_row, exp_neg, lane_sum, multiversion, rstd_layer_norm_row};
 
 /// Values per parallel task.
@@ -100,7 +100,87 @@ fn zip_rows(
         .for_each(|(v, o)| kernel(v, o));
 }
 
+/// Whether the rel-pos softmax's host kernels take scores of `shape` with terms of `h_len`
+/// and `w_len` values: whole rows of `k_h·k_w` scores, one term of each per key row or column.
+fn rel_pos_on_host(shape: &[usize], k_h: usize, k_w: usize, h_len: usize, w_len: usize) -> bool {
+    let row = k_h * k_w;
+    let scores: usize = shape.iter().product();
+    row > 0
+        && shape.last() == Some(&row)
+        && h_len == scores / row * k_h
+        && w_len == scores / row * k_w
+}
+
 impl RecordedOps for Flex {
+    fn recorded_softmax_rel_pos(
+        attn: FloatTensor<Self>,
+        rel_h: FloatTensor<Self>,
+        rel_w: FloatTensor<Self>,
+        (k_h, k_w): (usize, usize),
+    ) -> FloatTensor<Self> {
+        let f32s = [&attn, &rel_h, &rel_w]
+            .iter()
+            .all(|t| t.dtype() == DType::F32);
+        let shape: Vec<usize> = attn.layout().shape().iter().copied().collect();
+        let (h_len, w_len) = (rel_h.layout().num_elements(), rel_w.layout().num_elements());
+        if !f32s || !rel_pos_on_host(&shape, k_h, k_w, h_len, w_len) {
+            return composed_softmax_rel_pos::<Flex>(attn, rel_h, rel_w, (k_h, k_w));
+        }
+        let row = k_h * k_w;
+        let rows_per_task = (CHUNK / row).max(1);
+        // The inference kernel: the terms added while each row is in cache, in the
+        // reference's order, instead of two passes of broadcast adds over the scores.
+        let y = with_values(&rel_h, |h_terms| {
+            with_values(&rel_w, |w_terms| {
+                in_place(attn, |values| {
+                    values
+                        .par_chunks_mut(rows_per_task * row)
+                        .zip(h_terms.par_chunks(rows_per_task * k_h))
+                        .zip(w_terms.par_chunks(rows_per_task * k_w))
+                        .for_each(|((v, h), w)| softmax_rel_pos_rows(v, h, w, k_h, k_w))
+                })
+            })
+        });
+        y.unwrap_or_else(|attn| composed_softmax_rel_pos::<Flex>(attn, rel_h, rel_w, (k_h, k_w)))
+    }
+
+    fn recorded_softmax_rel_pos_backward(
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        (k_h, k_w): (usize, usize),
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let shape: Vec<usize> = y.layout().shape().iter().copied().collect();
+        let rows = shape.iter().product::<usize>() / (k_h * k_w).max(1);
+        let host = same_f32(&y, &grad) && rel_pos_on_host(&shape, k_h, k_w, rows * k_h, rows * k_w);
+        if !host {
+            return composed_softmax_rel_pos_backward::<Flex>(y, grad, (k_h, k_w));
+        }
+        let row = k_h * k_w;
+        let rows_per_task = (CHUNK / row).max(1);
+        let mut d_rel_h = vec![0.0f32; rows * k_h];
+        let mut d_rel_w = vec![0.0f32; rows * k_w];
+        let d_attn = with_grad(&y, grad, |g, y| {
+            g.par_chunks_mut(rows_per_task * row)
+                .zip(y.par_chunks(rows_per_task * row))
+                .zip(d_rel_h.par_chunks_mut(rows_per_task * k_h))
+                .zip(d_rel_w.par_chunks_mut(rows_per_task * k_w))
+                .for_each(|(((g, y), dh), dw)| softmax_rel_pos_grad_rows(g, y, dh, dw, k_w));
+        });
+        match d_attn {
+            Ok(d_attn) => {
+                let terms = |values: Vec<f32>, k: usize| {
+                    let mut dims = shape.clone();
+                    if let Some(last) = dims.last_mut() {
+                        *last = k;
+                    }
+                    FloatTensor::<Flex>::from_data(TensorData::new(values, dims))
+                };
+                (d_attn, terms(d_rel_h, k_h), terms(d_rel_w, k_w))
+            }
+            Err(grad) => composed_softmax_rel_pos_backward::<Flex>(y, grad, (k_h, k_w)),
+        }
+    }
+
     fn recorded_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let dtype = x.dtype();
         if is_half(dtype) {
@@ -240,6 +320,19 @@ multiversion! {
 }
 
 multiversion! {
+    /// The rel-pos softmax's input gradient in place of `grad`, row by row (`k_h·k_w` long,
+    /// `dh.len()` rows), from the output `y`; each row's sums over its key columns into
+    /// `dh` (`k_h` per row) and over its key rows into `dw` (`k_w` per row, zeroed first).
+    fn softmax_rel_pos_grad_rows(
+        grad: &mut [f32],
+        y: &[f32],
+        dh: &mut [f32],
+        dw: &mut [f32],
+        k_w: usize,
+    ) => softmax_rel_pos_grad_kernel
+}
+
+multiversion! {
     /// PyTorch's layer norm of every row of `rows` in place.
     fn layer_norm_rows(rows: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) => layer_norm_kernel
 }
@@ -271,6 +364,37 @@ fn softmax_grad_kernel(grad: &mut [f32], y: &[f32], row: usize) {
         let dot = lane_dot(g, y);
         for (g, &y) in g.iter_mut().zip(y) {
             *g = y * (*g - dot);
+        }
+    }
+}
+
+#[inline(always)]
+fn softmax_rel_pos_grad_kernel(
+    grad: &mut [f32],
+    y: &[f32],
+    dh: &mut [f32],
+    dw: &mut [f32],
+    k_w: usize,
+) {
+    let rows = dw.len() / k_w;
+    let k_h = dh.len() / rows.max(1);
+    let row = k_h * k_w;
+    let per_row = grad
+        .chunks_exact_mut(row)
+        .zip(y.chunks_exact(row))
+        .zip(dh.chunks_exact_mut(k_h))
+        .zip(dw.chunks_exact_mut(k_w));
+    for (((g, y), dh), dw) in per_row {
+        let dot = lane_dot(g, y);
+        dw.fill(0.0);
+        for ((g, y), dh) in g.chunks_exact_mut(k_w).zip(y.chunks_exact(k_w)).zip(dh) {
+            for (g, &y) in g.iter_mut().zip(y) {
+                *g = y * (*g - dot);
+            }
+            for (dw, &g) in dw.iter_mut().zip(g.iter()) {
+                *dw += g;
+            }
+            *dh = lane_sum(g);
         }
     }
 }

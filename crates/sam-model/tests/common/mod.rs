@@ -70,7 +70,12 @@ pub struct Outputs {
 
 impl Outputs {
     pub fn load(name: &str) -> Self {
-        let bytes = std::fs::read(fixtures().join(format!("{name}_outputs.safetensors"))).unwrap();
+        Self::from_path(&fixtures().join(format!("{name}_outputs.safetensors")))
+    }
+
+    /// Every tensor of a safetensors file.
+    pub fn from_path(path: &std::path::Path) -> Self {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let mut tensors = HashMap::new();
         for (key, view) in st.tensors() {
@@ -106,6 +111,22 @@ impl Outputs {
             tensors.insert(key, (shape, data));
         }
         Self { tensors }
+    }
+
+    /// The keys, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.tensors.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// A tensor's shape.
+    pub fn shape(&self, key: &str) -> Vec<usize> {
+        self.tensors
+            .get(key)
+            .unwrap_or_else(|| panic!("fixture has no {key}"))
+            .0
+            .clone()
     }
 
     pub fn has(&self, key: &str) -> bool {
