@@ -3,7 +3,7 @@
 //! Burn's flex backend maps GELU with libm's scalar `erff`, element by element on one thread:
 //! after the decoder's other hot spots were fixed that was a third of its time (200 M upscaled
 //! activations for 64 prompts). On flex, f32 GELU in inference therefore runs here, on the
-//! tensor's values ([`crate::vector_math`]), with the erf PyTorch's own CPU kernel uses
+//! tensor's values (`crate::vector_math`), with the erf PyTorch's own CPU kernel uses
 //! (Abramowitz & Stegun 7.1.26, `aten/src/ATen/cpu/vec`: `|error| ≤ 1.5e-7` in exact
 //! arithmetic, ≤ 6e-7 in f32). Other devices, other dtypes and autodiff take Burn's `gelu`.
 

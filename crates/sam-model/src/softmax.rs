@@ -3,7 +3,7 @@
 //! Every attention in SAM normalises its scores over the last axis. Flex computes each `exp`
 //! with libm's scalar `expf`; for 64 prompts the decoder exponentiates ~100 M scores, the
 //! encoder's global blocks ~800 M. On flex, f32 inference therefore runs the softmax on the
-//! tensor's values ([`crate::vector_math`]) with the exponential PyTorch's vectorised CPU
+//! tensor's values (`crate::vector_math`) with the exponential PyTorch's vectorised CPU
 //! kernel uses, in the reference's steps: the row's maximum, `exp(x − max)`, their sum, and a
 //! multiplication by its reciprocal. Other devices and dtypes, autodiff and other axes take
 //! [`crate::precision::softmax`].

@@ -102,10 +102,10 @@ pub fn add_decomposed_rel_pos(
 /// `softmax(add_decomposed_rel_pos(attn, rel_h, rel_w))` over the last axis.
 ///
 /// For flex f32 inference the terms are added inside the vectorised softmax while each row is
-/// in cache ([`softmax_rel_pos_rows`]): the same sums in the same order, without the two
+/// in cache (`softmax_rel_pos_rows`): the same sums in the same order, without the two
 /// passes of broadcast adds over the scores. Flex f32 training records the same kernel as one
 /// operation whose backward pass takes the terms' gradients (the sums over each key row and
-/// column) in the softmax gradient's pass ([`crate::recorded_ops`]). Elsewhere Burn's ops, as
+/// column) in the softmax gradient's pass (`crate::recorded_ops`). Elsewhere Burn's ops, as
 /// the reference.
 ///
 /// `attn: [B, Nq, k_h·k_w]`, `rel_h: [B, Nq, k_h]`, `rel_w: [B, Nq, k_w]` → `[B, Nq, k_h·k_w]`.
