@@ -6,7 +6,8 @@
 //! `--image`, embedding included, both thresholds 0 so that every mask is post-processed),
 //! `train` (one optimizer step of the training loop: encoder, decoder for `--objects` box
 //! prompts, SAM's loss, backward, AdamW), and `check` (not timed: errors against the official
-//! model's outputs on the committed tiny fixtures, see [`crate::bench_check`]). Weights are
+//! model's outputs on the committed tiny fixtures, see [`crate::bench_check`], and its
+//! parameter gradients against PyTorch autograd, see [`crate::bench_gradients`]). Weights are
 //! random (timing does not depend on them) unless `--checkpoint` names a file; `--dtype
 //! bf16|f16` runs the model cast to that type (training: mixed precision with f32 master
 //! weights).
@@ -253,6 +254,8 @@ pub enum Report {
     Timing(JobReport),
     /// The numerics check of one fixture model.
     Check(crate::bench_check::CheckReport),
+    /// The gradients of the training fixture against PyTorch autograd.
+    Gradients(crate::bench_gradients::GradientReport),
 }
 
 /// Runs the jobs, calling `report` after each.
@@ -267,10 +270,15 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&Report)) -> Result<()> {
         let mut masks = None;
         let (ms, warmup_s) = match job {
             Job::Check => {
-                for r in crate::bench_check::check(&device, &args.device, args.dtype.half_dtype())?
-                {
+                let dtype = args.dtype.half_dtype();
+                for r in crate::bench_check::check(&device, &args.device, dtype)? {
                     report(&Report::Check(r));
                 }
+                report(&Report::Gradients(crate::bench_gradients::check_gradients(
+                    &device,
+                    &args.device,
+                    dtype,
+                )?));
                 continue;
             }
             Job::Encoder => {

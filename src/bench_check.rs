@@ -69,10 +69,10 @@ pub fn fixtures() -> PathBuf {
     }
 }
 
-struct Outputs(HashMap<String, (Vec<usize>, Vec<f32>)>);
+pub(crate) struct Outputs(HashMap<String, (Vec<usize>, Vec<f32>)>);
 
 impl Outputs {
-    fn load(path: &Path) -> Result<Self> {
+    pub(crate) fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| bad(path, e))?;
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(path, e))?;
         let mut out = HashMap::new();
@@ -95,13 +95,25 @@ impl Outputs {
         Ok(Self(out))
     }
 
-    fn get(&self, key: &str) -> Result<&(Vec<usize>, Vec<f32>)> {
+    /// The keys starting with `prefix`, sorted.
+    pub(crate) fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .0
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Result<&(Vec<usize>, Vec<f32>)> {
         self.0
             .get(key)
             .ok_or_else(|| CliError::Usage(format!("fixture has no {key}")))
     }
 
-    fn float<const D: usize>(&self, key: &str, device: &Device) -> Result<Tensor<D>> {
+    pub(crate) fn float<const D: usize>(&self, key: &str, device: &Device) -> Result<Tensor<D>> {
         let (shape, v) = self.get(key)?;
         Ok(Tensor::from_data(
             TensorData::new(v.clone(), shape.clone()),
@@ -109,14 +121,18 @@ impl Outputs {
         ))
     }
 
-    fn int<const D: usize>(&self, key: &str, device: &Device) -> Result<Tensor<D, Int>> {
+    pub(crate) fn int<const D: usize>(&self, key: &str, device: &Device) -> Result<Tensor<D, Int>> {
         let (shape, v) = self.get(key)?;
         let v: Vec<i64> = v.iter().map(|x| *x as i64).collect();
         Ok(Tensor::from_data(TensorData::new(v, shape.clone()), device))
     }
 
     /// Max |a − e| / max |e|, and the share of differing signs.
-    fn compare<const D: usize>(&self, key: &str, actual: Tensor<D>) -> Result<(f32, f64)> {
+    pub(crate) fn compare<const D: usize>(
+        &self,
+        key: &str,
+        actual: Tensor<D>,
+    ) -> Result<(f32, f64)> {
         let (shape, expected) = self.get(key)?;
         if actual.dims().as_slice() != shape.as_slice() {
             return Err(CliError::Usage(format!(

@@ -14,6 +14,7 @@ pub mod automatic_masks;
 pub mod backend;
 pub mod bench;
 pub mod bench_check;
+pub mod bench_gradients;
 pub mod cli;
 pub mod clip;
 pub mod clip_embedder;
