@@ -31,6 +31,7 @@ use burn::tensor::{DType, Tensor};
 
 use crate::precision::is_half;
 
+mod attention;
 mod autodiff;
 mod composed;
 #[cfg(feature = "flex")]
@@ -107,6 +108,18 @@ pub trait RecordedOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         composed_softmax_rel_pos_backward::<Self>(y, grad, k_size)
     }
+    /// The image encoder's attention, `softmax(scale·q·kᵀ + rel-pos)·v`, of the stacked
+    /// `qkv: [3, N, h·w, hd]` over an `h × w` grid with `get_rel_pos`'s tables
+    /// `rel_h: [h, h, hd]` and `rel_w: [w, w, hd]` → `[N, h·w, hd]` (`attention.rs`).
+    fn recorded_attention(
+        qkv: FloatTensor<Self>,
+        rel_h: FloatTensor<Self>,
+        rel_w: FloatTensor<Self>,
+        scale: f64,
+        grid: (usize, usize),
+    ) -> FloatTensor<Self> {
+        attention::forward::<Self>(qkv, rel_h, rel_w, scale, grid).0
+    }
     /// Exact-form GELU.
     fn recorded_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         <Self as ActivationOps<Self>>::gelu(x)
@@ -179,6 +192,49 @@ pub(crate) fn rel_pos_applies<const D: usize>(attn: &Tensor<D>) -> bool {
         let _ = attn;
         false
     }
+}
+
+/// Whether [`attention`] takes `qkv` in training: f32 on the autodiff device over flex (scores
+/// of 2¹⁴ values or more) or a CubeCL runtime.
+///
+/// Not 16-bit passes: there the operation's sums differ from the spelled-out attention's
+/// (the rel-pos terms are added to the scores in f32 rather than in the 16-bit type), and on
+/// the tiny model the bf16 gradient's cosine with the f32 one fell from 0.997 to 0.994, its
+/// loss 0.6% → 1.8% off; the spelled-out path's bf16 numerics are the measured ones
+/// (docs/numerics.md).
+pub(crate) fn attention_applies(qkv: &Tensor<4>) -> bool {
+    let [_, n, tokens, _] = qkv.dims();
+    let device = qkv.device();
+    if !device.is_autodiff() || qkv.dtype() != DType::F32 {
+        return false;
+    }
+    match device.inner().as_dispatch() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => n * tokens * tokens >= crate::vector_math::MIN_HOST,
+        #[cfg(feature = "cube")]
+        DispatchDevice::Cube(_) => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// The image encoder's attention over an `h × w` grid as one recorded operation:
+/// `qkv: [3, N, h·w, hd]`, the rel-pos tables `rel_h: [h, h, hd]`, `rel_w: [w, w, hd]` →
+/// `[N, h·w, hd]`.
+pub(crate) fn attention(
+    qkv: Tensor<4>,
+    rel_h: Tensor<3>,
+    rel_w: Tensor<3>,
+    scale: f64,
+    grid: (usize, usize),
+) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as RecordedOps>::recorded_attention(
+        qkv.into_dispatch(),
+        rel_h.into_dispatch(),
+        rel_w.into_dispatch(),
+        scale,
+        grid,
+    ))
 }
 
 /// Softmax over the last axis of a tensor [`applies`] holds for.

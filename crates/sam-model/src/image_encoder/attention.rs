@@ -5,6 +5,8 @@ use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::module::attention;
 use burn::tensor::{Device, Tensor};
 
+#[cfg(any(feature = "flex", feature = "cube"))]
+use super::rel_pos::get_rel_pos;
 use super::rel_pos::{decomposed_rel_pos_terms, fold_rel_pos, softmax_with_rel_pos};
 use crate::lora::{LoraAdapter, forward_with};
 
@@ -83,17 +85,45 @@ impl Attention {
         }
     }
 
-    /// `x: [B, H, W, C]` → q, k, v, each `[B·heads, HW, C/heads]`.
-    fn split_qkv(&self, x: Tensor<4>) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
+    /// `x: [B, H, W, C]` → q, k, v stacked, `[3, B·heads, HW, C/heads]`.
+    fn stacked_qkv(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, h, w, c] = x.dims();
         let (heads, n) = (self.num_heads, h * w);
         let hd = c / heads;
         // [B, HW, 3, heads, hd] → [3, B·heads, HW, hd]
-        let qkv = forward_with(&self.qkv, &self.lora_qkv, x)
+        forward_with(&self.qkv, &self.lora_qkv, x)
             .reshape([b, n, 3, heads, hd])
             .permute([2, 0, 3, 1, 4])
-            .reshape([3, b * heads, n, hd]);
-        unstack_qkv(qkv)
+            .reshape([3, b * heads, n, hd])
+    }
+
+    /// `x: [B, H, W, C]` → q, k, v, each `[B·heads, HW, C/heads]`.
+    #[cfg(test)]
+    fn split_qkv(&self, x: Tensor<4>) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
+        unstack_qkv(self.stacked_qkv(x))
+    }
+
+    /// The attention of `batch` grids of `h × w` tokens from the stacked
+    /// `qkv: [3, batch·heads, h·w, hd]` → `[batch·heads, h·w, hd]`: in training one recorded
+    /// operation (`crate::recorded_ops`, whose backward pass writes the three gradients into
+    /// one tensor), else [`attend`](Self::attend).
+    fn attend_stacked(
+        &self,
+        qkv: Tensor<4>,
+        batch: usize,
+        (h, w): (usize, usize),
+        kernel: Kernel,
+    ) -> Tensor<3> {
+        #[cfg(any(feature = "flex", feature = "cube"))]
+        if crate::recorded_ops::attention_applies(&qkv) {
+            let hd = qkv.dims()[3];
+            let rel_h = get_rel_pos(h, h, self.rel_pos_h.val());
+            let rel_w = get_rel_pos(w, w, self.rel_pos_w.val());
+            let scale = (hd as f64).powf(-0.5);
+            return crate::recorded_ops::attention(qkv, rel_h, rel_w, scale, (h, w));
+        }
+        let (q, k, v) = unstack_qkv(qkv);
+        self.attend(q, k, v, batch, (h, w), kernel)
     }
 
     /// `x: [B, H, W, C]` → `[B, H, W, C]`.
@@ -138,9 +168,8 @@ impl Attention {
             .reshape([b, nh, ws, nw, ws, 3, heads, hd])
             .permute([5, 0, 1, 3, 6, 2, 4, 7])
             .reshape([3, batch * heads, n, hd]);
-        let (q, k, v) = unstack_qkv(qkv);
         let kernel = self.kernel(batch, n, &device);
-        let out = self.attend(q, k, v, batch, (ws, ws), kernel);
+        let out = self.attend_stacked(qkv, batch, (ws, ws), kernel);
         // [B, nh, nw, heads, ws, ws, hd] → [B, nh, ws, nw, ws, heads, hd]
         let out = out
             .reshape([b, nh, nw, heads, ws, ws, hd])
@@ -185,9 +214,9 @@ impl Attention {
     /// `forward` computed the way `kernel` says.
     fn forward_kernel(&self, x: Tensor<4>, kernel: Kernel) -> Tensor<4> {
         let [b, h, w, c] = x.dims();
-        let (q, k, v) = self.split_qkv(x);
+        let qkv = self.stacked_qkv(x);
         let out = self
-            .attend(q, k, v, b, (h, w), kernel)
+            .attend_stacked(qkv, b, (h, w), kernel)
             .reshape([b, self.num_heads, h, w, c / self.num_heads])
             .permute([0, 2, 3, 1, 4])
             .reshape([b, h, w, c]);

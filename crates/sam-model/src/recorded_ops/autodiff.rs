@@ -111,7 +111,70 @@ impl<B: Backend + RecordedOps> Backward<B, 3> for SoftmaxRelPosBackward {
     }
 }
 
+/// The recorded attention: it keeps `qkv`, the tables and the probabilities.
+#[derive(Debug)]
+struct AttentionBackward;
+
+/// `(qkv, rel_h, rel_w, probabilities, scale, grid)`.
+type AttentionState<B> = (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    f64,
+    (usize, usize),
+);
+
+impl<B: Backend + RecordedOps> Backward<B, 3> for AttentionBackward {
+    type State = AttentionState<B>;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (qkv, rel_h, rel_w, probs, scale, grid) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let (d_qkv, d_rel_h, d_rel_w) =
+            super::attention::backward::<B>(qkv, rel_h, rel_w, probs, grad, scale, grid);
+        for (node, grad) in ops.parents.into_iter().zip([d_qkv, d_rel_h, d_rel_w]) {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
 impl<B: Backend + RecordedOps, C: CheckpointStrategy> RecordedOps for Autodiff<B, C> {
+    fn recorded_attention(
+        qkv: FloatTensor<Self>,
+        rel_h: FloatTensor<Self>,
+        rel_w: FloatTensor<Self>,
+        scale: f64,
+        grid: (usize, usize),
+    ) -> FloatTensor<Self> {
+        let prep = AttentionBackward
+            .prepare::<C>([qkv.node(), rel_h.node(), rel_w.node()])
+            .compute_bound()
+            .stateful();
+        let (qkv, rel_h, rel_w) = (
+            qkv.into_primitive(),
+            rel_h.into_primitive(),
+            rel_w.into_primitive(),
+        );
+        match prep {
+            OpsKind::Tracked(prep) => {
+                let (out, probs) = super::attention::forward::<B>(
+                    qkv.clone(),
+                    rel_h.clone(),
+                    rel_w.clone(),
+                    scale,
+                    grid,
+                );
+                prep.finish((qkv, rel_h, rel_w, probs, scale, grid), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::recorded_attention(qkv, rel_h, rel_w, scale, grid))
+            }
+        }
+    }
+
     fn recorded_softmax_rel_pos(
         attn: FloatTensor<Self>,
         rel_h: FloatTensor<Self>,

@@ -147,6 +147,77 @@ fn rel_pos_softmax_matches_f64() {
     }
 }
 
+/// The recorded attention against the spelled-out one (Burn's ops in f64) on a grid of 5 × 9
+/// tokens (rows and columns batched differently): values and the gradients of `qkv` and of
+/// both rel-pos parameters through `get_rel_pos`, on the plain and checkpointing devices.
+#[cfg(feature = "flex")]
+#[test]
+fn recorded_attention_matches_f64() {
+    use crate::image_encoder::rel_pos::{
+        add_decomposed_rel_pos, decomposed_rel_pos_terms, get_rel_pos,
+    };
+    let (h, w, n, hd) = (5, 9, 6, 8);
+    let plain = Device::flex();
+    let leaves = (
+        Tensor::<4>::random([3, n, h * w, hd], Distribution::Normal(0.0, 1.0), &plain),
+        Tensor::<2>::random([2 * h - 1, hd], Distribution::Normal(0.0, 1.0), &plain),
+        Tensor::<2>::random([2 * w - 1, hd], Distribution::Normal(0.0, 1.0), &plain),
+    );
+    let weights = Tensor::<3>::random([n, h * w, hd], Distribution::Normal(0.0, 1.0), &plain);
+    let scale = (hd as f64).powf(-0.5);
+    fn on<const D: usize>(t: &Tensor<D>, device: &Device, dtype: DType) -> Tensor<D> {
+        Tensor::from_data(t.to_data().convert_dtype(dtype), (device, dtype))
+    }
+    let run = |device: &Device, dtype: DType, recorded: bool| {
+        let qkv = on(&leaves.0, device, dtype).require_grad();
+        let rph = on(&leaves.1, device, dtype).require_grad();
+        let rpw = on(&leaves.2, device, dtype).require_grad();
+        let out = if recorded {
+            let (th, tw) = (
+                get_rel_pos(h, h, rph.clone()),
+                get_rel_pos(w, w, rpw.clone()),
+            );
+            attention(qkv.clone(), th, tw, scale, (h, w))
+        } else {
+            let part = |i| qkv.clone().narrow(0, i, 1).reshape([n, h * w, hd]);
+            let (q, k, v) = (part(0), part(1), part(2));
+            let (rel_h, rel_w) =
+                decomposed_rel_pos_terms(q.clone(), rph.clone(), rpw.clone(), (h, w), (h, w));
+            let scores = (q * scale).matmul(k.swap_dims(1, 2));
+            activation::softmax(add_decomposed_rel_pos(scores, rel_h, rel_w, (h, w)), 2).matmul(v)
+        };
+        let grads = (out.clone() * on(&weights, device, dtype)).sum().backward();
+        let g4 = f64(&qkv
+            .grad(&grads)
+            .expect("qkv's gradient")
+            .reshape([3 * n, h * w, hd]));
+        let g2 = |p: &Tensor<2>| {
+            let g = p.grad(&grads).expect("a table's gradient");
+            let [a, b] = g.dims();
+            f64(&g.reshape([1, a, b]))
+        };
+        (f64(&out), [g4, g2(&rph), g2(&rpw)])
+    };
+    let (exact, exact_grads) = run(&Device::flex().autodiff(), DType::F64, false);
+    for device in [
+        Device::flex().autodiff(),
+        Device::flex().autodiff().gradient_checkpointing(),
+    ] {
+        let (values, grads) = run(&device, DType::F32, true);
+        let off = max_rel(values, exact.clone());
+        assert!(off < 2e-6, "values off by {off}");
+        for (name, ours, exact) in ["qkv", "rel_pos_h", "rel_pos_w"]
+            .into_iter()
+            .zip(grads)
+            .zip(exact_grads.clone())
+            .map(|((n, o), e)| (n, o, e))
+        {
+            let off = max_rel(ours, exact);
+            assert!(off < 5e-6, "{name}'s gradient off by {off}");
+        }
+    }
+}
+
 /// A 16-bit softmax (computed in f32, its 16-bit output kept) against the exact one of
 /// the same 16-bit input and against Burn's ops on f32 casts, on `device`. The bounds are
 /// a few roundings to the 16-bit type (bf16: 2⁻⁹ of a value; f16: 2⁻¹²).
