@@ -115,8 +115,11 @@ pub fn check_gradients(
     let grads = GradientsParams::from_grads(loss.backward(), &master);
 
     // Our gradients under the official keys and layouts.
+    // One file per call: checks may run on several threads of one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!(
-        "sam-burn-gradients-{}.safetensors",
+        "sam-burn-gradients-{}-{call}.safetensors",
         std::process::id()
     ));
     let saved = master
