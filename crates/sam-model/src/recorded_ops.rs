@@ -27,7 +27,7 @@
 use burn::backend::ops::ActivationOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension};
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use crate::precision::is_half;
 
@@ -42,7 +42,7 @@ mod tests;
 use composed::{
     composed_gelu_backward, composed_layer_norm, composed_layer_norm_backward,
     composed_softmax_backward, composed_softmax_last, composed_softmax_rel_pos,
-    composed_softmax_rel_pos_backward, in_f32,
+    composed_softmax_rel_pos_backward,
 };
 
 /// Softmax and GELU as single recorded operations (see the module's documentation). The
@@ -134,68 +134,72 @@ pub trait RecordedOps: Backend {
 #[cfg(feature = "cube")]
 impl RecordedOps for burn::backend::Cube {}
 
-/// Whether [`softmax_last`] and [`layer_norm`] take `x`: an f32 or 16-bit tensor on an
-/// autodiff device over flex (f32 big enough to pay for the host round trip) or a CubeCL
-/// runtime.
-pub(crate) fn applies<const D: usize>(x: &Tensor<D>) -> bool {
-    let (device, dtype) = (x.device(), x.dtype());
+/// Where a recorded operation would run: an f32 or 16-bit tensor on an autodiff device over
+/// one of these runtimes (see [`runtime`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(all(feature = "flex", feature = "cube")), allow(dead_code))]
+enum Runtime {
+    /// flex; `host`: f32 with at least `MIN_HOST` values, enough to pay for the round trip
+    /// to the host kernels.
+    Flex { host: bool },
+    /// A CubeCL runtime (wgpu, CUDA).
+    Cube,
+}
+
+/// The runtime under `device` for a tensor of `dtype` with `values` values counted as the
+/// operation's size; `None` off autodiff, for other dtypes and other runtimes.
+#[cfg_attr(not(feature = "flex"), allow(unused_variables))]
+fn runtime(device: Device, dtype: DType, values: usize) -> Option<Runtime> {
     if !device.is_autodiff() || !(dtype == DType::F32 || is_half(dtype)) {
-        return false;
+        return None;
     }
     #[allow(unreachable_patterns)]
     match device.inner().as_dispatch() {
         #[cfg(feature = "flex")]
-        DispatchDevice::Flex(_) => {
-            is_half(dtype) || x.shape().num_elements() >= crate::vector_math::MIN_HOST
-        }
+        DispatchDevice::Flex(_) => Some(Runtime::Flex {
+            host: dtype == DType::F32 && values >= crate::vector_math::MIN_HOST,
+        }),
         #[cfg(feature = "cube")]
-        DispatchDevice::Cube(_) => true,
-        _ => false,
+        DispatchDevice::Cube(_) => Some(Runtime::Cube),
+        _ => None,
     }
 }
 
-/// Whether [`gelu`] takes `x`: f32 on autodiff over flex, big enough to pay for the round
-/// trip (flex's own GELU backward is exact too), and any float on autodiff over a CubeCL
-/// runtime, where Burn's autodiff GELU would take the derivative of the tanh approximation
-/// (`ActivationOps::gelu_backward`'s default) for the exact form's forward pass.
+/// [`runtime`] of `x`, its size its number of values.
+fn runtime_of<const D: usize>(x: &Tensor<D>) -> Option<Runtime> {
+    runtime(x.device(), x.dtype(), x.shape().num_elements())
+}
+
+/// Whether [`softmax_last`] and [`layer_norm`] take `x`: on flex f32 big enough to pay for
+/// the host round trip, or 16-bit; on a CubeCL runtime, f32 or 16-bit.
+pub(crate) fn applies<const D: usize>(x: &Tensor<D>) -> bool {
+    match runtime_of(x) {
+        Some(Runtime::Flex { host }) => host || is_half(x.dtype()),
+        Some(Runtime::Cube) => true,
+        None => false,
+    }
+}
+
+/// Whether [`gelu`] takes `x`: on flex f32 big enough to pay for the round trip (flex's own
+/// GELU backward is exact too); on a CubeCL runtime, f32 or 16-bit, where Burn's autodiff GELU
+/// would take the derivative of the tanh approximation (`ActivationOps::gelu_backward`'s
+/// default) for the exact form's forward pass.
 pub(crate) fn gelu_applies<const D: usize>(x: &Tensor<D>) -> bool {
-    let (device, dtype) = (x.device(), x.dtype());
-    if !device.is_autodiff() {
-        return false;
-    }
-    #[allow(unreachable_patterns)]
-    match device.inner().as_dispatch() {
-        #[cfg(feature = "flex")]
-        DispatchDevice::Flex(_) => {
-            dtype == DType::F32 && x.shape().num_elements() >= crate::vector_math::MIN_HOST
-        }
-        #[cfg(feature = "cube")]
-        DispatchDevice::Cube(_) => dtype == DType::F32 || is_half(dtype),
-        _ => false,
-    }
+    matches!(
+        runtime_of(x),
+        Some(Runtime::Flex { host: true } | Runtime::Cube)
+    )
 }
 
-/// Whether [`softmax_rel_pos`] takes `attn`: f32 scores on autodiff over flex, big enough to
-/// pay for the round trip. On the CubeCL backends Burn's broadcast adds keep nothing for the
-/// backward pass either (and fuse), so they stay with Burn's ops and the recorded softmax.
+/// Whether [`softmax_rel_pos`] takes `attn`: f32 scores on flex, big enough to pay for the
+/// round trip. On the CubeCL backends Burn's broadcast adds keep nothing for the backward
+/// pass either (and fuse), so they stay with Burn's ops and the recorded softmax.
 pub(crate) fn rel_pos_applies<const D: usize>(attn: &Tensor<D>) -> bool {
-    #[cfg(feature = "flex")]
-    {
-        let device = attn.device();
-        attn.dtype() == DType::F32
-            && device.is_autodiff()
-            && device == burn::tensor::Device::flex()
-            && attn.shape().num_elements() >= crate::vector_math::MIN_HOST
-    }
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = attn;
-        false
-    }
+    runtime_of(attn) == Some(Runtime::Flex { host: true })
 }
 
-/// Whether [`attention`] takes `qkv` in training: f32 on the autodiff device over flex (scores
-/// of 2¹⁴ values or more) or a CubeCL runtime.
+/// Whether [`attention`] takes `qkv` in training: f32, on flex with scores of `MIN_HOST`
+/// values or more, or on a CubeCL runtime.
 ///
 /// Not 16-bit passes: there the operation's sums differ from the spelled-out attention's
 /// (the rel-pos terms are added to the scores in f32 rather than in the 16-bit type), and on
@@ -204,18 +208,11 @@ pub(crate) fn rel_pos_applies<const D: usize>(attn: &Tensor<D>) -> bool {
 /// (docs/numerics.md).
 pub(crate) fn attention_applies(qkv: &Tensor<4>) -> bool {
     let [_, n, tokens, _] = qkv.dims();
-    let device = qkv.device();
-    if !device.is_autodiff() || qkv.dtype() != DType::F32 {
-        return false;
-    }
-    match device.inner().as_dispatch() {
-        #[cfg(feature = "flex")]
-        DispatchDevice::Flex(_) => n * tokens * tokens >= crate::vector_math::MIN_HOST,
-        #[cfg(feature = "cube")]
-        DispatchDevice::Cube(_) => true,
-        #[allow(unreachable_patterns)]
-        _ => false,
-    }
+    qkv.dtype() == DType::F32
+        && matches!(
+            runtime(qkv.device(), qkv.dtype(), n * tokens * tokens),
+            Some(Runtime::Flex { host: true } | Runtime::Cube)
+        )
 }
 
 /// The image encoder's attention over an `h × w` grid as one recorded operation:

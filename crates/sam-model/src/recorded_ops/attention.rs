@@ -35,16 +35,15 @@ fn unbatched<B: Backend>(
     (h, w): (usize, usize),
     by_rows: bool,
 ) -> FloatTensor<B> {
-    let [_, _, c] = dims3::<B>(&t);
-    if by_rows {
-        let n = dims3::<B>(&t)[1] / w.max(1);
-        let t = B::float_permute(B::float_reshape(t, [h, n, w, c].into()), &[1, 0, 2, 3]);
-        B::float_reshape(t, [n, h * w, c].into())
+    let [_, batch, c] = dims3::<B>(&t);
+    let side = if by_rows { w } else { h };
+    let n = batch / side.max(1);
+    let t = if by_rows {
+        B::float_permute(B::float_reshape(t, [h, n, w, c].into()), &[1, 0, 2, 3])
     } else {
-        let n = dims3::<B>(&t)[1] / h.max(1);
-        let t = B::float_permute(B::float_reshape(t, [w, n, h, c].into()), &[1, 2, 0, 3]);
-        B::float_reshape(t, [n, h * w, c].into())
-    }
+        B::float_permute(B::float_reshape(t, [w, n, h, c].into()), &[1, 2, 0, 3])
+    };
+    B::float_reshape(t, [n, h * w, c].into())
 }
 
 fn dims3<B: Backend>(t: &FloatTensor<B>) -> [usize; 3] {

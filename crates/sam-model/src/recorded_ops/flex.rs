@@ -7,8 +7,9 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use super::{
-    RecordedOps, composed_layer_norm, composed_layer_norm_backward, composed_softmax_backward,
+use super::RecordedOps;
+use super::composed::{
+    composed_layer_norm, composed_layer_norm_backward, composed_softmax_backward,
     composed_softmax_last, composed_softmax_rel_pos, composed_softmax_rel_pos_backward, in_f32,
 };
 use crate::precision::is_half;
