@@ -99,7 +99,7 @@ fn parameter_gradients_match_pytorch_autograd() {
             Device::flex().autodiff().gradient_checkpointing(),
         ),
     ];
-    // The recorded softmax and layer norm as Burn's ops on a CubeCL backend (lavapipe in CI).
+    // The recorded operations as Burn's ops on a CubeCL backend (lavapipe in CI).
     #[cfg(feature = "wgpu")]
     if std::env::var_os("SAM_SKIP_WGPU").is_none() {
         devices.push(("wgpu", Device::wgpu(Default::default()).autodiff()));
@@ -125,7 +125,6 @@ fn parameter_gradients_match_pytorch_autograd() {
             .filter_map(|k| k.strip_prefix("grad/").map(str::to_owned))
             .collect();
         assert_eq!(ours.keys(), reference, "{tag}: the official keys");
-        let max_abs = |v: &[f32]| v.iter().fold(0f32, |m, x| m.max(x.abs()));
         let overall = reference
             .iter()
             .map(|key| max_abs(&out.values(&format!("grad/{key}"))))
@@ -155,11 +154,7 @@ fn parameter_gradients_match_pytorch_autograd() {
                 zeros += 1;
                 continue;
             }
-            let diff = actual
-                .iter()
-                .zip(&expected)
-                .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
-            let err = diff / scale;
+            let err = rel_error_of(&actual, &expected);
             assert!(
                 err <= GRAD_TOL,
                 "{tag}: the gradient of {key} is off by {err:e} of its scale"

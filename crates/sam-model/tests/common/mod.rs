@@ -166,13 +166,23 @@ pub fn rel_error<const D: usize>(
         .convert::<f32>()
         .try_to_vec::<f32>()
         .expect("f32 data");
-    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    rel_error_of(&actual, expected)
+}
+
+/// [`rel_error`] of values of one shape.
+pub fn rel_error_of(actual: &[f32], expected: &[f32]) -> f32 {
+    let scale = max_abs(expected).max(1e-12);
     let diff = actual
         .iter()
         .zip(expected)
         .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
     assert!(diff.is_finite(), "non-finite output");
     diff / scale
+}
+
+/// Max |v|.
+pub fn max_abs(values: &[f32]) -> f32 {
+    values.iter().fold(0f32, |m, v| m.max(v.abs()))
 }
 
 pub fn assert_close<const D: usize>(
