@@ -141,18 +141,30 @@ impl Outputs {
             )));
         }
         let actual = f32_values(actual);
-        let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-        let diff = actual
-            .iter()
-            .zip(expected)
-            .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
         let flips = actual
             .iter()
             .zip(expected)
             .filter(|(a, e)| (**a > 0.0) != (**e > 0.0))
             .count();
-        Ok((diff / scale, flips as f64 / expected.len().max(1) as f64))
+        Ok((
+            rel_error(&actual, expected),
+            flips as f64 / expected.len().max(1) as f64,
+        ))
     }
+}
+
+/// Max |v|.
+pub(crate) fn max_abs(values: &[f32]) -> f32 {
+    values.iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
+/// Max |a − e| / max |e| of values of one shape.
+pub(crate) fn rel_error(actual: &[f32], expected: &[f32]) -> f32 {
+    let diff = actual
+        .iter()
+        .zip(expected)
+        .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+    diff / max_abs(expected).max(1e-12)
 }
 
 /// Runs the check on both fixture models.

@@ -10,7 +10,7 @@ use burn::tensor::{Device, FloatDType, Tensor};
 use sam_model::{PointPrompt, Prompts, Sam, SamConfig};
 use serde::Serialize;
 
-use crate::bench_check::{Outputs, fixtures};
+use crate::bench_check::{Outputs, fixtures, max_abs, rel_error};
 use crate::cli::CliError;
 
 type Result<T> = std::result::Result<T, CliError>;
@@ -131,7 +131,6 @@ pub fn check_gradients(
     let _ = std::fs::remove_file(&path);
     let ours = ours?;
 
-    let max_abs = |v: &[f32]| v.iter().fold(0f32, |m, x| m.max(x.abs()));
     let mut report = GradientReport {
         job: "check-gradients".into(),
         device: device_name.into(),
@@ -176,12 +175,9 @@ pub fn check_gradients(
             report.zero_rel = report.zero_rel.max(max_abs(actual) / overall);
             continue;
         }
-        let diff = actual
-            .iter()
-            .zip(expected)
-            .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
-        if diff / scale > report.worst_rel {
-            report.worst_rel = diff / scale;
+        let err = rel_error(actual, expected);
+        if err > report.worst_rel {
+            report.worst_rel = err;
             report.worst_key = name.to_owned();
         }
     }
