@@ -241,3 +241,27 @@ pub fn check(
     }
     Ok(reports)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing or corrupt fixture file is an error naming it, and a missing key names the key.
+    #[test]
+    fn bad_fixture_files_are_named() {
+        let dir = std::env::temp_dir().join(format!("sam-burn-bench-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.safetensors");
+        let err = Outputs::load(&missing).err().expect("a missing file");
+        assert!(err.to_string().contains("missing.safetensors"), "{err}");
+        let corrupt = dir.join("corrupt.safetensors");
+        std::fs::write(&corrupt, b"not a safetensors file").unwrap();
+        let err = Outputs::load(&corrupt).err().expect("a corrupt file");
+        assert!(err.to_string().contains("corrupt.safetensors"), "{err}");
+        let fixture = fixtures().join("sam_tiny_grad_grads.safetensors");
+        let out = Outputs::load(&fixture).unwrap();
+        let err = out.get("grad/no_such_key").expect_err("a missing key");
+        assert!(err.to_string().contains("grad/no_such_key"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
