@@ -167,7 +167,9 @@ impl SamConfig {
         })
     }
 
-    /// Checks that the sizes describe a model the reference could build.
+    /// Checks that the sizes describe a model this crate can build and run; each refusal names
+    /// the field and value. (Stricter than the reference in places where it would floor a
+    /// width, e.g. `prompt_embed_dim` not a multiple of 8, or build an empty stack.)
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(SamError::InvalidConfig(msg));
         let positive = [

@@ -29,7 +29,7 @@ pub enum SamError {
 
     /// The checkpoint's extension names no format we read.
     #[error(
-        "checkpoint {path}: unknown format (expected .pth/.pt, .safetensors or .bpk), got {extension:?}"
+        "checkpoint {path}: unknown format (expected .pth/.pt/.bin, .safetensors or .bpk), got {extension:?}"
     )]
     UnknownFormat {
         /// The file at fault.

@@ -10,7 +10,7 @@ use std::path::Path;
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::store::{ModuleSnapshot, PathFilter, SafetensorsStore};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SamError};
@@ -127,9 +127,16 @@ pub fn linear<const D: usize>(lin: &Linear, x: Tensor<D>) -> Tensor<D> {
     y.reshape(out)
 }
 
+/// A fresh adapter for `base`, in its float type (adapters added to a model cast to 16 bits
+/// are 16-bit too).
 fn adapter_for(base: &Linear, config: &LoraConfig) -> LoraAdapter {
-    let [d_in, d_out] = base.weight.val().dims();
-    LoraAdapter::new(d_in, d_out, config, &base.weight.val().device())
+    let weight = base.weight.val();
+    let [d_in, d_out] = weight.dims();
+    let adapter = LoraAdapter::new(d_in, d_out, config, &weight.device());
+    match weight.dtype() {
+        DType::F32 => adapter,
+        dtype => adapter.map(&mut crate::precision::CastFloat(dtype.into())),
+    }
 }
 
 /// `base.weight += ΔW`, the adapter removed.
@@ -221,7 +228,7 @@ impl Sam {
     }
 
     /// Adds the adapters a [`Sam::save_lora`] file describes and loads them; every adapter
-    /// tensor must be in the file, and nothing else.
+    /// tensor must be in the file, and nothing else. On an error the model is left as it was.
     pub fn load_lora(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let read = |reason: String| SamError::CheckpointRead {
@@ -229,11 +236,14 @@ impl Sam {
             reason,
         };
         let config = read_lora_config(path)?;
-        self.add_lora(&config)?;
+        // Loaded into a copy (the tensors are shared, not copied) that replaces `self` only
+        // once every adapter has been read.
+        let mut next = self.clone();
+        next.add_lora(&config)?;
         let mut store = SafetensorsStore::from_file(path)
             .allow_partial(true)
             .validate(false);
-        let result = self
+        let result = next
             .load_from(&mut store)
             .map_err(|e| read(e.to_string()))?;
         let missing: Vec<&str> = result
@@ -256,6 +266,7 @@ impl Sam {
                 ),
             });
         }
+        *self = next;
         Ok(())
     }
 

@@ -5,11 +5,10 @@
 //! windowed blocks, the prompt encoder's and the decoder's weights do not depend on the size.
 
 use burn::module::Param;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{FloatDType, Tensor, TensorData};
 
 use crate::error::{Result, SamError};
 use crate::interpolate::linear_resize_matrix;
-use crate::prompt_encoder::PromptEncoder;
 use crate::sam::Sam;
 
 /// Keys' cubic convolution with `a = −0.5`, the antialiasing filter (Pillow's, which PyTorch's
@@ -95,7 +94,9 @@ impl Sam {
         config.image_size = image_size;
         config.validate()?;
         let device = self.device();
-        let old = self.config().embedding_size();
+        // New tables are computed in f32 and stored in the model's float type, so that a
+        // model cast to 16 bits stays all 16-bit.
+        let dtype = self.float_dtype();
         let new = config.embedding_size();
 
         let pos = self.image_encoder.pos_embed.val();
@@ -106,35 +107,32 @@ impl Sam {
             .try_to_vec::<f32>()
             .map_err(|e| SamError::InvalidInput(format!("pos_embed: {e:?}")))?;
         let resized = resample_pos_embed_nhwc(&values, (gh, gw, c), (new, new));
-        self.image_encoder.pos_embed = Param::from_tensor(Tensor::from_data(
-            TensorData::new(resized, [1, new, new, c]),
-            &device,
-        ));
+        self.image_encoder.pos_embed = Param::from_tensor(
+            Tensor::<4>::from_data(TensorData::new(resized, [1, new, new, c]), &device).cast(dtype),
+        );
 
-        for &i in &config.encoder_global_attn_indexes {
-            let Some(block) = self.image_encoder.blocks.get_mut(i) else {
-                continue;
-            };
+        // Every global block (all of them when `window_size == 0`) has tables of the grid's
+        // size; windowed blocks' tables depend on the window only.
+        for block in self
+            .image_encoder
+            .blocks
+            .iter_mut()
+            .filter(|b| b.is_global())
+        {
             let attn = &mut block.attn;
             for table in [&mut attn.rel_pos_h, &mut attn.rel_pos_w] {
                 let t = table.val();
                 let [len, _] = t.dims();
-                debug_assert_eq!(len, 2 * old - 1);
                 let m = linear_resize_matrix(len, 2 * new - 1, &device);
                 // Detached: the resampled table is a new leaf, also on an autodiff device.
-                *table = Param::from_tensor(m.matmul(t).detach());
+                *table = Param::from_tensor(m.matmul(t.cast(FloatDType::F32)).cast(dtype).detach());
             }
         }
 
-        // The prompt encoder's sizes change, its weights do not.
-        let fresh: PromptEncoder = config.prompt_encoder().init(&device);
-        let old_pe = std::mem::replace(&mut self.prompt_encoder, fresh);
-        let pe = &mut self.prompt_encoder;
-        pe.pe_layer = old_pe.pe_layer;
-        pe.point_embeddings = old_pe.point_embeddings;
-        pe.not_a_point_embed = old_pe.not_a_point_embed;
-        pe.mask_downscaling = old_pe.mask_downscaling;
-        pe.no_mask_embed = old_pe.no_mask_embed;
+        // The prompt encoder's sizes change, its weights (the embedding projection included)
+        // do not.
+        self.prompt_encoder
+            .set_sizes(config.embedding_size(), config.image_size);
         self.set_config(config);
         Ok(self)
     }

@@ -70,8 +70,13 @@ impl Sam {
         }
         let device = self.device();
         let c = self.config.prompt_embed_dim;
-        self.prompt_encoder.embedding_proj =
-            Some(burn::nn::LinearConfig::new(dim, c).init(&device));
+        let proj = burn::nn::LinearConfig::new(dim, c).init(&device);
+        // In the model's float type, so that a model cast to 16 bits stays all 16-bit.
+        let proj = match self.float_dtype() {
+            FloatDType::F32 => proj,
+            dtype => proj.map(&mut crate::precision::CastFloat(dtype)),
+        };
+        self.prompt_encoder.embedding_proj = Some(proj);
         self.config.prompt_embedding_dim = Some(dim);
         Ok(self)
     }
@@ -124,9 +129,9 @@ impl Sam {
     pub fn preprocess(&self, x: Tensor<4>) -> Result<Tensor<4>> {
         let [b, c, h, w] = x.dims();
         let s = self.config.image_size;
-        if c != 3 || h == 0 || w == 0 || h > s || w > s {
+        if b == 0 || c != 3 || h == 0 || w == 0 || h > s || w > s {
             return Err(SamError::InvalidInput(format!(
-                "image tensor must be [B, 3, h, w] with 0 < h, w <= {s}, got [{b}, {c}, {h}, {w}]"
+                "image tensor must be [B, 3, h, w] with B > 0 and 0 < h, w <= {s}, got [{b}, {c}, {h}, {w}]"
             )));
         }
         let device = x.device();
@@ -144,9 +149,9 @@ impl Sam {
     pub fn image_embeddings(&self, x: Tensor<4>) -> Result<Tensor<4>> {
         let [b, c, h, w] = x.dims();
         let s = self.config.image_size;
-        if c != 3 || h != s || w != s {
+        if b == 0 || c != 3 || h != s || w != s {
             return Err(SamError::InvalidInput(format!(
-                "encoder input must be [B, 3, {s}, {s}], got [{b}, {c}, {h}, {w}]"
+                "encoder input must be [B, 3, {s}, {s}] with B > 0, got [{b}, {c}, {h}, {w}]"
             )));
         }
         Ok(self.image_encoder.forward(x))
@@ -194,7 +199,12 @@ impl Sam {
                 "postprocess sizes must satisfy 0 < input <= {s} and original > 0, got input {input_size:?}, original {original_size:?}"
             )));
         }
-        let [_, _, lh, lw] = masks.dims();
+        let [b, m, lh, lw] = masks.dims();
+        if b == 0 || m == 0 || lh == 0 || lw == 0 {
+            return Err(SamError::InvalidInput(format!(
+                "masks to postprocess must be non-empty, got [{b}, {m}, {lh}, {lw}]"
+            )));
+        }
         let device = masks.device();
         let mh = upscale_crop_resize_matrix(lh, s, ih, oh, &device);
         let mw = upscale_crop_resize_matrix(lw, s, iw, ow, &device);

@@ -264,7 +264,12 @@ pub fn variant_mismatches(
             config.window_size,
             false,
         );
-        let mut expected = config.encoder_global_attn_indexes.clone();
+        // `window_size == 0` makes every block global, whatever the list says.
+        let mut expected: Vec<usize> = if config.window_size == 0 {
+            (0..config.encoder_depth).collect()
+        } else {
+            config.encoder_global_attn_indexes.clone()
+        };
         expected.sort_unstable();
         expected.dedup();
         if d == config.encoder_depth && config.window_size != g && global != expected {
@@ -527,10 +532,26 @@ impl Sam {
     }
 
     /// Saves the weights in Burn's native burnpack format (`.bpk` is added when missing).
+    /// Another extension is an error, since [`Sam::load`] reads a file by its extension: use
+    /// [`Sam::save_official_safetensors`] for `.safetensors`.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<PathBuf> {
         let mut path = path.as_ref().to_path_buf();
-        if path.extension().is_none() {
-            path.set_extension("bpk");
+        match path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        {
+            None => {
+                path.set_extension("bpk");
+            }
+            Some(e) if e == "bpk" => {}
+            Some(e) => {
+                return Err(SamError::Save {
+                    path,
+                    reason: format!(
+                        "`save` writes burnpack files (.bpk), not .{e}; use `save_official_safetensors` for the official layout"
+                    ),
+                });
+            }
         }
         let mut store = BurnpackStore::from_file(&path)
             .overwrite(true)

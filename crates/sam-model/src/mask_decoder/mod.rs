@@ -125,6 +125,11 @@ impl MaskDecoder {
             dense_prompt_embeddings,
         )?;
         let t = self.num_mask_tokens();
+        if multimask_output && t < 2 {
+            return Err(SamError::InvalidInput(
+                "multimask output asked of a decoder without multimask tokens (num_multimask_outputs = 0)".into(),
+            ));
+        }
         let (start, len) = if multimask_output { (1, t - 1) } else { (0, 1) };
         Ok(MaskPrediction {
             low_res_masks: masks.narrow(1, start, len),
@@ -166,8 +171,27 @@ impl MaskDecoder {
                 "dense prompt embeddings [{bd}, {cd}, {hd}, {wd}] do not match the image embeddings [{bi}, {c}, {h}, {w}]"
             )));
         }
+        let pe_dims = image_pe.dims();
+        if pe_dims != [1, c, h, w] {
+            return Err(SamError::InvalidInput(format!(
+                "the positional encoding is {pe_dims:?}, but the image embeddings [{bi}, {c}, {h}, {w}] need [1, {c}, {h}, {w}]"
+            )));
+        }
+        if let Some(sparse) = &sparse_prompt_embeddings {
+            let [bs, n, cs] = sparse.dims();
+            if cs != c {
+                return Err(SamError::InvalidInput(format!(
+                    "sparse prompt embeddings [{bs}, {n}, {cs}] are not {c} wide like the image embeddings"
+                )));
+            }
+        }
         let bs = sparse_prompt_embeddings.as_ref().map(|s| s.dims()[0]);
         let batch = bs.unwrap_or(1).max(bi).max(bd);
+        if [bi, bd].contains(&0) || bs == Some(0) {
+            return Err(SamError::InvalidInput(format!(
+                "empty batch: image embeddings {bi}, dense prompts {bd}, sparse prompts {bs:?}"
+            )));
+        }
         for (what, b) in [("image embeddings", bi), ("dense prompts", bd)]
             .into_iter()
             .chain(bs.map(|b| ("sparse prompts", b)))
@@ -186,7 +210,16 @@ impl MaskDecoder {
         let image_embeddings = image_embeddings.cast(dtype);
         let image_pe = image_pe.cast(dtype);
         let dense_prompt_embeddings = dense_prompt_embeddings.cast(dtype);
-        let sparse_prompt_embeddings = sparse_prompt_embeddings.map(|s| s.cast(dtype));
+        // One prompt set for several images is that set for each of them.
+        let sparse_prompt_embeddings = sparse_prompt_embeddings.map(|s| {
+            let [b, n, _] = s.dims();
+            let s = s.cast(dtype);
+            if b == batch {
+                s
+            } else {
+                s.expand([batch, n, c])
+            }
+        });
         let output_tokens = Tensor::cat(
             vec![self.iou_token.weight.val(), self.mask_tokens.weight.val()],
             0,

@@ -94,6 +94,13 @@ pub struct PromptEncoder {
 }
 
 impl PromptEncoder {
+    /// The encoder for another input size: embedding grid side `E`, padded input side `S`.
+    /// None of the weights depend on them.
+    pub(crate) fn set_sizes(&mut self, image_embedding_size: usize, input_image_size: usize) {
+        self.image_embedding_size = image_embedding_size;
+        self.input_image_size = input_image_size;
+    }
+
     /// Positional encoding of the image-embedding grid: `[1, C, E, E]`.
     pub fn get_dense_pe(&self) -> Tensor<4> {
         let e = self.image_embedding_size;
