@@ -89,8 +89,12 @@ impl EvaluateArgs {
             }
         }
         model.validate()?;
-        if eval.clicks == 0 {
-            return Err(CliError::Usage("--clicks must be ≥ 1".into()));
+        if !(1..=sam_train::evaluate::MAX_CLICKS).contains(&eval.clicks) {
+            return Err(CliError::Usage(format!(
+                "--clicks {}: must be 1 to {}",
+                eval.clicks,
+                sam_train::evaluate::MAX_CLICKS
+            )));
         }
         let coco = match (coco, images) {
             (Some(c), Some(i)) => Some((c, i)),

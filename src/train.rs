@@ -31,7 +31,8 @@ usage: train --data DIR [--val DIR] [--out DIR] [--preset seed|paper|demo | --co
 --config        a TrainConfig JSON (missing fields: the seed recipe)
 --checkpoint    initial weights to fine-tune (official .pth, .safetensors, .bpk or a Hugging Face
                 SamModel folder; resampled when trained at another input size)
---resume        continue the run in --out from its latest checkpoint
+--resume        continue the run in --out from its latest checkpoint, with its own config;
+                --steps N sets its new length (a fresh run refuses a folder that holds one)
 --lora RANK     LoRA fine-tuning: rank-RANK adapters (alpha = RANK) on the encoder's and the
                 decoder's attention projections train, the rest stays frozen
 --precision P   compute type of the passes: f32 (default), bf16 or f16 mixed precision (f32
@@ -75,7 +76,12 @@ pub struct TrainArgs {
     pub dist_timeout: std::time::Duration,
     /// CLIP folder of text-prompt training.
     pub clip: Option<PathBuf>,
+    /// With `resume`: the run's new number of steps.
+    pub resume_steps: Option<usize>,
 }
+
+/// The longest `--dist-timeout`, in seconds (a year).
+pub const MAX_DIST_TIMEOUT: f64 = 365.0 * 24.0 * 3600.0;
 
 impl TrainArgs {
     /// Parses arguments (without the program name).
@@ -126,9 +132,10 @@ impl TrainArgs {
                 }
                 "--dist-timeout" => {
                     dist_timeout = number::<f64>(&flag, &value()?)?;
-                    if !(dist_timeout > 0.0 && dist_timeout.is_finite()) {
+                    if !(dist_timeout > 0.0 && dist_timeout <= MAX_DIST_TIMEOUT) {
                         return Err(CliError::Usage(format!(
-                            "--dist-timeout {dist_timeout}: must be a positive number of seconds"
+                            "--dist-timeout {dist_timeout}: must be a positive number of seconds, \
+                             at most {MAX_DIST_TIMEOUT}"
                         )));
                     }
                 }
@@ -152,6 +159,21 @@ impl TrainArgs {
                  --preset and --config"
                     .into(),
             ));
+        }
+        // A resumed run keeps its config; of the flags that would change it, only the number
+        // of steps can (to extend or shorten the run).
+        let changes_the_run = [
+            ("--precision", precision.is_some()),
+            ("--lora", lora_rank.is_some()),
+            ("--freeze-image-encoder", freeze_image),
+            ("--freeze-prompt-encoder", freeze_prompt),
+            ("--text-min-area", text_min_area.is_some()),
+        ];
+        if let Some((flag, _)) = changes_the_run.iter().find(|(_, given)| resume && *given) {
+            return Err(CliError::Usage(format!(
+                "{flag} would change the run that --resume continues with its own config (only \
+                 --steps may change)"
+            )));
         }
         let mut config = match (preset.as_deref(), &config_file) {
             (_, Some(path)) => TrainConfig::load(path)?,
@@ -209,6 +231,7 @@ impl TrainArgs {
             dist,
             dist_timeout: std::time::Duration::from_secs_f64(dist_timeout),
             clip,
+            resume_steps: steps.filter(|_| resume),
         })
     }
 }
@@ -407,8 +430,27 @@ fn build_trainer(args: &TrainArgs, device: &burn::tensor::Device) -> Result<Trai
         config.validate()?;
     }
     let trainer = if args.resume {
-        Trainer::resume_from(train_set, &args.out, &device)?
+        let mut t = Trainer::resume_from(train_set, &args.out, &device)?;
+        if let Some(steps) = args.resume_steps {
+            t.set_steps(steps)?;
+        }
+        t
     } else {
+        // A fresh run in a folder that holds one would leave that run's `latest` checkpoint
+        // in place until its own first one: a `--resume` after an early stop would then
+        // continue the old run.
+        let checkpoints = args.out.join("checkpoints");
+        if let Some(latest) = sam_train::checkpoint::latest_checkpoint(&checkpoints)
+            .ok()
+            .flatten()
+        {
+            return Err(CliError::Usage(format!(
+                "{} already holds a run (latest checkpoint {}): continue it with --resume, or \
+                 give another --out",
+                args.out.display(),
+                latest.display()
+            )));
+        }
         Trainer::new_from(config, train_set, &args.out, &device, checkpoint.as_deref())?
     };
     if trainer.config().text.is_some() && clip.is_none() {

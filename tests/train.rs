@@ -47,6 +47,18 @@ fn bad_arguments_are_one_line_errors() {
         "--resume",
     );
     train_error(
+        &["--data", "d", "--resume", "--lora", "4"],
+        "--lora would change",
+    );
+    train_error(
+        &["--data", "d", "--resume", "--precision", "bf16"],
+        "--precision would change",
+    );
+    train_error(
+        &["--data", "d", "--dist-timeout", "1e20"],
+        "--dist-timeout 100000000000000000000",
+    );
+    train_error(
         &["--data", "d", "--config", "/no/such/train.json"],
         "/no/such/train.json",
     );
@@ -91,6 +103,10 @@ fn bad_arguments_are_one_line_errors() {
     );
     eval_error(&["--coco", "c.json"], "go together");
     eval_error(&["--data", "d", "--clicks", "0"], "--clicks");
+    eval_error(
+        &["--data", "d", "--clicks", "18446744073709551615"],
+        "must be 1 to 100",
+    );
     eval_error(&["--data", "d", "--image", "x.png"], "unknown argument");
     eval_error(
         &["--data", "d", "--model-type", "vit_b"],
@@ -216,6 +232,34 @@ fn a_short_demo_run_then_evaluation_of_the_bundled_model() {
             .lines()
             .count(),
         3
+    );
+    // The folder holds a run now: a fresh run there is refused, a resumed one may extend it.
+    let run_args = |extra: &[&str]| {
+        let mut v = vec![
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        v.extend_from_slice(extra);
+        v.push("--no-progress");
+        TrainArgs::parse(args(&v)).unwrap()
+    };
+    let e = sam_burn::train::run(run_args(&["--preset", "demo", "--steps", "2"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("already holds a run") && e.contains("--resume"),
+        "{e}"
+    );
+    let last = sam_burn::train::run(run_args(&["--resume", "--steps", "3"])).unwrap();
+    assert!(last.ends_with("step_00000003"), "{last:?}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        4
     );
     let report_path = dir.path().join("report.json");
     let a = EvaluateArgs::parse(args(&[

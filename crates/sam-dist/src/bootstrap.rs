@@ -38,7 +38,7 @@ pub fn serve_on(
         .map(|a| a.to_string())
         .unwrap_or_default();
     listener.set_nonblocking(true).map_err(|e| err(&addr, e))?;
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::watchdog::deadline_after(timeout);
     let mut seen = vec![false; world_size];
     seen[0] = true;
     while seen.iter().any(|s| !s) {
@@ -111,7 +111,7 @@ pub fn join(
     timeout: Duration,
 ) -> Result<Vec<u8>> {
     let target = format!("{addr}:{port}");
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::watchdog::deadline_after(timeout);
     let mut last = String::from("no address");
     let mut stream = loop {
         let resolved = target.to_socket_addrs().map_err(|e| err(&target, e))?;

@@ -48,7 +48,7 @@ impl Watchdog {
     pub fn watch(&self, op: impl Into<String>) -> Watch<'_> {
         let (lock, cvar) = &*self.shared;
         if let Ok(mut s) = lock.lock() {
-            s.current = Some((op.into(), Instant::now() + self.timeout));
+            s.current = Some((op.into(), deadline_after(self.timeout)));
         }
         cvar.notify_all();
         Watch { dog: self }
@@ -111,4 +111,13 @@ fn watch_loop(shared: &(Mutex<State>, Condvar), rank: usize, engine: &str, timeo
             Err(_) => return,
         };
     }
+}
+
+/// `now + timeout`, or a time beyond any run when that cannot be represented (a timeout given
+/// as `Duration::MAX` means "wait for ever", not a panic).
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(1 << 32)))
+        .unwrap_or(now)
 }

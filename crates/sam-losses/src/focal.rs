@@ -1,13 +1,11 @@
 //! Sigmoid focal loss, as torchvision's `sigmoid_focal_loss`.
 
-use burn::config::Config;
 use burn::tensor::Tensor;
 use burn::tensor::activation::{relu, sigmoid};
+use serde::{Deserialize, Serialize};
 
-use crate::error::LossError;
+use crate::error::{LossError, Result as LossResult};
 
-// Burn's `Config` derive expands to code naming `Result`, so the alias keeps another name here.
-type LossResult<T> = crate::error::Result<T>;
 use crate::same_shape;
 
 /// How element losses are combined.
@@ -19,18 +17,44 @@ pub enum Reduction {
     Sum,
 }
 
-/// Focal loss parameters; defaults are the paper's (α = 0.25, γ = 2).
-#[derive(Config, Debug, PartialEq)]
+/// Focal loss parameters; defaults are the paper's (α = 0.25, γ = 2). In JSON, missing fields
+/// take these defaults and unknown ones are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FocalLossConfig {
     /// Weight of the positive class, in `[0, 1]`; negative disables weighting (as torchvision).
-    #[config(default = 0.25)]
     pub alpha: f64,
     /// Focusing exponent, `≥ 0`.
-    #[config(default = 2.0)]
     pub gamma: f64,
 }
 
+impl Default for FocalLossConfig {
+    fn default() -> Self {
+        Self {
+            alpha: 0.25,
+            gamma: 2.0,
+        }
+    }
+}
+
 impl FocalLossConfig {
+    /// The paper's parameters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With another α.
+    pub fn with_alpha(mut self, alpha: f64) -> Self {
+        self.alpha = alpha;
+        self
+    }
+
+    /// With another γ.
+    pub fn with_gamma(mut self, gamma: f64) -> Self {
+        self.gamma = gamma;
+        self
+    }
+
     /// Checks the parameters.
     pub fn validate(&self) -> LossResult<()> {
         if !self.alpha.is_finite() || self.alpha > 1.0 {

@@ -1,34 +1,78 @@
 //! SAM's combined loss with multimask selection.
 
-use burn::config::Config;
 use burn::tensor::{Int, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::dice::dice_loss_per_mask;
-use crate::error::LossError;
+use crate::error::{LossError, Result as LossResult};
 
-// Burn's `Config` derive expands to code naming `Result`, so the alias keeps another name here.
-type LossResult<T> = crate::error::Result<T>;
 use crate::focal::{FocalLossConfig, sigmoid_focal_loss};
 use crate::iou::iou_loss_per_mask;
 
 /// Weights and parameters; the defaults are the paper's (focal : dice : IoU = 20 : 1 : 1).
-#[derive(Config, Debug, PartialEq)]
+/// In JSON, missing fields take these defaults and unknown ones are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SamLossConfig {
     /// Weight of the focal term.
-    #[config(default = 20.0)]
     pub focal_weight: f64,
     /// Weight of the dice term.
-    #[config(default = 1.0)]
     pub dice_weight: f64,
     /// Weight of the IoU-prediction term.
-    #[config(default = 1.0)]
     pub iou_weight: f64,
     /// Focal α and γ.
-    #[config(default = "FocalLossConfig::new()")]
     pub focal: FocalLossConfig,
     /// Dice smoothing.
-    #[config(default = 1.0)]
     pub dice_smooth: f64,
+}
+
+impl Default for SamLossConfig {
+    fn default() -> Self {
+        Self {
+            focal_weight: 20.0,
+            dice_weight: 1.0,
+            iou_weight: 1.0,
+            focal: FocalLossConfig::default(),
+            dice_smooth: 1.0,
+        }
+    }
+}
+
+impl SamLossConfig {
+    /// The paper's settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With another focal weight.
+    pub fn with_focal_weight(mut self, v: f64) -> Self {
+        self.focal_weight = v;
+        self
+    }
+
+    /// With another dice weight.
+    pub fn with_dice_weight(mut self, v: f64) -> Self {
+        self.dice_weight = v;
+        self
+    }
+
+    /// With another IoU-prediction weight.
+    pub fn with_iou_weight(mut self, v: f64) -> Self {
+        self.iou_weight = v;
+        self
+    }
+
+    /// With other focal parameters.
+    pub fn with_focal(mut self, v: FocalLossConfig) -> Self {
+        self.focal = v;
+        self
+    }
+
+    /// With another dice smoothing.
+    pub fn with_dice_smooth(mut self, v: f64) -> Self {
+        self.dice_smooth = v;
+        self
+    }
 }
 
 impl SamLossConfig {

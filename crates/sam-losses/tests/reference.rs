@@ -360,3 +360,21 @@ fn shape_mismatches_name_both_shapes() {
     assert!(FocalLossConfig::new().with_gamma(-2.0).validate().is_err());
     let _: Tensor<2, Int> = Tensor::zeros([1, 1], &device);
 }
+
+/// In a config file, missing fields take the paper's values and unknown ones are errors.
+#[test]
+fn configs_from_json_default_what_is_missing() {
+    let c: SamLossConfig =
+        serde_json::from_str(r#"{"focal_weight": 10, "focal": {"gamma": 1.5}}"#).unwrap();
+    assert_eq!(
+        c,
+        SamLossConfig::new()
+            .with_focal_weight(10.0)
+            .with_focal(FocalLossConfig::new().with_gamma(1.5))
+    );
+    let e = serde_json::from_str::<SamLossConfig>(r#"{"focal_wieght": 10}"#).unwrap_err();
+    assert!(e.to_string().contains("focal_wieght"), "{e}");
+    let round: SamLossConfig =
+        serde_json::from_str(&serde_json::to_string(&SamLossConfig::new()).unwrap()).unwrap();
+    assert_eq!(round, SamLossConfig::new());
+}

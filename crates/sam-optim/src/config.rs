@@ -70,9 +70,7 @@ impl SamOptimConfig {
 
     /// Parses and validates a JSON config.
     pub fn from_json(json: &str) -> Result<Self> {
-        let config: Self = serde_json::from_str(json).map_err(|e| OptimError::InvalidConfig {
-            field: "(json)".to_string(),
-            value: String::new(),
+        let config: Self = serde_json::from_str(json).map_err(|e| OptimError::Json {
             reason: e.to_string(),
         })?;
         config.validate()?;
@@ -92,6 +90,6 @@ impl SamOptimConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_json(&text)
+        Self::from_json(&text).map_err(|e| e.in_file(path))
     }
 }

@@ -61,6 +61,22 @@ pub enum OptimError {
         reason: String,
     },
 
+    /// A config file is not valid JSON for [`crate::SamOptimConfig`].
+    #[error("invalid optimizer config JSON: {reason}")]
+    Json {
+        /// The parser's message (line and column).
+        reason: String,
+    },
+
+    /// A file (state or config) was read but its content is at fault.
+    #[error("{path}: {source}")]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: Box<OptimError>,
+    },
+
     /// Reading or writing a file (state or config) failed.
     #[error("{path}: {source}")]
     Io {
@@ -72,6 +88,17 @@ pub enum OptimError {
 }
 
 impl OptimError {
+    /// This error, naming the file it came from (I/O errors name it already).
+    pub(crate) fn in_file(self, path: &std::path::Path) -> Self {
+        match self {
+            e @ (Self::Io { .. } | Self::InFile { .. }) => e,
+            e => Self::InFile {
+                path: path.to_path_buf(),
+                source: Box::new(e),
+            },
+        }
+    }
+
     /// An [`OptimError::InvalidConfig`] for `field`, showing `value` with `Debug`.
     pub(crate) fn config(
         field: impl Into<String>,

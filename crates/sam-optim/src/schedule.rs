@@ -3,8 +3,9 @@
 //!
 //! The schedule is a closed-form function of the optimizer step, so resuming needs nothing but
 //! the step counter. It reproduces PyTorch's `SequentialLR(LinearLR, CosineAnnealingLR)` (and
-//! `SequentialLR(LinearLR, MultiStepLR)`) up to floating-point rounding: PyTorch evaluates the
-//! same curves recursively. Unlike `CosineAnnealingLR` (and Burn's cosine scheduler), the
+//! `SequentialLR(LinearLR, MultiStepLR)` given the milestones minus `warmup_steps`: inside
+//! `SequentialLR` PyTorch counts them from the end of the warmup, here they are absolute steps)
+//! up to floating-point rounding: PyTorch evaluates the same curves recursively. Unlike `CosineAnnealingLR` (and Burn's cosine scheduler), the
 //! learning rate stays at its minimum after `total_steps` instead of rising again.
 
 use serde::{Deserialize, Serialize};

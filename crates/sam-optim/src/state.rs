@@ -228,7 +228,7 @@ impl OptimizerSnapshot {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_bytes(&bytes)
+        Self::from_bytes(&bytes).map_err(|e| e.in_file(path))
     }
 }
 
@@ -316,6 +316,8 @@ impl SamOptimizer {
 
     /// Restores the state saved at `path`, moments placed on `device`.
     pub fn load(&mut self, path: impl AsRef<Path>, device: &Device) -> Result<()> {
+        let path = path.as_ref();
         self.restore(OptimizerSnapshot::load(path)?, device)
+            .map_err(|e| e.in_file(path))
     }
 }

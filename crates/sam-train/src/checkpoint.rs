@@ -64,15 +64,32 @@ pub fn write_checkpoint(
     let json = serde_json::to_vec_pretty(state).map_err(|e| TrainError::file(&tmp, e))?;
     let state_path = tmp.join(STATE_FILE);
     std::fs::write(&state_path, json).map_err(|e| TrainError::file(&state_path, e))?;
+    // A checkpoint of this step already there (a finished run resumed) is moved aside, not
+    // deleted, until the new one has its place: `latest` may name it, and a kill between the
+    // two renames must leave it loadable (`latest_checkpoint` looks for it aside).
+    let aside = set_aside(dir, &name);
     if final_dir.exists() {
-        std::fs::remove_dir_all(&final_dir).map_err(|e| TrainError::file(&final_dir, e))?;
+        // One aside next to a whole checkpoint is a leftover of an earlier replacement (when
+        // the checkpoint is missing, the one aside is the loadable one and stays until later).
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside).map_err(|e| TrainError::file(&aside, e))?;
+        }
+        std::fs::rename(&final_dir, &aside).map_err(|e| TrainError::file(&final_dir, e))?;
     }
     std::fs::rename(&tmp, &final_dir).map_err(|e| TrainError::file(&final_dir, e))?;
     let pointer = dir.join(format!(".{LATEST}.tmp"));
     std::fs::write(&pointer, &name).map_err(|e| TrainError::file(&pointer, e))?;
     std::fs::rename(&pointer, dir.join(LATEST))
         .map_err(|e| TrainError::file(dir.join(LATEST), e))?;
+    if aside.exists() {
+        std::fs::remove_dir_all(&aside).map_err(|e| TrainError::file(&aside, e))?;
+    }
     Ok(final_dir)
+}
+
+/// Where [`write_checkpoint`] keeps the checkpoint it replaces while it does.
+fn set_aside(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.old"))
 }
 
 /// The folder of step `step`'s checkpoint under `dir`.
@@ -88,6 +105,11 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
     }
     let name = std::fs::read_to_string(&pointer).map_err(|e| TrainError::file(&pointer, e))?;
     let path = dir.join(name.trim());
+    let aside = set_aside(dir, name.trim());
+    if !path.exists() && aside.join(STATE_FILE).is_file() {
+        // Killed while replacing this step's checkpoint: the one it replaced is whole.
+        return Ok(Some(aside));
+    }
     if !path.join(STATE_FILE).is_file() {
         return Err(TrainError::file(
             &pointer,

@@ -139,7 +139,8 @@ pub struct TrainConfig {
     /// Run validation every this many optimizer steps when a validation set is given (0: only
     /// at the end).
     pub eval_every: usize,
-    /// Stop after this many optimizer steps were skipped for a non-finite loss.
+    /// Optimizer steps that may be skipped for a non-finite loss; the run stops with an error
+    /// at the next one.
     pub max_nonfinite_steps: usize,
     /// Freeze the image encoder (fine-tuning the prompt encoder and decoder).
     pub freeze_image_encoder: bool,
@@ -285,8 +286,18 @@ impl TrainConfig {
         self.model
             .validate()
             .map_err(|e| TrainError::config("model", e.to_string()))?;
-        self.optim.validate()?;
-        self.loss.init()?;
+        // Named by their place in this config, so that a file's error points at the key.
+        self.optim.validate().map_err(|e| match e {
+            sam_optim::OptimError::InvalidConfig {
+                field,
+                value,
+                reason,
+            } => TrainError::config(&format!("optim.{field}"), format!("{value}: {reason}")),
+            e => TrainError::config("optim", e.to_string()),
+        })?;
+        self.loss
+            .init()
+            .map_err(|e| TrainError::config("loss", e.to_string()))?;
         let s = self.model.image_size;
         if self.data.image_size != s {
             return Err(TrainError::config(

@@ -15,6 +15,9 @@ use crate::batch::{Targets, model_input};
 use crate::error::{Result, TrainError};
 use crate::interactive::{ClickPolicy, RoundKind, Simulation};
 
+/// The most clicks per object an evaluation simulates.
+pub const MAX_CLICKS: usize = 100;
+
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalConfig {
@@ -62,13 +65,18 @@ pub struct EvalReport {
 
 /// Runs `config` on `dataset` with `sam` (on an inference device: call `valid()` on a training
 /// model first). Images are resized as at inference (no augmentation).
+///
+/// At most [`MAX_CLICKS`] clicks: each is one more decoder pass per object.
 pub fn evaluate(
     sam: &Sam,
     dataset: Arc<dyn sam_data::dataset::Dataset<AnnotatedImage, DataError>>,
     config: &EvalConfig,
 ) -> Result<EvalReport> {
-    if config.clicks == 0 {
-        return Err(TrainError::config("eval.clicks", "must be ≥ 1"));
+    if !(1..=MAX_CLICKS).contains(&config.clicks) {
+        return Err(TrainError::config(
+            "eval.clicks",
+            format!("{} is not in 1..={MAX_CLICKS}", config.clicks),
+        ));
     }
     let s = sam.config().image_size;
     let side = sam.config().mask_input_size();

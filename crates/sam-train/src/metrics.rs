@@ -90,9 +90,20 @@ impl MetricsLog {
         let mut history = Vec::new();
         if resume_step > 0 && jsonl.is_file() {
             let text = std::fs::read_to_string(&jsonl).map_err(|e| TrainError::file(&jsonl, e))?;
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let m: StepMetrics = serde_json::from_str(line)
-                    .map_err(|e| TrainError::file(&jsonl, format!("malformed line: {e}")))?;
+            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            for (i, line) in lines.iter().enumerate() {
+                let m: StepMetrics = match serde_json::from_str(line) {
+                    Ok(m) => m,
+                    // A run killed while appending leaves its last line cut short; that step
+                    // came after the checkpoint anyway and is recorded again.
+                    Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+                    Err(e) => {
+                        return Err(TrainError::file(
+                            &jsonl,
+                            format!("malformed line {}: {e}", i + 1),
+                        ));
+                    }
+                };
                 if m.step < resume_step {
                     history.push(m);
                 }
@@ -124,9 +135,13 @@ impl MetricsLog {
             jsonl.push_str(&serde_json::to_string(m).unwrap_or_default());
             jsonl.push('\n');
         }
+        // Written aside and renamed over the old files, so that a kill leaves either the old
+        // or the new history, never a truncated one (a resume reads it).
         for (name, text) in [("metrics.csv", csv), ("metrics.jsonl", jsonl)] {
             let path = self.dir.join(name);
-            std::fs::write(&path, text).map_err(|e| TrainError::file(&path, e))?;
+            let tmp = self.dir.join(format!(".{name}.tmp"));
+            std::fs::write(&tmp, text).map_err(|e| TrainError::file(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| TrainError::file(&path, e))?;
         }
         self.written = true;
         Ok(())
@@ -237,5 +252,33 @@ mod tests {
         assert_eq!(csv.lines().count(), 5, "{csv}");
         assert!(csv.starts_with(HEADER));
         assert_eq!(rank1.history.len(), 3);
+    }
+
+    /// A kill while a step was being appended leaves a cut line at the end: the resume keeps
+    /// the steps before the checkpoint and rewrites the rest. A bad line elsewhere is an error
+    /// naming the file and the line.
+    #[test]
+    fn a_cut_last_line_does_not_stop_a_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = MetricsLog::open(dir.path(), 0).unwrap();
+        for s in 0..3 {
+            log.push(step(s)).unwrap();
+        }
+        let jsonl = dir.path().join("metrics.jsonl");
+        let whole = std::fs::read_to_string(&jsonl).unwrap();
+        let cut = serde_json::to_string(&step(3)).unwrap();
+        std::fs::write(&jsonl, format!("{whole}{}", &cut[..cut.len() / 2])).unwrap();
+        let mut resumed = MetricsLog::open(dir.path(), 2).unwrap();
+        assert_eq!(resumed.history.len(), 2);
+        resumed.push(step(2)).unwrap();
+        assert_eq!(steps_in(dir.path()), [0, 1, 2]);
+        assert!(!dir.path().join(".metrics.jsonl.tmp").exists());
+
+        std::fs::write(&jsonl, format!("{{\"step\": \n{whole}")).unwrap();
+        let err = MetricsLog::open(dir.path(), 2).unwrap_err().to_string();
+        assert!(
+            err.contains("metrics.jsonl") && err.contains("line 1"),
+            "{err}"
+        );
     }
 }

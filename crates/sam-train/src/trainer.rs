@@ -354,7 +354,14 @@ impl Trainer {
         let checkpoint = latest_checkpoint(&ckpt_dir)?
             .ok_or_else(|| TrainError::file(&ckpt_dir, "no checkpoint to resume from"))?;
         let state = read_state(&checkpoint)?;
-        state.config.validate()?;
+        let state_file = checkpoint.join(crate::checkpoint::STATE_FILE);
+        state.config.validate().map_err(|e| match e {
+            TrainError::InvalidConfig { field, reason } => TrainError::InvalidConfig {
+                field: format!("{}: {field}", state_file.display()),
+                reason,
+            },
+            e => e,
+        })?;
         let device = train_device(device, state.config.gradient_checkpointing);
         // A LoRA run's checkpoint holds the adapters: they exist before its weights load.
         let model = match &state.config.lora {
@@ -543,6 +550,17 @@ impl Trainer {
         Ok(self)
     }
 
+    /// Changes the run's length, e.g. to extend a resumed run: [`Trainer::run`] stops at step
+    /// `steps`, and the checkpoints record the new length. The learning-rate schedule keeps
+    /// its own length (`optim.schedule.total_steps`; past it the rate stays at its minimum).
+    pub fn set_steps(&mut self, steps: usize) -> Result<()> {
+        if steps == 0 {
+            return Err(TrainError::config("steps", "must be ≥ 1"));
+        }
+        self.config.steps = steps;
+        Ok(())
+    }
+
     /// Processes in the run (1 without [`Trainer::distributed`]).
     pub fn world_size(&self) -> usize {
         self.dist.as_ref().map_or(1, |c| c.world_size())
@@ -716,7 +734,7 @@ impl Trainer {
 
     /// One optimizer step: as many micro-batches as the accumulation needs (micro-batches
     /// without objects do not count), then the update. A non-finite loss discards the step's
-    /// gradients and counts it; past `max_nonfinite_steps` the run stops with an error.
+    /// gradients and counts it; past `max_nonfinite_steps` of them the run stops with an error.
     pub fn train_step(&mut self) -> Result<StepMetrics> {
         let start = Instant::now();
         if self.config.text.is_some() && self.embedder.is_none() {
@@ -752,11 +770,15 @@ impl Trainer {
             } = self.source.next(self.config.seed)?;
             if self.config.drop_path > 0.0 {
                 // Drop path draws from the device's generator: seeding it from the position
-                // keeps a resumed run on the same masks.
-                self.model()?.device().seed(mix_seed(
-                    mix_seed(self.config.seed ^ 0xD809_7A71, place.0),
-                    place.1,
-                ));
+                // keeps a resumed run on the same masks. The position is the same on every
+                // process of a group, so their ranks are mixed in too: each process's images
+                // get their own masks, not the first process's again.
+                let seed = mix_seed(mix_seed(self.config.seed ^ 0xD809_7A71, place.0), place.1);
+                let seed = match self.rank() {
+                    0 => seed,
+                    rank => mix_seed(seed, rank as u64),
+                };
+                self.model()?.device().seed(seed);
             }
             // The group is lent to the micro-batch and put back whatever it returns.
             let mut comm = self.dist.take();

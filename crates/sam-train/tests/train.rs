@@ -175,15 +175,12 @@ fn resumed_run_repeats_the_uninterrupted_one() {
     let mut b = Trainer::new(first, train.clone(), cut.path(), &device, None).unwrap();
     b.run(|_, _| {}).unwrap();
     drop(b);
-    // Resume with the full length: the stored config says 3 steps, so extend it as a user would
-    // by editing the state's config.
-    let state_path = cut.path().join("checkpoints/step_00000003/state.json");
-    let mut state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
-    state["config"]["steps"] = serde_json::json!(6);
-    std::fs::write(&state_path, serde_json::to_vec(&state).unwrap()).unwrap();
+    // Resume with the full length: the stored config says 3 steps, so extend it as
+    // `train --resume --steps 6` does.
     let mut c = Trainer::resume(train, cut.path(), &device).unwrap();
     assert_eq!(c.step_count(), 3);
+    assert!(c.set_steps(0).is_err());
+    c.set_steps(6).unwrap();
     let end_c = c.run(|_, _| {}).unwrap();
 
     let rows = |dir: &Path| {
@@ -402,6 +399,20 @@ fn an_interrupted_checkpoint_leaves_the_last_complete_one() {
     std::fs::write(ckpts.join(".step_00000004.tmp/model.bpk"), b"half").unwrap();
     let t = Trainer::resume(train.clone(), out.path(), &device).unwrap();
     assert_eq!(t.step_count(), 2);
+    // Re-saving step 2 (a finished run resumed) moves the old one aside first; killed before
+    // the new one took its place, the old one is still found.
+    drop(t);
+    std::fs::rename(
+        ckpts.join("step_00000002"),
+        ckpts.join(".step_00000002.old"),
+    )
+    .unwrap();
+    let mut t = Trainer::resume(train.clone(), out.path(), &device).unwrap();
+    assert_eq!(t.step_count(), 2);
+    let saved = t.save_checkpoint().unwrap();
+    assert!(saved.ends_with("step_00000002") && saved.is_dir());
+    assert!(!ckpts.join(".step_00000002.old").exists());
+    drop(t);
     // A pointer to nothing is an error naming the file.
     std::fs::write(ckpts.join("latest"), "step_00000009").unwrap();
     let e = Trainer::resume(train.clone(), out.path(), &device)
@@ -458,6 +469,30 @@ fn bad_configs_name_the_field() {
         e.to_string().contains("train.json") && e.to_string().contains("steps"),
         "{e}"
     );
+    // Optimizer and loss settings name the file and their full key; a partial loss section
+    // takes the recipe's other values.
+    let (steps, warmup) = (
+        TrainConfig::default().steps,
+        TrainConfig::default().steps + 1,
+    );
+    std::fs::write(
+        &path,
+        format!(
+            "{{\"steps\": {steps}, \"optim\": {{\"schedule\": {{\"warmup_steps\": {warmup}}}}}}}"
+        ),
+    )
+    .unwrap();
+    let e = TrainConfig::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("train.json") && e.contains("optim.schedule.warmup_steps"),
+        "{e}"
+    );
+    std::fs::write(&path, "{\"loss\": {\"focal_weight\": -1}}").unwrap();
+    let e = TrainConfig::load(&path).unwrap_err().to_string();
+    assert!(e.contains("train.json") && e.contains("loss"), "{e}");
+    let c = TrainConfig::from_json("{\"loss\": {\"focal_weight\": 10}}").unwrap();
+    assert_eq!(c.loss.focal_weight, 10.0);
+    assert_eq!(c.loss.dice_weight, TrainConfig::default().loss.dice_weight);
     // The default is the seed recipe and round-trips through JSON.
     let seed = TrainConfig::default();
     assert_eq!(seed.optim.schedule.peak_lr, 1e-4);
