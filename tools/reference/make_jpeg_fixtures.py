@@ -119,6 +119,38 @@ def with_quant(data, value):
     return bytes(d)
 
 
+def segments(data):
+    """(marker, offset, length) of each segment up to the first scan."""
+    p, out = 2, []
+    while p < len(data):
+        m, length = data[p + 1], data[p + 2] << 8 | data[p + 3]
+        out.append((m, p, length))
+        if m == 0xDA:
+            break
+        p += 2 + length
+    return out
+
+
+def with_component_ids(data, ids):
+    b = bytearray(data)
+    for m, p, _ in segments(b):
+        if m == 0xC0:
+            for i in range(b[p + 9]):
+                b[p + 10 + 3 * i] = ids[i]
+        if m == 0xDA:
+            for i in range(b[p + 4]):
+                b[p + 5 + 2 * i] = ids[i]
+    return bytes(b)
+
+
+def with_short_jfif(data):
+    """The APP0 JFIF segment cut to 13 bytes of payload."""
+    for m, p, length in segments(data):
+        if m == 0xE0:
+            return data[:p] + bytes([0xFF, 0xE0, 0, 15]) + data[p + 4 : p + 4 + 13] + data[p + 2 + length :]
+    raise ValueError("no APP0")
+
+
 def exif_bytes(orientation):
     ex = Image.Exif()
     ex[0x0112] = orientation
@@ -202,6 +234,14 @@ def main():
     # Big-endian EXIF (Pillow writes little-endian): hand-made TIFF header.
     tiff = b"MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00\x00\x00\x00\x00"
     cases.append(("exif_be_o6_23x15", pil_bytes(arr, quality=90, exif=b"Exif\x00\x00" + tiff)))
+
+    # Component ids R, G, B: libjpeg takes the planes as RGB unless a JFIF marker says YCbCr,
+    # and counts that marker only with its whole 14-byte header (a 13-byte one is ignored).
+    flat = np.zeros((16, 16, 3), np.uint8)
+    flat[...] = (200, 50, 30)
+    rgb_ids = with_component_ids(pil_bytes(flat, quality=95, subsampling=0), b"RGB")
+    cases.append(("rgb_ids_jfif", rgb_ids))
+    cases.append(("rgb_ids_short_jfif", with_short_jfif(rgb_ids)))
 
     manifest = {"pillow": PIL.__version__, "opencv": cv2.__version__, "decode": [], "errors": []}
     for name, data in cases:

@@ -246,6 +246,7 @@ impl<I: 'static, O: Send + 'static> DataLoader<I, O> {
             pending: BTreeMap::new(),
             next_seq: 0,
             job_tx: Some(job_tx),
+            job_rx,
             result_rx,
             workers,
         })
@@ -291,6 +292,15 @@ fn run_item<I, O>(
     transform(item, &mut item_rng(seed, epoch, index))
 }
 
+/// The message a panic carried (`panic!` with a literal or a formatted string).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
 fn worker<I, O>(
     dataset: &dyn Dataset<I, DataError>,
     transform: &Transform<I, O>,
@@ -309,9 +319,10 @@ fn worker<I, O>(
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run_item(dataset, transform, seed, epoch, index)
         }))
-        .unwrap_or_else(|_| {
+        .unwrap_or_else(|payload| {
             Err(DataError::InvalidValue(format!(
-                "the transform panicked on item {index}"
+                "the transform panicked on item {index}: {}",
+                panic_message(&*payload)
             )))
         });
         if results.send((seq, out)).is_err() {
@@ -345,6 +356,8 @@ pub struct LoaderIter<I, O> {
     pending: BTreeMap<u64, Result<O>>,
     next_seq: u64,
     job_tx: Option<Sender<Job>>,
+    /// The workers' end of the job channel, drained on drop.
+    job_rx: Arc<Mutex<Receiver<Job>>>,
     result_rx: Receiver<JobResult<O>>,
     workers: Vec<JoinHandle<()>>,
 }
@@ -469,8 +482,12 @@ impl<I, O> Iterator for LoaderIter<I, O> {
 
 impl<I, O> Drop for LoaderIter<I, O> {
     fn drop(&mut self) {
-        // Closing the job channel ends each worker after its current item.
+        // Closing the job channel ends each worker after its current item, once the jobs
+        // already queued are gone: they are taken out here rather than decoded for nothing.
         self.job_tx = None;
+        if let Ok(rx) = self.job_rx.lock() {
+            while rx.try_recv().is_ok() {}
+        }
         for w in self.workers.drain(..) {
             let _ = w.join();
         }

@@ -119,13 +119,12 @@ pub fn read_npy_f32(path: impl AsRef<Path>) -> Result<(Vec<usize>, Vec<f32>)> {
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| invalid(path, "shape overflows"))?;
     let data = &bytes[end..];
-    if data.len() != count.saturating_mul(width) {
+    if count.checked_mul(width) != Some(data.len()) {
         return Err(invalid(
             path,
             format!(
-                "{} data bytes for shape {shape:?} (expected {})",
+                "{} data bytes for shape {shape:?} of {width}-byte values",
                 data.len(),
-                count * width
             ),
         ));
     }

@@ -7,6 +7,8 @@
 use rand::Rng;
 use rand::seq::index::sample;
 
+use crate::error::{DataError, Result};
+
 /// A sampled click: `label` 1 (foreground) or 0 (background).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Click {
@@ -39,6 +41,34 @@ impl Default for PromptSamplingConfig {
             max_masks_per_image: 64,
             max_mask_area_ratio: 0.9,
         }
+    }
+}
+
+impl PromptSamplingConfig {
+    /// Checks that every setting is in range; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        for (field, v) in [
+            ("box_noise_std_ratio", self.box_noise_std_ratio),
+            ("box_noise_max_px", self.box_noise_max_px),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(DataError::InvalidValue(format!(
+                    "prompts.{field} {v} must be finite and ≥ 0"
+                )));
+            }
+        }
+        let r = self.max_mask_area_ratio;
+        if !(r > 0.0 && r <= 1.0) {
+            return Err(DataError::InvalidValue(format!(
+                "prompts.max_mask_area_ratio {r} must be in (0, 1]"
+            )));
+        }
+        if self.max_masks_per_image == 0 {
+            return Err(DataError::InvalidValue(
+                "prompts.max_masks_per_image must be ≥ 1".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

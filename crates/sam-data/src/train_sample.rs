@@ -111,6 +111,7 @@ pub fn train_sample(
             config.low_res_size
         )));
     }
+    config.prompts.validate()?;
     let (h, w) = item.size();
     let chosen = select_masks(&item.mask_areas(), (h * w) as u64, &config.prompts, rng);
     let annotations = item.chosen(&chosen)?;
@@ -158,6 +159,13 @@ fn draw_geometry(
     let s = config.image_size;
     let Some(a) = &config.augment else {
         let (nh, nw) = ResizeLongestSide::new(s).get_preprocess_shape(h, w);
+        if w > 0 && h > 0 && (nh == 0 || nw == 0) {
+            // As `ResizeLongestSide::apply_image` (and Pillow) refuse it. (An image without
+            // pixels stays an empty sample.)
+            return Err(DataError::InvalidImage(format!(
+                "a {w}×{h} image resized to longest side {s} would have zero size"
+            )));
+        }
         return Ok(Geometry {
             flip: false,
             resized: (nw, nh),

@@ -614,6 +614,32 @@ fn packed_folders_stream_back_the_same_items() {
         seen += 1;
     }
     assert_eq!(seen, IMAGES);
+    // Zero-padded names (converted datasets) keep their own JSON partner.
+    let padded = root.path().join("padded");
+    std::fs::create_dir_all(&padded).unwrap();
+    let first = std::fs::read_dir(&src)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".jpg"))
+        .min()
+        .unwrap();
+    let stem = first.trim_end_matches(".jpg");
+    let id = stem.trim_start_matches("sa_");
+    for ext in ["jpg", "json"] {
+        std::fs::copy(
+            src.join(format!("{stem}.{ext}")),
+            padded.join(format!("sa_000{id}.{ext}")),
+        )
+        .unwrap();
+    }
+    let one = sam_data::dataset::pack_tar_shards(&padded, &root.path().join("ptar"), 1).unwrap();
+    let items: Vec<_> = Sa1bTarStream::new(config(&one, 1), TarPosition::default())
+        .unwrap()
+        .until_epoch_end()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(items.len(), 1);
     // More shards than samples, and a missing folder, are named errors.
     let e = sam_data::dataset::pack_tar_shards(&src, &root.path().join("x"), 99)
         .unwrap_err()

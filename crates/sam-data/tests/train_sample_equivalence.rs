@@ -918,3 +918,56 @@ fn empty_images_behave_as_before() {
         assert!(run_reference(&item, &augmented, &mut StdRng::seed_from_u64(0)).is_err());
     }
 }
+
+/// An image so elongated that resizing it leaves no row (5000×2 at 64: 0.0256 rows) is an
+/// error naming its size, as `ResizeLongestSide::apply_image` and Pillow refuse it; so is a
+/// prompt config whose noise clip is negative (a panic in `clamp` before).
+#[test]
+fn unresizable_images_and_bad_prompt_settings_are_errors() {
+    let strip = AnnotatedImage {
+        image_id: 1,
+        path: "strip.jpg".into(),
+        image: image::RgbImage::new(5000, 2),
+        annotations: vec![],
+    };
+    let config = TrainSampleConfig {
+        image_size: 64,
+        low_res_size: 16,
+        augment: None,
+        ..TrainSampleConfig::default()
+    };
+    let e = train_sample(strip, &config, &mut StdRng::seed_from_u64(0)).unwrap_err();
+    assert!(e.to_string().contains("5000×2"), "{e}");
+
+    let good = item((60, 90), 4, 3);
+    for (field, prompts) in [
+        (
+            "box_noise_max_px",
+            PromptSamplingConfig {
+                box_noise_max_px: -5.0,
+                ..PromptSamplingConfig::default()
+            },
+        ),
+        (
+            "box_noise_std_ratio",
+            PromptSamplingConfig {
+                box_noise_std_ratio: f64::NAN,
+                ..PromptSamplingConfig::default()
+            },
+        ),
+        (
+            "max_mask_area_ratio",
+            PromptSamplingConfig {
+                max_mask_area_ratio: 0.0,
+                ..PromptSamplingConfig::default()
+            },
+        ),
+    ] {
+        let config = TrainSampleConfig {
+            prompts,
+            ..config.clone()
+        };
+        let e = train_sample(good.clone(), &config, &mut StdRng::seed_from_u64(0)).unwrap_err();
+        assert!(e.to_string().contains(field), "{field}: {e}");
+    }
+}

@@ -149,7 +149,8 @@ pub(crate) fn decode(b: &[u8]) -> Result<DecodedJpeg> {
             }
             0xDC => return Err(JpegError::Unsupported("DNL marker".into())),
             0xE0 => {
-                if seg.starts_with(b"JFIF\0") {
+                // libjpeg counts a JFIF marker only with its whole 14-byte header.
+                if seg.len() >= 14 && seg.starts_with(b"JFIF\0") {
                     st.saw_jfif = true;
                 }
             }

@@ -298,6 +298,14 @@ impl TrainConfig {
         self.loss
             .init()
             .map_err(|e| TrainError::config("loss", e.to_string()))?;
+        self.data
+            .prompts
+            .validate()
+            .map_err(|e| TrainError::config("data.prompts", e.to_string()))?;
+        if let Some(a) = &self.data.augment {
+            a.validate()
+                .map_err(|e| TrainError::config("data.augment", e.to_string()))?;
+        }
         let s = self.model.image_size;
         if self.data.image_size != s {
             return Err(TrainError::config(

@@ -146,6 +146,8 @@ pub struct Sa1bTarStream<O = AnnotatedImage> {
     pending: BTreeMap<u64, Result<O>>,
     next_seq: u64,
     job_tx: Option<Sender<Job>>,
+    /// The workers' end of the job channel, drained on drop.
+    job_rx: Arc<Mutex<Receiver<Job>>>,
     result_rx: Receiver<(u64, Result<O>)>,
     workers: Vec<JoinHandle<()>>,
     skipped: Vec<SkippedSample>,
@@ -201,6 +203,7 @@ impl<O: Send + 'static> Sa1bTarStream<O> {
             pending: BTreeMap::new(),
             next_seq: 0,
             job_tx: Some(job_tx),
+            job_rx,
             result_rx,
             workers,
             skipped: Vec::new(),
@@ -394,14 +397,19 @@ fn worker<O>(
             return;
         };
         let at = TarPosition { epoch, emitted };
+        let member = match &unit {
+            Unit::Pair { shard, image, .. } => shard.join(&image.name).display().to_string(),
+            Unit::Damaged(_) => "a damaged member".into(),
+        };
         // A panic (in a decoder or the transform) becomes that sample's error instead of a
         // result that never comes.
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run_unit(transform, seed, rank, at, unit)
         }))
-        .unwrap_or_else(|_| {
+        .unwrap_or_else(|payload| {
             Err(DataError::InvalidValue(format!(
-                "decoding or transforming sample {emitted} of epoch {epoch} panicked"
+                "decoding or transforming {member} (sample {emitted} of epoch {epoch}) panicked: {}",
+                crate::loader::panic_message(&*payload)
             )))
         });
         if results.send((seq, out)).is_err() {
@@ -459,8 +467,12 @@ impl<O: Send + 'static> Iterator for Sa1bTarStream<O> {
 
 impl<O> Drop for Sa1bTarStream<O> {
     fn drop(&mut self) {
-        // Closing the job channel ends each worker after its current sample.
+        // Closing the job channel ends each worker after its current sample, once the jobs
+        // already queued are gone: they are taken out here rather than decoded for nothing.
         self.job_tx = None;
+        if let Ok(rx) = self.job_rx.lock() {
+            while rx.try_recv().is_ok() {}
+        }
         for w in self.workers.drain(..) {
             let _ = w.join();
         }

@@ -245,7 +245,8 @@ pub fn generate_image(config: &SyntheticConfig, id: u64) -> Result<(image::RgbIm
         let mask: Vec<bool> = owner.iter().map(|&o| o as usize == k + 1).collect();
         let rle = Rle::from_mask(&mask, h, w)?;
         let area = rle.area();
-        if area < config.min_object_area {
+        // A shape hidden by the ones drawn over it has no pixel left (nor an annotation).
+        if area == 0 || area < config.min_object_area {
             continue;
         }
         let inside: Vec<usize> = (0..w * h).filter(|&i| mask[i]).collect();

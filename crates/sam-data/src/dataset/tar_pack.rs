@@ -49,8 +49,9 @@ pub fn pack_tar_shards(src: &Path, dst: &Path, num_shards: usize) -> Result<Vec<
         let tmp = dst.join(format!(".sa_{k:06}.tar.tmp"));
         let file = std::fs::File::create(&tmp).map_err(|e| file_err(&tmp, e))?;
         let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
-        for (id, image) in ids.iter().skip(k).step_by(num_shards) {
-            let json = format!("sa_{id}.json");
+        for (_, image) in ids.iter().skip(k).step_by(num_shards) {
+            // The image's own stem: `sa_0001.jpg` goes with `sa_0001.json`, not `sa_1.json`.
+            let json = format!("{}.json", image.trim_end_matches(".jpg"));
             for name in [image.as_str(), json.as_str()] {
                 let member = src.join(name);
                 let data = std::fs::read(&member).map_err(|e| file_err(&member, e))?;
