@@ -78,6 +78,10 @@ impl Default for AmgConfig {
     }
 }
 
+/// The most crop layers a config may ask for; an image also bounds them (see
+/// [`crate::SamAutomaticMaskGenerator::generate`]).
+pub const MAX_CROP_LAYERS: usize = 16;
+
 impl AmgConfig {
     /// Checks the settings, naming the one at fault.
     pub fn validate(&self) -> Result<()> {
@@ -88,7 +92,8 @@ impl AmgConfig {
             }
             (Some(0), _) => return bad("points_per_side must be positive".into()),
             (None, Some(grids)) => {
-                if grids.len() != self.crop_n_layers + 1 {
+                // As the reference, grids past the last layer are not used.
+                if grids.len() < self.crop_n_layers + 1 {
                     return bad(format!(
                         "point_grids has {} grids, crop_n_layers {} needs {}",
                         grids.len(),
@@ -105,6 +110,12 @@ impl AmgConfig {
                 }
             }
             _ => {}
+        }
+        if self.crop_n_layers > MAX_CROP_LAYERS {
+            return bad(format!(
+                "crop_n_layers {} is more than {MAX_CROP_LAYERS} (layer i has 4^i crops)",
+                self.crop_n_layers
+            ));
         }
         if self.points_per_batch == 0 {
             return bad("points_per_batch must be positive".into());

@@ -69,8 +69,10 @@ impl SamAutomaticMaskGenerator {
         &self.config
     }
 
-    /// Masks for an RGB image, in the reference's output order. An image where nothing survives
-    /// gives an empty list (the reference raises an `IndexError` there with crops).
+    /// Masks for an RGB image, in the reference's output order (of equal-score masks, as long
+    /// as no NMS sees more than 1,000 of them: see [`crate::nms`]). An image where nothing
+    /// survives gives an empty list (the reference raises an `IndexError` there with crops).
+    /// More crop layers than the image can be cut into is an error.
     pub fn generate(&self, image: &image::RgbImage) -> Result<Vec<MaskRecord>> {
         self.generate_with_progress(image, |_, _| {})
     }
@@ -87,11 +89,28 @@ impl SamAutomaticMaskGenerator {
                 "image has zero size".into(),
             )));
         }
-        let (crop_boxes, layers) = generate_crop_boxes(
-            (h, w),
-            self.config.crop_n_layers,
-            self.config.crop_overlap_ratio,
-        );
+        // Layer i cuts each side into 2^i crops: past the image's short side they are empty
+        // (the reference fails on them in `set_image`), and their number would explode.
+        let n_layers = self.config.crop_n_layers;
+        if (1usize << n_layers) > w.min(h) {
+            return Err(AmgError::InvalidConfig(format!(
+                "crop_n_layers {n_layers} is too many for a {w}×{h} image (layer {n_layers} \
+                 cuts a side into {} crops)",
+                1usize << n_layers
+            )));
+        }
+        let (crop_boxes, layers) =
+            generate_crop_boxes((h, w), n_layers, self.config.crop_overlap_ratio);
+        if let Some((b, l)) = crop_boxes
+            .iter()
+            .zip(&layers)
+            .find(|(b, _)| b[2] <= b[0] || b[3] <= b[1])
+        {
+            return Err(AmgError::InvalidConfig(format!(
+                "crop_n_layers {n_layers} is too many for a {w}×{h} image: layer {l}'s crop \
+                 {b:?} is empty"
+            )));
+        }
         let total: usize = layers
             .iter()
             .map(|&l| {

@@ -1,6 +1,10 @@
 //! Non-maximum suppression with torchvision's exact semantics (`ops.nms`/`batched_nms` with one
 //! category): boxes sorted by score, descending and stable; IoU in f32 with areas
 //! `(x1 − x0)(y1 − y0)`; a box is suppressed when its IoU is strictly above the threshold.
+//!
+//! The kept set is always torchvision's. So is its order, up to 1,000 boxes on the CPU
+//! (100,000 on CUDA): past that, `batched_nms` takes another path that re-sorts the kept boxes
+//! with an unstable sort, so boxes of equal score come out in an order of its own.
 
 /// Indices of the kept boxes, in keep (score) order.
 pub fn nms(boxes: &[[f32; 4]], scores: &[f32], iou_threshold: f64) -> Vec<usize> {

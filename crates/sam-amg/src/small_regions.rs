@@ -75,11 +75,57 @@ pub fn remove_small_regions(
                 .map(|&l| l != 0 && !small[l as usize])
                 .collect()
         } else {
-            // Every island is small: keep the largest (the first of equals).
-            let largest =
-                (1..sizes.len()).fold(1, |best, l| if sizes[l] > sizes[best] { l } else { best });
+            // Every island is small: keep the largest, of equals the one OpenCV numbers first
+            // (the reference takes `argmax` of its sizes). Its 8-connected labelling scans 2×2
+            // blocks, so labels follow each region's first block, not its first pixel; two
+            // regions never share a block (pixels of one block are 8-connected).
+            let mut first_block = vec![usize::MAX; sizes.len()];
+            let blocks_per_row = w.div_ceil(2);
+            for (p, &l) in labels.iter().enumerate() {
+                let block = (p / w / 2) * blocks_per_row + (p % w) / 2;
+                let b = &mut first_block[l as usize];
+                *b = (*b).min(block);
+            }
+            let largest = (1..sizes.len())
+                .min_by_key(|&l| (std::cmp::Reverse(sizes[l]), first_block[l]))
+                .unwrap_or(1);
             labels.iter().map(|&l| l as usize == largest).collect()
         }
     };
     (out, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two equal islands, all below the area: the reference keeps the one OpenCV labels first,
+    /// by 2×2 block, which is not always the one whose first pixel comes first. Expected pixels
+    /// from `segment_anything.utils.amg.remove_small_regions` with OpenCV 5.1.
+    #[test]
+    fn ties_keep_the_island_opencv_numbers_first() {
+        let (h, w) = (6, 10);
+        for (a, b, kept) in [
+            ((1, 0), (0, 5), (1, 0)),
+            ((3, 0), (2, 5), (3, 0)),
+            ((2, 0), (3, 5), (2, 0)),
+        ] {
+            let mut mask = vec![false; h * w];
+            for (y, x) in [a, b] {
+                mask[y * w + x] = true;
+                mask[y * w + x + 1] = true;
+            }
+            let (out, changed) = remove_small_regions(&mask, h, w, 5.0, RegionMode::Islands);
+            assert!(changed);
+            let on: Vec<(usize, usize)> = (0..h * w)
+                .filter(|&p| out[p])
+                .map(|p| (p / w, p % w))
+                .collect();
+            assert_eq!(
+                on,
+                [kept, (kept.0, kept.1 + 1)],
+                "islands at {a:?} and {b:?}"
+            );
+        }
+    }
 }

@@ -282,6 +282,13 @@ fn bad_settings_are_typed_errors() {
             },
             "point_grids",
         ),
+        (
+            AmgConfig {
+                crop_n_layers: 40,
+                ..Default::default()
+            },
+            "crop_n_layers 40 is more than 16",
+        ),
     ] {
         let e = SamAutomaticMaskGenerator::new(model.clone(), c).unwrap_err();
         assert!(e.to_string().contains(expect), "{e} / {expect}");
@@ -292,6 +299,41 @@ fn bad_settings_are_typed_errors() {
             .to_string()
             .contains("png")
     );
+}
+
+/// More crop layers than an image can be cut into: the reference fails in `set_image` on an
+/// empty crop (or, for some sizes, makes an inverted one); here it is an error up front. Extra
+/// explicit grids are ignored, as the reference does.
+#[test]
+fn too_many_crop_layers_for_the_image_are_errors() {
+    let model = amg_model(&Device::flex());
+    let generator = |layers: usize| {
+        SamAutomaticMaskGenerator::new(
+            model.clone(),
+            AmgConfig {
+                points_per_side: Some(2),
+                crop_n_layers: layers,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    // 5×5 with 2 layers: 4 crops a side fit, but layer 2's boxes come out inverted.
+    let small = image::RgbImage::new(5, 5);
+    let e = generator(2).generate(&small).unwrap_err().to_string();
+    assert!(e.contains("5×5") && e.contains("layer 2"), "{e}");
+    let e = generator(3).generate(&small).unwrap_err().to_string();
+    assert!(e.contains("cuts a side into 8 crops"), "{e}");
+    let strip = image::RgbImage::new(1500, 20);
+    assert!(generator(5).generate(&strip).is_err());
+
+    let grid = sam_amg::build_point_grid(2);
+    let extra = AmgConfig {
+        points_per_side: None,
+        point_grids: Some(vec![grid.clone(), grid]),
+        ..Default::default()
+    };
+    assert!(SamAutomaticMaskGenerator::new(model, extra).is_ok());
 }
 
 #[test]

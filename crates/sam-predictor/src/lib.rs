@@ -10,5 +10,5 @@ mod prompt;
 
 pub use embedding::ImageEmbedding;
 pub use error::{PredictorError, Result};
-pub use predictor::{MaskOutput, PredictOptions, Prediction, SamPredictor};
+pub use predictor::{ImageFormat, MaskOutput, PredictOptions, Prediction, SamPredictor};
 pub use prompt::{MaskInput, Point, Prompt};

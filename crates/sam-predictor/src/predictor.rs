@@ -64,6 +64,16 @@ pub struct SamPredictor {
     embedding: Option<ImageEmbedding>,
 }
 
+/// Channel order of an interleaved 8-bit image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImageFormat {
+    /// Red, green, blue (the model's own order).
+    #[default]
+    Rgb,
+    /// Blue, green, red (OpenCV's `imread`).
+    Bgr,
+}
+
 impl SamPredictor {
     /// A predictor around a loaded model.
     pub fn new(model: Sam) -> Self {
@@ -107,6 +117,26 @@ impl SamPredictor {
     pub fn set_image(&mut self, image: &image::RgbImage) -> Result<()> {
         let (w, h) = image.dimensions();
         self.set_image_rgb(image.as_raw(), w as usize, h as usize)
+    }
+
+    /// [`SamPredictor::set_image`] for a raw interleaved buffer in RGB or BGR (OpenCV's) channel
+    /// order: the reference's `set_image(image, image_format)`.
+    pub fn set_image_with_format(
+        &mut self,
+        pixels: &[u8],
+        width: usize,
+        height: usize,
+        format: ImageFormat,
+    ) -> Result<()> {
+        match format {
+            ImageFormat::Rgb => self.set_image_rgb(pixels, width, height),
+            ImageFormat::Bgr => {
+                // A length that is not whole pixels is left for `apply_image` to report.
+                let mut rgb = pixels.to_vec();
+                rgb.chunks_exact_mut(3).for_each(|p| p.swap(0, 2));
+                self.set_image_rgb(&rgb, width, height)
+            }
+        }
     }
 
     /// [`SamPredictor::set_image`] for a raw interleaved RGB buffer.

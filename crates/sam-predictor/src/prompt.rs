@@ -156,6 +156,15 @@ impl Prompt {
                     m.height, m.width
                 ));
             }
+            // The fields are public, so `MaskInput::new`'s check may have been bypassed.
+            if m.height.checked_mul(m.width) != Some(m.logits.len()) {
+                return bad(format!(
+                    "mask input says {}×{} but holds {} logits",
+                    m.height,
+                    m.width,
+                    m.logits.len()
+                ));
+            }
             if m.logits.iter().any(|v| !v.is_finite()) {
                 return bad("mask input has non-finite logits".into());
             }

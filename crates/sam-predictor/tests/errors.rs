@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use sam_model::{Sam, SamConfig};
 use sam_predictor::{
-    ImageEmbedding, MaskInput, Point, PredictOptions, PredictorError, Prompt, SamPredictor,
+    ImageEmbedding, ImageFormat, MaskInput, Point, PredictOptions, PredictorError, Prompt,
+    SamPredictor,
 };
 
 fn fixtures() -> PathBuf {
@@ -97,6 +98,41 @@ fn malformed_prompts_are_errors() {
     );
     let e = MaskInput::new(vec![0.0; 10], 36, 36).unwrap_err();
     assert!(e.to_string().contains("10 values"), "{e}");
+    // Built field by field, past `MaskInput::new`'s check.
+    invalid(
+        &p,
+        Prompt {
+            mask_input: Some(MaskInput {
+                logits: vec![0.0; 10],
+                height: 36,
+                width: 36,
+            }),
+            ..Prompt::default()
+        },
+        "holds 10 logits",
+    );
+}
+
+/// BGR input (OpenCV's order), as the reference's `set_image(image, "BGR")`: the same
+/// embedding as its RGB twin.
+#[test]
+fn bgr_images_are_embedded_as_their_rgb_twin() {
+    let rgb: Vec<u8> = (0..40 * 30 * 3).map(|i| (i * 7 % 256) as u8).collect();
+    let bgr: Vec<u8> = rgb.chunks(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
+    let mut a = predictor();
+    a.set_image_rgb(&rgb, 40, 30).unwrap();
+    let mut b = predictor();
+    b.set_image_with_format(&bgr, 40, 30, ImageFormat::Bgr)
+        .unwrap();
+    let values = |p: &SamPredictor| sam_model::f32_values(p.embedding().unwrap().features.clone());
+    assert_eq!(values(&a), values(&b));
+    b.set_image_with_format(&rgb, 40, 30, ImageFormat::Rgb)
+        .unwrap();
+    assert_eq!(values(&a), values(&b));
+    assert!(
+        b.set_image_with_format(&bgr[..10], 40, 30, ImageFormat::Bgr)
+            .is_err()
+    );
 }
 
 #[test]
