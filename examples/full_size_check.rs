@@ -34,6 +34,12 @@ fn parse() -> Result<Args, String> {
             "--reference" => args.reference = value()?.into(),
             "--model-type" => args.model_type = value()?,
             "--device" => args.device = value()?,
+            "-h" | "--help" => {
+                println!(
+                    "usage: full_size_check --checkpoint X.pth --reference X_outputs.safetensors \\\n    [--model-type vit_l] [--device flex]"
+                );
+                std::process::exit(0);
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -54,12 +60,20 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
+/// The larger of the two, NaN if either is (`f32::max` would hide a NaN output).
+fn nan_max(m: f32, x: f32) -> f32 {
+    if x.is_nan() || x > m { x } else { m }
+}
+
 fn rel_error(actual: Vec<f32>, expected: &[f32]) -> f32 {
-    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let scale = expected
+        .iter()
+        .fold(0f32, |m, v| nan_max(m, v.abs()))
+        .max(1e-12);
     let diff = actual
         .iter()
         .zip(expected)
-        .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+        .fold(0f32, |m, (a, e)| nan_max(m, (a - e).abs()));
     diff / scale
 }
 
@@ -70,14 +84,27 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot read {}: {e}", args.reference.display()))?;
     let reference = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| format!("{}: {e}", args.reference.display()))?;
-    let get = |key: &str| -> Result<(Vec<usize>, Vec<u8>), String> {
+    // Each tensor of the expected type and rank, so that building tensors cannot panic.
+    let get = |key: &str,
+               dtype: safetensors::Dtype,
+               rank: usize|
+     -> Result<(Vec<usize>, Vec<u8>), String> {
+        let at = || format!("{}: {key}", args.reference.display());
         let view = reference
             .tensor(key)
-            .map_err(|e| format!("{}: {key}: {e}", args.reference.display()))?;
+            .map_err(|e| format!("{}: {e}", at()))?;
+        if view.dtype() != dtype || view.shape().len() != rank {
+            return Err(format!(
+                "{}: {:?} of shape {:?}, expected {dtype:?} of rank {rank}",
+                at(),
+                view.dtype(),
+                view.shape()
+            ));
+        }
         Ok((view.shape().to_vec(), view.data().to_vec()))
     };
-    let floats = |key: &str| -> Result<(Vec<usize>, Vec<f32>), String> {
-        let (shape, data) = get(key)?;
+    let floats = |key: &str, rank: usize| -> Result<(Vec<usize>, Vec<f32>), String> {
+        let (shape, data) = get(key, safetensors::Dtype::F32, rank)?;
         let v = data
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
@@ -94,7 +121,7 @@ fn run(args: Args) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let t_load = start.elapsed().as_secs_f64();
 
-    let (shape, input) = floats("image/input")?;
+    let (shape, input) = floats("image/input", 4)?;
     let x: Tensor<4> = Tensor::from_data(TensorData::new(input, shape), &device);
     let start = Instant::now();
     let emb = sam
@@ -107,8 +134,8 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("{e:?}"))?;
     let t_embed = start.elapsed().as_secs_f64();
 
-    let (cshape, coords) = floats("point/coords")?;
-    let (lshape, lbytes) = get("point/labels")?;
+    let (cshape, coords) = floats("point/coords", 3)?;
+    let (lshape, lbytes) = get("point/labels", safetensors::Dtype::I64, 2)?;
     let labels: Vec<i64> = lbytes
         .chunks_exact(8)
         .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
@@ -134,13 +161,13 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("{e:?}"))?;
     let t_predict = start.elapsed().as_secs_f64();
 
-    let (_, emb_ref) = floats("encoder/embedding")?;
-    let (_, low_ref) = floats("point/low_res_masks")?;
-    let (_, iou_ref) = floats("point/iou_predictions")?;
+    let (_, emb_ref) = floats("encoder/embedding", 4)?;
+    let (_, low_ref) = floats("point/low_res_masks", 4)?;
+    let (_, iou_ref) = floats("point/iou_predictions", 2)?;
     let iou_err = iou
         .iter()
         .zip(&iou_ref)
-        .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+        .fold(0f32, |m, (a, e)| nan_max(m, (a - e).abs()));
     let agree = low
         .iter()
         .zip(&low_ref)

@@ -9,7 +9,7 @@ use sam_amg::{AmgConfig, OutputMode, SamAutomaticMaskGenerator};
 use sam_data::overlay;
 
 use crate::backend;
-use crate::cli::{CliError, ModelArgs, number, write_file};
+use crate::cli::{CliError, ModelArgs, number};
 
 type Result<T> = std::result::Result<T, CliError>;
 
@@ -92,7 +92,7 @@ impl AutomaticMasksArgs {
                 }
                 "--min-mask-region-area" => c.min_mask_region_area = number(&flag, &value()?)?,
                 "--output-mode" => c.output_mode = OutputMode::parse(&value()?)?,
-                "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
+                "-h" | "--help" => return Err(CliError::Help(USAGE.into())),
                 other => {
                     return Err(CliError::Usage(format!(
                         "unknown argument {other:?}\n{USAGE}"
@@ -163,21 +163,31 @@ pub fn run(args: &AutomaticMasksArgs) -> Result<usize> {
         path: args.out.clone(),
         reason: e.to_string(),
     })?;
-    let json: Vec<_> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let mut j = r.to_json();
-            if let (Some(s), Some(obj)) = (&scores, j.as_object_mut()) {
-                obj.insert("text_score".into(), serde_json::json!(s[i]));
+    // Streamed record by record: binary masks as a JSON tree would take ~32 bytes a pixel.
+    let json_path = args.out.join("masks.json");
+    let write_err = |e: std::io::Error| CliError::Write {
+        path: json_path.clone(),
+        reason: e.to_string(),
+    };
+    let file = std::fs::File::create(&json_path).map_err(write_err)?;
+    let mut out = std::io::BufWriter::new(file);
+    let mut write_all = || -> std::io::Result<()> {
+        use std::io::Write;
+        out.write_all(b"[")?;
+        for (i, r) in records.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
             }
-            j
-        })
-        .collect();
-    write_file(
-        &args.out.join("masks.json"),
-        &serde_json::to_string(&json).unwrap_or_default(),
-    )?;
+            let extra: Vec<(&str, serde_json::Value)> = match &scores {
+                Some(s) => vec![("text_score", serde_json::json!(s[i]))],
+                None => Vec::new(),
+            };
+            r.write_json(&mut out, &extra)?;
+        }
+        out.write_all(b"]")?;
+        out.flush()
+    };
+    write_all().map_err(write_err)?;
 
     // Largest first, so small masks stay visible on top (as the reference notebooks draw them).
     let mut order: Vec<usize> = (0..records.len()).collect();

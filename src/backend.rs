@@ -46,8 +46,9 @@ pub enum BackendError {
     },
 }
 
-/// A device by name: `flex` (CPU; `cpu` is the same), `wgpu` (`wgpu:N` for the N-th discrete
-/// GPU), `cuda` (`cuda:N`), `cubecl-cpu` (CubeCL's JIT CPU backend, for comparisons).
+/// A device by name: `flex` (CPU; `cpu` is the same), `wgpu` (`wgpu:N` for the N-th adapter
+/// wgpu finds, of any kind), `cuda` (`cuda:N`), `cubecl-cpu` (CubeCL's JIT CPU backend, for
+/// comparisons). A GPU that is not there is an error here, not a panic at the first operation.
 pub fn device(name: &str) -> Result<Device, BackendError> {
     let (kind, index) = match name.split_once(':') {
         Some((k, i)) => (
@@ -62,8 +63,14 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
     // Unused when every backend is compiled in.
     #[allow(unused_variables)]
     let not_compiled = || BackendError::NotCompiled {
-        name: kind.to_string(),
+        // `cpu` is flex's alias; the feature is `flex`.
+        name: if kind == "cpu" { "flex" } else { kind }.to_string(),
         available: available().join(", "),
+    };
+    #[allow(unused_variables)]
+    let unavailable = |reason: String| BackendError::Unavailable {
+        name: name.to_string(),
+        reason,
     };
     match kind {
         "flex" | "cpu" => {
@@ -74,10 +81,27 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
         }
         "wgpu" => {
             #[cfg(feature = "wgpu")]
-            return Ok(match index {
-                Some(i) => Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(i)),
-                None => Device::wgpu(Default::default()),
-            });
+            {
+                // Burn creates the device lazily and panics at the first operation when there
+                // is no adapter, so look first.
+                let adapters = Device::enumerate(burn::tensor::DeviceType::Wgpu);
+                if adapters.is_empty() {
+                    return Err(unavailable(
+                        "wgpu finds no adapter (no Vulkan/Metal/DX12 driver; on Linux without a \
+                         GPU, install mesa-vulkan-drivers for lavapipe)"
+                            .into(),
+                    ));
+                }
+                return match index {
+                    None => Ok(Device::wgpu(Default::default())),
+                    Some(i) => adapters.get(i).cloned().ok_or_else(|| {
+                        unavailable(format!(
+                            "wgpu finds {} adapter(s), numbered from 0",
+                            adapters.len()
+                        ))
+                    }),
+                };
+            }
             #[allow(unreachable_code)]
             Err(not_compiled())
         }
@@ -90,12 +114,17 @@ pub fn device(name: &str) -> Result<Device, BackendError> {
         "cuda" => {
             #[cfg(feature = "cuda")]
             {
-                // Burn loads these lazily and panics in a worker thread when they are missing.
-                cuda_libraries_present().map_err(|reason| BackendError::Unavailable {
-                    name: name.to_string(),
-                    reason,
-                })?;
-                return Ok(Device::cuda(index.unwrap_or(0)));
+                // Burn loads these lazily and panics in a worker thread when they are missing,
+                // or at the first operation on a device that is not there.
+                cuda_libraries_present().map_err(unavailable)?;
+                let count = Device::enumerate(burn::tensor::DeviceType::Cuda).len();
+                let i = index.unwrap_or(0);
+                if i >= count {
+                    return Err(unavailable(format!(
+                        "the CUDA driver finds {count} GPU(s), numbered from 0"
+                    )));
+                }
+                return Ok(Device::cuda(i));
             }
             #[allow(unreachable_code)]
             Err(not_compiled())
@@ -135,4 +164,31 @@ fn cuda_libraries_present() -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// How many devices of a GPU backend (`wgpu`, `cuda`) this process sees; `None` for another
+/// name or a backend not compiled in.
+pub fn device_count(kind: &str) -> Option<usize> {
+    match kind {
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Some(Device::enumerate(burn::tensor::DeviceType::Wgpu).len()),
+        #[cfg(feature = "cuda")]
+        "cuda" => Some(if cuda_libraries_present().is_ok() {
+            Device::enumerate(burn::tensor::DeviceType::Cuda).len()
+        } else {
+            0
+        }),
+        _ => None,
+    }
+}
+
+/// The device of a multi-process run's rank for a bare `kind` (`cuda`, `wgpu`): the node-local
+/// rank's GPU, or the one GPU the process sees when the launcher gives each process its own
+/// (Slurm's `--gpus-per-task=1` sets `CUDA_VISIBLE_DEVICES` so). Other names are used as given.
+pub fn device_for_local_rank(kind: &str, local_rank: usize) -> Result<Device, BackendError> {
+    match device_count(kind) {
+        Some(1) if local_rank > 0 => device(&format!("{kind}:0")),
+        Some(_) => device(&format!("{kind}:{local_rank}")),
+        None => device(kind),
+    }
 }

@@ -150,7 +150,7 @@ impl BenchArgs {
                 "--objects" => out.objects = crate::cli::number(&flag, &value()?)?,
                 "--checkpoint" => out.checkpoint = Some(value()?.into()),
                 "--image" => out.image = Some(value()?.into()),
-                "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
+                "-h" | "--help" => return Err(CliError::Help(USAGE.into())),
                 other => {
                     return Err(CliError::Usage(format!(
                         "unknown argument {other:?}\n{USAGE}"

@@ -153,17 +153,23 @@ impl Outputs {
     }
 }
 
-/// Max |v|.
-pub(crate) fn max_abs(values: &[f32]) -> f32 {
-    values.iter().fold(0f32, |m, v| m.max(v.abs()))
+/// The larger of `m` and `x`, NaN if either is: an error measure must not skip a NaN, which
+/// `f32::max` does (a backend that outputs NaN would otherwise score 0).
+pub(crate) fn nan_max(m: f32, x: f32) -> f32 {
+    if x.is_nan() || x > m { x } else { m }
 }
 
-/// Max |a − e| / max |e| of values of one shape.
+/// Max |v| (NaN if any value is NaN).
+pub(crate) fn max_abs(values: &[f32]) -> f32 {
+    values.iter().fold(0f32, |m, v| nan_max(m, v.abs()))
+}
+
+/// Max |a − e| / max |e| of values of one shape (NaN if any difference is).
 pub(crate) fn rel_error(actual: &[f32], expected: &[f32]) -> f32 {
     let diff = actual
         .iter()
         .zip(expected)
-        .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+        .fold(0f32, |m, (a, e)| nan_max(m, (a - e).abs()));
     diff / max_abs(expected).max(1e-12)
 }
 
@@ -222,9 +228,9 @@ pub fn check(
             let e = iou
                 .iter()
                 .zip(iou_ref)
-                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            logits_rel = logits_rel.max(l);
-            iou_abs = iou_abs.max(e);
+                .fold(0f32, |m, (a, b)| nan_max(m, (a - b).abs()));
+            logits_rel = nan_max(logits_rel, l);
+            iou_abs = nan_max(iou_abs, e);
             mask_disagreement = mask_disagreement.max(flips);
         }
         reports.push(CheckReport {
@@ -245,6 +251,15 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A NaN output is the worst error there is, not a perfect score (`f32::max` skips NaN).
+    #[test]
+    fn nan_outputs_are_not_hidden() {
+        assert!(rel_error(&[f32::NAN, 1.0], &[1.0, 1.0]).is_nan());
+        assert!(rel_error(&[1.0, f32::NAN], &[1.0, 1.0]).is_nan());
+        assert!(max_abs(&[0.5, f32::NAN, 2.0]).is_nan());
+        assert_eq!(rel_error(&[1.0, 2.5], &[1.0, 2.0]), 0.25);
+    }
 
     /// A missing or corrupt fixture file is an error naming it, and a missing key names the key.
     #[test]

@@ -10,7 +10,7 @@ use burn::tensor::{Device, FloatDType, Tensor};
 use sam_model::{PointPrompt, Prompts, Sam, SamConfig};
 use serde::Serialize;
 
-use crate::bench_check::{Outputs, fixtures, max_abs, rel_error};
+use crate::bench_check::{Outputs, fixtures, max_abs, nan_max, rel_error};
 use crate::cli::CliError;
 
 type Result<T> = std::result::Result<T, CliError>;
@@ -150,7 +150,7 @@ pub fn check_gradients(
         .map(|k| out.get(k).map(|(_, v)| max_abs(v)))
         .collect::<Result<Vec<f32>>>()?
         .into_iter()
-        .fold(0f32, f32::max)
+        .fold(0f32, nan_max)
         .max(f32::MIN_POSITIVE);
     let (mut dot, mut norms) = (0f64, (0f64, 0f64));
     for key in keys {
@@ -172,11 +172,12 @@ pub fn check_gradients(
         let scale = max_abs(expected);
         if scale <= ZERO * overall {
             report.zero += 1;
-            report.zero_rel = report.zero_rel.max(max_abs(actual) / overall);
+            report.zero_rel = nan_max(report.zero_rel, max_abs(actual) / overall);
             continue;
         }
         let err = rel_error(actual, expected);
-        if err > report.worst_rel {
+        // A NaN gradient is the worst of all (and stays reported).
+        if err.is_nan() || (err > report.worst_rel && !report.worst_rel.is_nan()) {
             report.worst_rel = err;
             report.worst_key = name.to_owned();
         }

@@ -13,6 +13,9 @@ pub enum CliError {
     /// Bad command-line arguments.
     #[error("{0}")]
     Usage(String),
+    /// `--help` was asked for: the usage text, printed to stdout with a success exit.
+    #[error("{0}")]
+    Help(String),
     /// Model or checkpoint problem.
     #[error(transparent)]
     Model(#[from] sam_model::SamError),
@@ -255,6 +258,10 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
 pub fn exit_code<T>(result: Result<T, CliError>) -> std::process::ExitCode {
     match result {
         Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(CliError::Help(usage)) => {
+            println!("{usage}");
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e}");
             std::process::ExitCode::FAILURE

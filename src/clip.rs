@@ -65,7 +65,7 @@ impl ClipArgs {
                 "--image" => a.images.push(value()?.into()),
                 "--device" => a.device = value()?,
                 "--out" => a.out = value()?.into(),
-                "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
+                "-h" | "--help" => return Err(CliError::Help(USAGE.into())),
                 other => {
                     return Err(CliError::Usage(format!(
                         "unknown argument {other:?}\n{USAGE}"

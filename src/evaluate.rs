@@ -80,7 +80,7 @@ impl EvaluateArgs {
                 "--ap" => ap = Some(BoxSource::GroundTruth),
                 "--detections" => ap = Some(BoxSource::Detections(PathBuf::from(value()?))),
                 "--no-miou" => no_miou = true,
-                "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
+                "-h" | "--help" => return Err(CliError::Help(USAGE.into())),
                 other => {
                     return Err(CliError::Usage(format!(
                         "unknown argument {other:?}\n{USAGE}"

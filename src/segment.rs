@@ -132,7 +132,7 @@ impl SegmentArgs {
                 "--multimask" => a.multimask = true,
                 "--save-logits" => a.save_logits = true,
                 "--out" => a.out = value()?.into(),
-                "-h" | "--help" => return Err(SegmentError::Usage(USAGE.into())),
+                "-h" | "--help" => return Err(SegmentError::Help(USAGE.into())),
                 other => {
                     return Err(SegmentError::Usage(format!(
                         "unknown argument {other:?}\n{USAGE}"
@@ -213,6 +213,17 @@ pub fn run(args: &SegmentArgs) -> Result<Summary> {
         ] {
             boxes.push([x0 * sx, y0 * sy, x1 * sx, y1 * sy]);
         }
+    }
+
+    // Before the model is loaded and the image embedded (a minute for ViT-H on a CPU).
+    if points.is_empty()
+        && boxes.is_empty()
+        && args.mask_input.is_none()
+        && (args.texts.is_empty() || args.clip.is_none())
+    {
+        return Err(SegmentError::Usage(format!(
+            "no prompt: give --point, --box or --mask-input\n{USAGE}"
+        )));
     }
 
     let start = Instant::now();

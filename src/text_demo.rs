@@ -48,7 +48,8 @@ usage: text_demo [--out DIR] [--train-images N] [--val-images N] [--clip-steps N
 
 Trains a tiny CLIP on the synthetic shapes' captions, then SAM's text prompt with CLIP image
 embeddings only (paper App. D.5), and measures text-prompt mIoU on held-out images.
---out DIR         run folder (default text_demo_out): data, clip/, sam/, report.json
+--out DIR         run folder (default text_demo_out): data, clip/, sam/, report.json; a rerun
+                  reuses each stage made with the same settings and redoes the others
 --train-images N  synthetic training images (default 400)
 --val-images N    held-out images (default 100)
 --clip-steps N    CLIP optimizer steps (default 1500)
@@ -137,7 +138,7 @@ impl TextDemoArgs {
                 }
                 "--device" => a.device = value()?,
                 "--write-assets" => a.write_assets = true,
-                "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
+                "-h" | "--help" => return Err(CliError::Help(USAGE.into())),
                 other => {
                     return Err(CliError::Usage(format!(
                         "unknown argument {other:?}\n{USAGE}"
@@ -317,6 +318,39 @@ pub fn tiny_clip_config(tokenizer: &ClipTokenizer) -> Result<ClipConfig> {
         .map_err(CliError::from)
 }
 
+/// The settings a stage's folder was made with, in its `params.json`.
+const STAMP: &str = "params.json";
+
+/// Whether `dir` holds what a stage made with `params`. A folder made with other settings (or
+/// by a version that wrote no stamp) is removed, so that the stage runs again instead of its
+/// stale result being reused under the new settings.
+fn reusable(dir: &Path, params: &serde_json::Value) -> Result<bool> {
+    if !dir.exists() {
+        return Ok(false);
+    }
+    let stamp = std::fs::read_to_string(dir.join(STAMP))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    if stamp.as_ref() == Some(params) {
+        return Ok(true);
+    }
+    eprintln!(
+        "{}: made with other settings ({}), redoing it",
+        dir.display(),
+        stamp.map_or("none recorded".into(), |s| s.to_string())
+    );
+    std::fs::remove_dir_all(dir).map_err(|e| CliError::Write {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(false)
+}
+
+/// Records the settings a stage's folder was made with.
+fn stamp(dir: &Path, params: &serde_json::Value) -> Result<()> {
+    crate::cli::write_file(&dir.join(STAMP), &params.to_string())
+}
+
 fn synthetic(dir: &Path, n: usize, seed: u64, first_id: u64) -> Result<Arc<Sa1bDataset>> {
     let config = SyntheticConfig {
         num_images: n,
@@ -326,8 +360,10 @@ fn synthetic(dir: &Path, n: usize, seed: u64, first_id: u64) -> Result<Arc<Sa1bD
         first_id,
         ..SyntheticConfig::default()
     };
-    if !dir.join(format!("sa_{first_id}.json")).is_file() {
+    let params = serde_json::json!({ "images": n, "seed": seed, "first_id": first_id });
+    if !reusable(dir, &params)? {
         write_synthetic_dataset(dir, &config)?;
+        stamp(dir, &params)?;
     }
     Ok(Arc::new(Sa1bDataset::open(dir)?))
 }
@@ -529,8 +565,14 @@ pub fn run(args: TextDemoArgs) -> Result<serde_json::Value> {
     let untrained_accuracy =
         retrieval_accuracy(&clip.valid(), &tokenizer, &val_crops, &all_captions())?;
     let clip_dir = out.join("clip");
-    let clip = if clip_dir.join("model.safetensors").is_file() {
-        // A rerun keeps the CLIP the first run trained (delete <out>/clip to retrain it).
+    let clip_params = serde_json::json!({
+        "train_images": args.train_images,
+        "steps": args.clip_steps,
+        "min_area": args.min_area,
+    });
+    let clip = if reusable(&clip_dir, &clip_params)? && clip_dir.join("model.safetensors").is_file()
+    {
+        // A rerun with the same settings keeps the CLIP the first run trained.
         eprintln!("CLIP: reusing {}", clip_dir.display());
         ClipFolder::load(&clip_dir, &device)?.model
     } else {
@@ -560,6 +602,7 @@ pub fn run(args: TextDemoArgs) -> Result<serde_json::Value> {
         dir: clip_dir.clone(),
     };
     folder.save(&clip_dir)?;
+    stamp(&clip_dir, &clip_params)?;
     // Read back, so that what is measured is what was written.
     let folder = ClipFolder::load(&clip_dir, &device)?;
 
@@ -625,11 +668,21 @@ pub fn run(args: TextDemoArgs) -> Result<serde_json::Value> {
         EmbedderKind::Clip => Arc::new(ClipEmbedder::new(ClipFolder::load(&clip_dir, &device)?)),
         kind => Arc::new(OracleEmbedder::new(kind, dim)?),
     };
-    let latest = sam_train::checkpoint::latest_checkpoint(&sam_out.join("checkpoints"))?;
-    let reuse = latest
-        .filter(|l| sam_train::checkpoint::read_state(l).is_ok_and(|s| s.step >= args.sam_steps));
+    let sam_params = serde_json::json!({
+        "clip": clip_params,
+        "steps": args.sam_steps,
+        "start": args.sam_start,
+        "embedder": args.embedder,
+    });
+    let reuse = if reusable(&sam_out, &sam_params)? {
+        sam_train::checkpoint::latest_checkpoint(&sam_out.join("checkpoints"))?.filter(|l| {
+            sam_train::checkpoint::read_state(l).is_ok_and(|s| s.step >= args.sam_steps)
+        })
+    } else {
+        None
+    };
     let last = if let Some(last) = reuse {
-        // A rerun keeps the SAM the first run trained (delete <out>/sam to retrain it).
+        // A rerun with the same settings keeps the SAM the first run trained.
         eprintln!("SAM: reusing {}", last.display());
         last
     } else {
@@ -641,14 +694,16 @@ pub fn run(args: TextDemoArgs) -> Result<serde_json::Value> {
             Some(&start_file),
         )?
         .with_text_prompts(embedder.clone())?;
-        trainer.run(|m, _| {
+        let last = trainer.run(|m, _| {
             if m.step % 50 == 0 {
                 eprintln!(
                     "SAM step {:>4}: loss {:.4}, mIoU first round {:.3} → last {:.3}",
                     m.step, m.loss, m.miou_first, m.miou_last
                 );
             }
-        })?
+        })?;
+        stamp(&sam_out, &sam_params)?;
+        last
     };
     let trained = Sam::load(last.join("model.bpk"), &config.model, &device)?;
     let image_scores = score_prompts(
@@ -732,4 +787,29 @@ pub fn run(args: TextDemoArgs) -> Result<serde_json::Value> {
 pub fn main(args: impl IntoIterator<Item = String>) -> std::process::ExitCode {
     crate::allocator::keep_freed_memory();
     crate::cli::exit_code(TextDemoArgs::parse(args).and_then(run))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stage folder is reused only with the settings it was made with; otherwise it goes.
+    #[test]
+    fn stages_are_reused_only_with_their_settings() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("stage");
+        let a = serde_json::json!({ "steps": 10 });
+        let b = serde_json::json!({ "steps": 20 });
+        assert!(!reusable(&dir, &a).unwrap());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("model"), b"x").unwrap();
+        // Made by a version without stamps: redone.
+        assert!(!reusable(&dir, &a).unwrap());
+        assert!(!dir.exists());
+        std::fs::create_dir_all(&dir).unwrap();
+        stamp(&dir, &a).unwrap();
+        assert!(reusable(&dir, &a).unwrap());
+        assert!(!reusable(&dir, &b).unwrap());
+        assert!(!dir.exists());
+    }
 }

@@ -31,6 +31,9 @@ usage: train --data DIR [--val DIR] [--out DIR] [--preset seed|paper|demo | --co
 --config        a TrainConfig JSON (missing fields: the seed recipe)
 --checkpoint    initial weights to fine-tune (official .pth, .safetensors, .bpk or a Hugging Face
                 SamModel folder; resampled when trained at another input size)
+--steps N       optimizer steps to run; the learning-rate schedule keeps the preset's or the
+                config's length (a shorter run stops partway down it: set
+                optim.schedule.total_steps in --config for a whole schedule)
 --resume        continue the run in --out from its latest checkpoint, with its own config;
                 --steps N sets its new length (a fresh run refuses a folder that holds one)
 --lora RANK     LoRA fine-tuning: rank-RANK adapters (alpha = RANK) on the encoder's and the
@@ -139,7 +142,7 @@ impl TrainArgs {
                         )));
                     }
                 }
-                "-h" | "--help" => return Err(CliError::Usage(USAGE.into())),
+                "-h" | "--help" => return Err(CliError::Help(USAGE.into())),
                 other => {
                     return Err(CliError::Usage(format!(
                         "unknown argument {other:?}\n{USAGE}"
@@ -331,11 +334,7 @@ fn train(args: TrainArgs, comm: Option<Box<dyn sam_dist::Communicator>>) -> Resu
     };
     let rank = comm.rank();
     // One process per GPU: a bare `cuda` means this process's node-local GPU.
-    let name = match args.device.as_str() {
-        "cuda" | "wgpu" => format!("{}:{}", args.device, comm.local_rank()),
-        other => other.to_string(),
-    };
-    let device = match backend::device(&name) {
+    let device = match backend::device_for_local_rank(&args.device, comm.local_rank()) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: rank {rank}: {e}");
@@ -402,6 +401,23 @@ fn build_trainer(args: &TrainArgs, device: &burn::tensor::Device) -> Result<Trai
         Some(dir) => Some(sam_clip::ClipFolder::load(dir, &device)?),
         None => None,
     };
+    // A fresh run in a folder that holds one would leave that run's `latest` checkpoint in
+    // place until its own first one: a `--resume` after an early stop would then continue the
+    // old run. Checked before anything is written there.
+    if !args.resume {
+        let checkpoints = args.out.join("checkpoints");
+        if let Some(latest) = sam_train::checkpoint::latest_checkpoint(&checkpoints)
+            .ok()
+            .flatten()
+        {
+            return Err(CliError::Usage(format!(
+                "{} already holds a run (latest checkpoint {}): continue it with --resume, or \
+                 give another --out",
+                args.out.display(),
+                latest.display()
+            )));
+        }
+    }
     let mut config = args.config.clone();
     let mut checkpoint = args.checkpoint.clone();
     if let (Some(clip), false) = (&clip, args.resume) {
@@ -414,9 +430,12 @@ fn build_trainer(args: &TrainArgs, device: &burn::tensor::Device) -> Result<Trai
             }
             (Some(_), _) | (None, None) => config.model.prompt_embedding_dim = Some(dim),
             (None, Some(path)) => {
-                // The checkpoint has no projection: start from it with a fresh one.
-                let sam = sam_model::Sam::load(path, &config.model, &device)?
-                    .with_prompt_embedding(dim)?;
+                // The checkpoint (a file or a Hugging Face folder) has no projection: start
+                // from it with a fresh one, drawn from the run's seed so that a rerun (and every
+                // rank of a multi-process run, which all write the same file) starts the same.
+                let sam = sam_train::load_start_weights(path, &config.model, &device)?;
+                device.seed(config.seed);
+                let sam = sam.with_prompt_embedding(dim)?;
                 std::fs::create_dir_all(&args.out).map_err(|e| CliError::Write {
                     path: args.out.clone(),
                     reason: e.to_string(),
@@ -436,21 +455,6 @@ fn build_trainer(args: &TrainArgs, device: &burn::tensor::Device) -> Result<Trai
         }
         t
     } else {
-        // A fresh run in a folder that holds one would leave that run's `latest` checkpoint
-        // in place until its own first one: a `--resume` after an early stop would then
-        // continue the old run.
-        let checkpoints = args.out.join("checkpoints");
-        if let Some(latest) = sam_train::checkpoint::latest_checkpoint(&checkpoints)
-            .ok()
-            .flatten()
-        {
-            return Err(CliError::Usage(format!(
-                "{} already holds a run (latest checkpoint {}): continue it with --resume, or \
-                 give another --out",
-                args.out.display(),
-                latest.display()
-            )));
-        }
         Trainer::new_from(config, train_set, &args.out, &device, checkpoint.as_deref())?
     };
     if trainer.config().text.is_some() && clip.is_none() {

@@ -50,6 +50,11 @@ fn bad_arguments_are_one_line_errors() {
         &["--data", "d", "--resume", "--lora", "4"],
         "--lora would change",
     );
+    // --help is not an error: the usage goes to stdout with a success exit.
+    match TrainArgs::parse(args(&["--help"])) {
+        Err(CliError::Help(usage)) => assert!(usage.starts_with("usage: train"), "{usage}"),
+        other => panic!("expected the usage, got {other:?}"),
+    }
     train_error(
         &["--data", "d", "--resume", "--precision", "bf16"],
         "--precision would change",

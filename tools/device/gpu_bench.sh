@@ -127,6 +127,9 @@ for part in $parts; do
                 --warmup 3 --iters 10 | tee "$OUT/wgpu_$dt.json"
         done
         ;;
+    *)
+        echo "unknown part $part (see the list at the top of this script)" >&2
+        ;;
     esac
 done
 elapsed; echo done

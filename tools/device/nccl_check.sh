@@ -20,14 +20,19 @@ for lib in libnccl.so libnvrtc.so; do
     found=$(find /usr/lib/x86_64-linux-gnu /usr/local/cuda*/lib64 /usr/local/cuda*/targets/*/lib \
         /opt/torch/.venv/lib/python3*/site-packages/nvidia / -maxdepth 6 -name "$lib*" 2>/dev/null | head -1)
     echo "$lib: ${found:-none}"
-    [ -n "$found" ] && export LD_LIBRARY_PATH="$(dirname "$found"):${LD_LIBRARY_PATH:-}"
+    [ -n "$found" ] && export LD_LIBRARY_PATH="$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 done
 gpus=$(nvidia-smi -L | wc -l)
 
 # The tiny model of the training tests, 4 steps of 2 micro-batches of 2 images.
 cfg=tools/device/nccl_check_config.json
 data=$OUT/data
-$bin/train --data $data --synthetic 12 --config $cfg --out $OUT/prep --steps 1 --device cuda --no-progress >/dev/null 2>&1
+# A rerun in the same folder starts afresh (train refuses a folder that holds a run).
+rm -rf "$OUT"/prep "$OUT"/single "$OUT"/nccl1 "$OUT"/nccl2
+if ! $bin/train --data $data --synthetic 12 --config $cfg --out $OUT/prep --steps 1 --device cuda \
+    --no-progress > "$OUT/prep.log" 2>&1; then
+    echo "prep run failed:"; tail -5 "$OUT/prep.log"; exit 1
+fi
 
 run() { # name, extra env and args
     local name=$1; shift

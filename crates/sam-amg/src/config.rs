@@ -78,6 +78,9 @@ impl Default for AmgConfig {
     }
 }
 
+/// The largest point grid side a config may ask for (the reference's default is 32).
+pub const MAX_POINTS_PER_SIDE: usize = 1024;
+
 /// The most crop layers a config may ask for; an image also bounds them (see
 /// [`crate::SamAutomaticMaskGenerator::generate`]).
 pub const MAX_CROP_LAYERS: usize = 16;
@@ -91,6 +94,11 @@ impl AmgConfig {
                 return bad("exactly one of points_per_side or point_grids must be given".into());
             }
             (Some(0), _) => return bad("points_per_side must be positive".into()),
+            (Some(n), _) if *n > MAX_POINTS_PER_SIDE => {
+                return bad(format!(
+                    "points_per_side {n} is more than {MAX_POINTS_PER_SIDE} (a grid of n² prompts)"
+                ));
+            }
             (None, Some(grids)) => {
                 // As the reference, grids past the last layer are not used.
                 if grids.len() < self.crop_n_layers + 1 {

@@ -15,7 +15,7 @@ mod point_grid;
 mod record;
 mod small_regions;
 
-pub use config::{AmgConfig, MAX_CROP_LAYERS, OutputMode};
+pub use config::{AmgConfig, MAX_CROP_LAYERS, MAX_POINTS_PER_SIDE, OutputMode};
 pub use crops::generate_crop_boxes;
 pub use error::{AmgError, Result};
 pub use generator::SamAutomaticMaskGenerator;

@@ -60,15 +60,63 @@ impl MaskRecord {
             Segmentation::UncompressedRle(rle) => json!({"size": rle.size, "counts": rle.counts}),
             Segmentation::CocoRle { size, counts } => json!({"size": size, "counts": counts}),
         };
-        json!({
-            "segmentation": segmentation,
-            "area": self.area,
-            "bbox": self.bbox,
-            "predicted_iou": finite_or_null(self.predicted_iou),
-            "point_coords": [self.point_coords],
-            "stability_score": finite_or_null(self.stability_score),
-            "crop_box": self.crop_box,
-        })
+        let mut fields = self.measurements();
+        fields.insert("segmentation".into(), segmentation);
+        Value::Object(fields)
+    }
+
+    /// Every field but the segmentation.
+    fn measurements(&self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("area".into(), json!(self.area));
+        m.insert("bbox".into(), json!(self.bbox));
+        m.insert("predicted_iou".into(), finite_or_null(self.predicted_iou));
+        m.insert("point_coords".into(), json!([self.point_coords]));
+        m.insert(
+            "stability_score".into(),
+            finite_or_null(self.stability_score),
+        );
+        m.insert("crop_box".into(), json!(self.crop_box));
+        m
+    }
+
+    /// Writes [`Self::to_json`] (with `extra` fields added) to `out` without building the
+    /// JSON tree of a binary mask: it goes out a digit at a time, where a tree would hold one
+    /// JSON value (~32 bytes) per pixel, gigabytes for a photo's masks.
+    pub fn write_json(
+        &self,
+        out: &mut impl std::io::Write,
+        extra: &[(&str, Value)],
+    ) -> std::io::Result<()> {
+        let Segmentation::Binary { size, mask } = &self.segmentation else {
+            let mut j = self.to_json();
+            if let Some(obj) = j.as_object_mut() {
+                for (k, v) in extra {
+                    obj.insert((*k).to_string(), v.clone());
+                }
+            }
+            return serde_json::to_writer(out, &j).map_err(std::io::Error::other);
+        };
+        let mut fields = self.measurements();
+        for (k, v) in extra {
+            fields.insert((*k).to_string(), v.clone());
+        }
+        write!(
+            out,
+            "{{\"segmentation\":{{\"size\":[{},{}],\"mask\":[",
+            size[0], size[1]
+        )?;
+        for (i, &b) in mask.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            out.write_all(if b { b"1" } else { b"0" })?;
+        }
+        out.write_all(b"]}")?;
+        for (k, v) in &fields {
+            write!(out, ",{}:{v}", Value::String(k.clone()))?;
+        }
+        out.write_all(b"}")
     }
 
     /// The mask as a row-major boolean image.
@@ -79,6 +127,47 @@ impl MaskRecord {
             Segmentation::CocoRle { size, counts } => {
                 Rle::from_coco_string(counts, *size)?.to_mask()
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The streamed record is the JSON tree's record, extra fields added.
+    #[test]
+    fn streamed_records_parse_to_the_tree() {
+        let binary = MaskRecord {
+            segmentation: Segmentation::Binary {
+                size: [2, 3],
+                mask: vec![true, false, false, true, true, false],
+            },
+            area: 3,
+            bbox: [0, 0, 1, 1],
+            predicted_iou: f32::NAN,
+            point_coords: [1.5, 0.5],
+            stability_score: 0.9,
+            crop_box: [0, 0, 3, 2],
+        };
+        let rle = MaskRecord {
+            segmentation: Segmentation::CocoRle {
+                size: [2, 3],
+                counts: "0123".into(),
+            },
+            ..binary.clone()
+        };
+        for record in [binary, rle] {
+            let extra = [("text_score", json!(0.25))];
+            let mut out = Vec::new();
+            record.write_json(&mut out, &extra).unwrap();
+            let parsed: Value = serde_json::from_slice(&out).unwrap();
+            let mut expected = record.to_json();
+            expected
+                .as_object_mut()
+                .unwrap()
+                .insert("text_score".into(), json!(0.25));
+            assert_eq!(parsed, expected);
         }
     }
 }

@@ -58,6 +58,9 @@ pub struct SamConfig {
     pub prompt_embedding_dim: Option<usize>,
 }
 
+/// The largest input side a config may ask for.
+pub const MAX_IMAGE_SIZE: usize = 8192;
+
 impl SamConfig {
     fn official(embed_dim: usize, depth: usize, heads: usize, global: [usize; 4]) -> Self {
         Self {
@@ -193,6 +196,14 @@ impl SamConfig {
         }
         if self.prompt_embedding_dim == Some(0) {
             return bad("prompt_embedding_dim must be positive when given".into());
+        }
+        // A sanity bound (8× the official 1024): past it the global attention alone would need
+        // terabytes, and a mistyped size should be an error, not an allocation abort.
+        if self.image_size > MAX_IMAGE_SIZE {
+            return bad(format!(
+                "image_size {} is more than {MAX_IMAGE_SIZE}",
+                self.image_size
+            ));
         }
         if !self.image_size.is_multiple_of(self.patch_size) {
             return bad(format!(

@@ -27,7 +27,7 @@ pub mod util;
 pub(crate) mod vector_math;
 pub mod weights;
 
-pub use config::SamConfig;
+pub use config::{MAX_IMAGE_SIZE, SamConfig};
 pub use error::{Result, SamError};
 pub use hf::{hf_config, is_hf_folder};
 pub use lora::{LoraAdapter, LoraConfig};

@@ -34,4 +34,4 @@ pub use evaluate::{EvalConfig, EvalReport, evaluate};
 pub use metrics::StepMetrics;
 pub use source::{SharedDataset, TrainData};
 pub use text_prompt::{ObjectCrop, ObjectEmbedder};
-pub use trainer::Trainer;
+pub use trainer::{Trainer, load_start_weights};

@@ -20,7 +20,7 @@ use sam_data::dataset::TarPosition;
 use sam_data::seed::mix_seed;
 use sam_dist::Communicator;
 use sam_losses::SamLoss;
-use sam_model::Sam;
+use sam_model::{Sam, SamConfig};
 use sam_optim::{GradAccumulator, SamOptimizer, sum_gradients};
 
 use crate::batch::{Targets, model_input};
@@ -282,6 +282,27 @@ fn train_device(device: &Device, checkpointing: bool) -> Device {
     }
 }
 
+/// The weights a run starts from: a checkpoint file (official `.pth`, safetensors or `.bpk`)
+/// read with `model`'s sizes (resampled when trained at another input size), or a Hugging
+/// Face `SamModel` folder, which must hold `model`'s architecture.
+pub fn load_start_weights(path: &Path, model: &SamConfig, device: &Device) -> Result<Sam> {
+    if !sam_model::is_hf_folder(path) {
+        return Ok(Sam::load(path, model, device)?);
+    }
+    let loaded = Sam::load_hf(path, device)?.resampled(model.image_size)?;
+    if loaded.config() != model {
+        return Err(TrainError::config(
+            "model",
+            format!(
+                "{} holds a different model than the training config's: {:?}",
+                path.display(),
+                loaded.config()
+            ),
+        ));
+    }
+    Ok(loaded)
+}
+
 impl Trainer {
     /// A new run writing into `out_dir`: fresh weights, or `weights` (an official `.pth`,
     /// `.safetensors`, `.bpk`, or a Hugging Face `SamModel` folder) to fine-tune. Weights
@@ -313,21 +334,7 @@ impl Trainer {
         config.validate()?;
         let device = train_device(device, config.gradient_checkpointing);
         let model = match weights {
-            Some(path) if sam_model::is_hf_folder(path) => {
-                let model = Sam::load_hf(path, &device)?.resampled(config.model.image_size)?;
-                if model.config() != &config.model {
-                    return Err(TrainError::config(
-                        "model",
-                        format!(
-                            "{} holds a different model than the training config's: {:?}",
-                            path.display(),
-                            model.config()
-                        ),
-                    ));
-                }
-                model
-            }
-            Some(path) => Sam::load(path, &config.model, &device)?,
+            Some(path) => load_start_weights(path, &config.model, &device)?,
             None => seeded_init(&config, &device)?,
         };
         Self::build(config, model, train_set, out_dir.as_ref(), None)
