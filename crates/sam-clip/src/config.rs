@@ -267,17 +267,24 @@ impl ClipConfig {
                 format!("{t} is not \"clip\" (a CLIPModel config)"),
             ));
         }
-        let mut tower = |name: &str| -> serde_json::Value {
-            let legacy = root.remove(&format!("{name}_dict"));
+        // The tower's value and the key it came from, so that errors name the key in the file.
+        let mut tower = |name: &str| -> (serde_json::Value, String) {
+            let legacy_key = format!("{name}_dict");
+            let legacy = root.remove(&legacy_key);
             let current = root.remove(name);
             match (legacy, current) {
-                (Some(v), _) if !v.is_null() => v,
-                (_, Some(v)) if !v.is_null() => v,
-                _ => serde_json::Value::Object(Default::default()),
+                (Some(v), _) if !v.is_null() => (v, legacy_key),
+                (_, Some(v)) if !v.is_null() => (v, name.to_string()),
+                _ => (
+                    serde_json::Value::Object(Default::default()),
+                    name.to_string(),
+                ),
             }
         };
-        let text_config: ClipTextConfig = typed(tower("text_config"), "text_config", path)?;
-        let vision_config: ClipVisionConfig = typed(tower("vision_config"), "vision_config", path)?;
+        let (text, text_key) = tower("text_config");
+        let text_config: ClipTextConfig = typed(text, &text_key, path)?;
+        let (vision, vision_key) = tower("vision_config");
+        let vision_config: ClipVisionConfig = typed(vision, &vision_key, path)?;
         // The remaining top-level fields; unknown ones (architectures, dtype …) are ignored.
         let mut top: ClipConfig = typed(serde_json::Value::Object(root), "", path)?;
         top.text_config = text_config;

@@ -102,9 +102,11 @@ pub fn captioned_crops(
             .to_mask()
             .map_err(|e| ClipError::InvalidInput(format!("annotation {}: {e}", a.id)))?;
         let (expand, zero) = config.draw(rng);
-        let crop = masked_crop(item.image.as_raw(), w, h, &mask, expand, zero, processor)?;
+        let at = |e: ClipError| ClipError::InvalidInput(format!("annotation {}: {e}", a.id));
+        let crop =
+            masked_crop(item.image.as_raw(), w, h, &mask, expand, zero, processor).map_err(at)?;
         out.push(CaptionedCrop {
-            patches: patch_mask(&mask, w, h, crop.crop_box, grid)?,
+            patches: patch_mask(&mask, w, h, crop.crop_box, grid).map_err(at)?,
             pixels: crop.pixels,
             caption: caption(text),
         });
@@ -226,11 +228,7 @@ pub fn train_contrastive(
         let image =
             model.get_image_features_restricted(PixelValues::batch(&pixels, &device)?, &patches)?;
         let text = model.get_text_features(&texts)?;
-        // CLIP clamps the learned temperature at 100.
-        let logits = model
-            .logits(image, text)
-            .logits_per_image
-            .clamp(-100.0, 100.0);
+        let logits = model.logits(image, text).logits_per_image;
         let loss = info_nce(logits, &captions);
         let value = loss.clone().into_scalar::<f64>();
         if !value.is_finite() {
@@ -241,6 +239,11 @@ pub fn train_contrastive(
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = lr_at(config, step);
         model = optim.step(lr, model, grads);
+        // CLIP clamps the learned temperature at 100 after each step (`logit_scale` to
+        // [0, ln 100]); the parameter keeps its id, so the optimizer's state stays with it.
+        model.logit_scale = model
+            .logit_scale
+            .map(|t| t.clamp(0.0, 100f64.ln()).detach().require_grad());
         on_step(ContrastiveStep {
             step,
             loss: value,

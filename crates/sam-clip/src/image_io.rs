@@ -5,6 +5,8 @@
 //! Images with an alpha channel (or a PNG transparency chunk) are composited onto white, as
 //! transformers' `convert_to_rgb` does with `PIL.Image.alpha_composite` — in Pillow's integer
 //! arithmetic, so the pixels are the same bytes — where `load_rgb` would drop the alpha.
+//! 16-bit gray images (Pillow's `I;16`) are clipped to 255 as Pillow converts them, where
+//! `load_rgb` keeps the high byte as OpenCV does.
 
 use std::path::Path;
 
@@ -37,6 +39,13 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
         .map_err(|e| image_error(path, e))?
         .decode()
         .map_err(|e| image_error(path, e))?;
+    if let DynamicImage::ImageLuma16(gray) = &decoded {
+        // Pillow's `I;16` to RGB clips to 255 (`load_rgb` keeps the high byte, as OpenCV).
+        return Ok(RgbImage::from_fn(gray.width(), gray.height(), |x, y| {
+            let l = gray.get_pixel(x, y)[0].min(255) as u8;
+            image::Rgb([l, l, l])
+        }));
+    }
     if !decoded.color().has_alpha() {
         return rgb(&bytes);
     }
@@ -51,9 +60,11 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
             let p = i.get_pixel(x, y);
             image::Rgba([0, 1, 2, 3].map(|c| (p[c] >> 8) as u8))
         }),
+        // 16-bit gray is Pillow's mode `I;16`, whose conversion to RGB(A) clips the value
+        // to 255 instead of keeping the high byte (its alpha, from tRNS, is 0 or 65535).
         DynamicImage::ImageLumaA16(i) => RgbaImage::from_fn(i.width(), i.height(), |x, y| {
             let p = i.get_pixel(x, y);
-            let (l, a) = ((p[0] >> 8) as u8, (p[1] >> 8) as u8);
+            let (l, a) = (p[0].min(255) as u8, (p[1] >> 8) as u8);
             image::Rgba([l, l, l, a])
         }),
         other => other.to_rgba8(),
@@ -83,4 +94,26 @@ pub fn composite_on_white(rgba: &RgbaImage) -> RgbImage {
         };
         image::Rgb([channel(p[0]), channel(p[1]), channel(p[2])])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pillow 13: a 16-bit gray PNG of [0, 100, 255, 256, 300, 65535] converts to RGB as
+    /// [0, 100, 255, 255, 255, 255] (`Image.open(p).convert("RGB")`).
+    #[test]
+    fn sixteen_bit_gray_clips_as_pillow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g16.png");
+        let values = [0u16, 100, 255, 256, 300, 65535];
+        image::ImageBuffer::<image::Luma<u16>, _>::from_raw(6, 1, values.to_vec())
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        let rgb = load_image(&path).unwrap();
+        let got: Vec<u8> = rgb.pixels().map(|p| p[0]).collect();
+        assert_eq!(got, [0, 100, 255, 255, 255, 255]);
+        assert!(rgb.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+    }
 }

@@ -57,6 +57,17 @@ impl PixelValues {
                 other.height, other.width
             )));
         }
+        // The fields are public: a hand-built image may not hold what its size says.
+        if let Some((i, p)) = images
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.data.len() != 3 * h * w)
+        {
+            return Err(ClipError::InvalidInput(format!(
+                "image {i} holds {} values, not 3×{h}×{w}",
+                p.data.len()
+            )));
+        }
         let data: Vec<f32> = images.iter().flat_map(|p| p.data.iter().copied()).collect();
         Ok(Tensor::from_data(
             TensorData::new(data, [images.len(), 3, h, w]),
@@ -193,7 +204,7 @@ impl ClipImageProcessor {
         let resized = buf.as_deref().unwrap_or(rgb);
         let (cropped, h, w) = if self.do_center_crop {
             let (ch, cw) = self.crop_size;
-            (center_crop(resized, w, h, cw, ch), ch, cw)
+            (center_crop(resized, w, h, cw, ch)?, ch, cw)
         } else {
             (resized.to_vec(), h, w)
         };
@@ -270,7 +281,13 @@ pub fn center_crop(
     height: usize,
     crop_w: usize,
     crop_h: usize,
-) -> Vec<u8> {
+) -> Result<Vec<u8>> {
+    check_image(rgb, width, height)?;
+    if crop_w == 0 || crop_h == 0 {
+        return Err(ClipError::InvalidInput(format!(
+            "crop size {crop_w}×{crop_h} is empty"
+        )));
+    }
     // Source index of output 0 on an axis: negative when the axis is padded.
     let start = |size: usize, crop: usize| -> i64 {
         if crop <= size {
@@ -294,7 +311,7 @@ pub fn center_crop(
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// `size` / `crop_size` as written in configs: a bare side, or a dict.
@@ -483,10 +500,16 @@ mod tests {
         // 3 wide, 1 high → 4 wide (pad 1 on the left: ceil(1/2)), 1 high; 2 wide crop.
         let rgb: Vec<u8> = (1..=9).collect();
         assert_eq!(
-            center_crop(&rgb, 3, 1, 4, 1),
+            center_crop(&rgb, 3, 1, 4, 1).unwrap(),
             [0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
         );
-        assert_eq!(center_crop(&rgb, 3, 1, 2, 1), [1, 2, 3, 4, 5, 6]);
-        assert_eq!(center_crop(&rgb, 3, 1, 1, 3), [0, 0, 0, 4, 5, 6, 0, 0, 0]);
+        assert_eq!(center_crop(&rgb, 3, 1, 2, 1).unwrap(), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            center_crop(&rgb, 3, 1, 1, 3).unwrap(),
+            [0, 0, 0, 4, 5, 6, 0, 0, 0]
+        );
+        // Sizes that do not fit are errors, not panics.
+        assert!(center_crop(&rgb, 3, 1, 0, 1).is_err());
+        assert!(center_crop(&rgb[..5], 3, 1, 2, 1).is_err());
     }
 }

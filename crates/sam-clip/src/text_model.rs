@@ -38,8 +38,9 @@ pub struct ClipTextOutput {
 }
 
 impl ClipTextModel {
-    /// The tower `config` describes (weights lazily random until loaded).
-    pub fn new(config: &ClipTextConfig, device: &Device) -> Self {
+    /// The tower `config` describes (weights lazily random until loaded). Built through
+    /// [`crate::ClipModel::new`], which validates the config first.
+    pub(crate) fn new(config: &ClipTextConfig, device: &Device) -> Self {
         let shape = LayerShape {
             hidden_size: config.hidden_size,
             intermediate_size: config.intermediate_size,

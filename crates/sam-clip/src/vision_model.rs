@@ -36,8 +36,9 @@ pub struct ClipVisionOutput {
 }
 
 impl ClipVisionModel {
-    /// The tower `config` describes (weights lazily random until loaded).
-    pub fn new(config: &ClipVisionConfig, device: &Device) -> Self {
+    /// The tower `config` describes (weights lazily random until loaded). Built through
+    /// [`crate::ClipModel::new`], which validates the config first.
+    pub(crate) fn new(config: &ClipVisionConfig, device: &Device) -> Self {
         let shape = LayerShape {
             hidden_size: config.hidden_size,
             intermediate_size: config.intermediate_size,

@@ -216,6 +216,18 @@ fn contrastive_training_learns_the_shapes_captions() {
         after > before + 0.1 && after > 2.0 / captions.len() as f64,
         "{before} → {after}"
     );
+    // The temperature stays at CLIP's cap: a model starting above it (e^5 ≈ 148) is clamped to
+    // 100 after its first step.
+    let mut hot = fixture.model.config().clone();
+    hot.logit_scale_init_value = 5.0;
+    let m = ClipModel::new(&hot, &train).unwrap();
+    let one = ContrastiveConfig {
+        steps: 1,
+        ..config.clone()
+    };
+    let m = train_contrastive(m, &fixture.tokenizer, &crops, &one, |_| {}).unwrap();
+    let scale = m.logit_scale.val().into_scalar::<f64>();
+    assert!(scale <= 100f64.ln() + 1e-6, "logit_scale {scale}");
     // Too little to train on is an error.
     let m = ClipModel::new(fixture.model.config(), &train).unwrap();
     assert!(train_contrastive(m, &fixture.tokenizer, &crops[..1], &config, |_| {}).is_err());
