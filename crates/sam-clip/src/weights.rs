@@ -107,6 +107,40 @@ pub fn expected_tensors(config: &ClipConfig) -> BTreeMap<String, Vec<usize>> {
     out
 }
 
+/// The tensors of a safetensors file whose type is not one burn-store reads (nor a float),
+/// from its JSON header; `None` when the header cannot be read.
+fn exotic_dtypes(path: &Path) -> Option<Vec<TensorMismatch>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).ok()?;
+    let len = usize::try_from(u64::from_le_bytes(len)).ok()?;
+    // A header is small; a huge length is a corrupt file, left to the store's own error.
+    if len > 100 << 20 {
+        return None;
+    }
+    let mut header = vec![0u8; len];
+    file.read_exact(&mut header).ok()?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).ok()?;
+    const READ: [&str; 11] = [
+        "F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL", "U32",
+    ];
+    Some(
+        header
+            .iter()
+            .filter(|(key, _)| key.as_str() != "__metadata__")
+            .filter_map(|(key, info)| {
+                let dtype = info.get("dtype")?.as_str()?;
+                (!READ.contains(&dtype)).then(|| TensorMismatch::Dtype {
+                    key: key.clone(),
+                    dtype: dtype.to_string(),
+                })
+            })
+            .collect(),
+    )
+}
+
 fn read_error(path: &Path, reason: impl ToString) -> ClipError {
     ClipError::WeightsRead {
         path: path.to_path_buf(),
@@ -184,7 +218,17 @@ impl ClipModel {
             .allow_partial(true)
             .validate(false)
             .map_indices_contiguous(false);
-        let tensors = store.get_all_tensors().map_err(|e| read_error(path, e))?;
+        let tensors = store.get_all_tensors().map_err(|e| {
+            // burn-store refuses a whole file for one tensor of a type it does not read (fp8,
+            // u16 …) without naming it: name the tensors from the file's header.
+            match exotic_dtypes(path) {
+                Some(mismatches) if !mismatches.is_empty() => ClipError::Weights {
+                    path: path.to_path_buf(),
+                    mismatches,
+                },
+                _ => read_error(path, e),
+            }
+        })?;
         let found: BTreeMap<String, (Vec<usize>, DType)> = tensors
             .iter()
             .map(|(k, t)| (k.clone(), (t.shape.to_vec(), t.dtype)))

@@ -94,6 +94,26 @@ fn an_unexpected_tensor_is_named() {
     );
 }
 
+/// A tensor of a type burn-store cannot read at all (fp8 here) makes it refuse the whole file;
+/// the error still names the tensor.
+#[test]
+fn an_unreadable_tensor_type_is_named() {
+    let (_tmp, dir) = copy_folder();
+    edit_weights(&dir, |t| {
+        t.insert(
+            "text_model.fp8.weight".into(),
+            (Dtype::F8_E4M3, vec![2, 3], vec![0; 6]),
+        );
+    });
+    assert_eq!(
+        mismatches(&dir),
+        [TensorMismatch::Dtype {
+            key: "text_model.fp8.weight".into(),
+            dtype: "F8_E4M3".into()
+        }]
+    );
+}
+
 #[test]
 fn a_mis_shaped_tensor_names_both_shapes() {
     let (_tmp, dir) = copy_folder();
