@@ -37,6 +37,14 @@ pub enum CliError {
     /// CLIP model, tokenizer, image or input problem.
     #[error(transparent)]
     Clip(#[from] sam_clip::ClipError),
+    /// A process could not join a multi-process job; `who` names its rank when known.
+    #[error("{who}{source}")]
+    Join {
+        /// `rank R/W: `, or empty.
+        who: String,
+        /// What went wrong.
+        source: sam_dist::DistError,
+    },
     /// An output could not be written.
     #[error("cannot write {path}: {reason}")]
     Write {

@@ -266,8 +266,13 @@ pub fn run(args: TrainArgs) -> Result<PathBuf> {
     if args.dist == sam_dist::Engine::Single {
         return train(args, None);
     }
-    let mut comm =
-        sam_dist::connect(args.dist, args.dist_timeout).map_err(sam_train::TrainError::from)?;
+    let mut comm = sam_dist::connect(args.dist, args.dist_timeout).map_err(|e| {
+        // Many ranks share one terminal: say which one failed to join.
+        let who = sam_dist::LaunchEnv::from_env()
+            .map(|l| format!("rank {}/{}: ", l.rank, l.world_size))
+            .unwrap_or_default();
+        CliError::Join { who, source: e }
+    })?;
     let rank = comm.rank();
     // Rank 0 alone writes the synthetic data; the others wait for it.
     let prepared = if rank == 0 {

@@ -22,7 +22,19 @@ fn err(addr: &str, reason: impl std::fmt::Display) -> DistError {
 /// them `payload`. Fails after `timeout` if some rank never came, naming which.
 pub fn serve(port: u16, world_size: usize, payload: &[u8], timeout: Duration) -> Result<()> {
     let addr = format!("0.0.0.0:{port}");
-    let listener = TcpListener::bind(&addr).map_err(|e| err(&addr, e))?;
+    let listener = TcpListener::bind(&addr).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            err(
+                &addr,
+                format!(
+                    "{e}: another program holds the port (a launcher's own store?); set \
+                     SAM_DIST_PORT to a free port, the same on every rank"
+                ),
+            )
+        } else {
+            err(&addr, e)
+        }
+    })?;
     serve_on(listener, world_size, payload, timeout)
 }
 
@@ -114,7 +126,15 @@ pub fn join(
     let deadline = crate::watchdog::deadline_after(timeout);
     let mut last = String::from("no address");
     let mut stream = loop {
-        let resolved = target.to_socket_addrs().map_err(|e| err(&target, e))?;
+        // A name that does not resolve yet (rank 0's pod still starting) is retried like a
+        // refused connection.
+        let resolved: Vec<_> = match target.to_socket_addrs() {
+            Ok(addrs) => addrs.collect(),
+            Err(e) => {
+                last = format!("name lookup: {e}");
+                Vec::new()
+            }
+        };
         let mut connected = None;
         for sa in resolved {
             match TcpStream::connect_timeout(&sa, Duration::from_secs(2)) {

@@ -57,8 +57,9 @@ impl LaunchEnv {
         Self::from_vars(|k| std::env::var(k).ok())
     }
 
-    /// Reads the launcher variables through `get`: `torchrun`'s first, then Slurm's, Open MPI's
-    /// and PMI's; none of them is a single process. A set variable that is not a number, a rank
+    /// Reads the launcher variables through `get`, the innermost launcher first: `torchrun`'s,
+    /// then Open MPI's, PMI's and Slurm's (an `mpirun` inside a Slurm allocation passes the
+    /// batch step's `SLURM_*` values on to every process); none of them is a single process. A set variable that is not a number, a rank
     /// outside the world, or a half-given rendezvous address is an error naming the variable.
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let master = master(&get)?;
@@ -66,15 +67,6 @@ impl LaunchEnv {
             (
                 LaunchSource::Torchrun,
                 ["RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"],
-            ),
-            (
-                LaunchSource::Slurm,
-                [
-                    "SLURM_PROCID",
-                    "SLURM_NTASKS",
-                    "SLURM_LOCALID",
-                    "SLURM_NTASKS_PER_NODE",
-                ],
             ),
             (
                 LaunchSource::OpenMpi,
@@ -89,6 +81,15 @@ impl LaunchEnv {
                 LaunchSource::Pmi,
                 ["PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"],
             ),
+            (
+                LaunchSource::Slurm,
+                [
+                    "SLURM_PROCID",
+                    "SLURM_NTASKS",
+                    "SLURM_LOCALID",
+                    "SLURM_NTASKS_PER_NODE",
+                ],
+            ),
         ];
         for (source, [rank_var, size_var, local_var, local_size_var]) in sets {
             let Some(rank) = number(&get, rank_var)? else {
@@ -97,6 +98,14 @@ impl LaunchEnv {
             let world_size = number(&get, size_var)?.ok_or_else(|| {
                 DistError::launch(size_var, format!("not set, but {rank_var} is"))
             })?;
+            // `srun --mpi=pmi2` sets PMI's rank and size too, equal to Slurm's: that launch is
+            // Slurm's, whose variables also give the node-local rank.
+            if source == LaunchSource::Pmi
+                && number(&get, "SLURM_PROCID").ok().flatten() == Some(rank)
+                && number(&get, "SLURM_NTASKS").ok().flatten() == Some(world_size)
+            {
+                continue;
+            }
             if world_size == 0 || rank >= world_size {
                 return Err(DistError::launch(
                     rank_var,
@@ -112,8 +121,19 @@ impl LaunchEnv {
                 _ => number(&get, local_size_var)?.unwrap_or(1),
             };
             let master = match (master.clone(), source) {
-                (None, LaunchSource::Slurm) => get("SLURM_LAUNCH_NODE_IPADDR")
-                    .zip(number(&get, "MASTER_PORT")?.map(|p| p as u16)),
+                // Rank 0 runs on the step's first node (`SLURM_LAUNCH_NODE_IPADDR` is where
+                // `srun` was typed, a login node for an interactive step).
+                (None, LaunchSource::Slurm) => match get("SLURM_STEP_NODELIST")
+                    .or_else(|| get("SLURM_JOB_NODELIST"))
+                    .and_then(|l| first_host(&l))
+                    .or_else(|| get("SLURM_LAUNCH_NODE_IPADDR"))
+                {
+                    Some(addr) => match number(&get, "MASTER_PORT")? {
+                        Some(p) => Some((addr, rendezvous_port(&get, port_of(p)?)?)),
+                        None => None,
+                    },
+                    None => None,
+                },
                 (m, _) => m,
             };
             return Ok(Self {
@@ -157,11 +177,53 @@ fn master(get: &impl Fn(&str) -> Option<String>) -> Result<Option<(String, u16)>
         })?),
     };
     match (addr, port) {
-        (Some(a), Some(p)) => Ok(Some((a.trim().to_string(), p))),
+        (Some(a), Some(p)) => Ok(Some((a.trim().to_string(), rendezvous_port(get, p)?))),
         (Some(_), None) => Err(DistError::launch(
             "MASTER_PORT",
             "not set, but MASTER_ADDR is",
         )),
         _ => Ok(None),
     }
+}
+
+fn port_of(p: usize) -> Result<u16> {
+    u16::try_from(p)
+        .map_err(|_| DistError::launch("MASTER_PORT", format!("{p} is not a port number")))
+}
+
+/// The port rank 0 listens on for sam-dist's rendezvous: `SAM_DIST_PORT` when set; else
+/// `MASTER_PORT`, except under a `torchrun` whose agent keeps its own store open on
+/// `MASTER_PORT` (it says so with `TORCHELASTIC_USE_AGENT_STORE=True`, its default), where
+/// the port after it is taken.
+fn rendezvous_port(get: &impl Fn(&str) -> Option<String>, master_port: u16) -> Result<u16> {
+    if let Some(p) = get("SAM_DIST_PORT") {
+        return p.trim().parse::<u16>().map_err(|_| {
+            DistError::launch("SAM_DIST_PORT", format!("{p:?} is not a port number"))
+        });
+    }
+    if get("TORCHELASTIC_USE_AGENT_STORE").as_deref() == Some("True") {
+        return master_port.checked_add(1).ok_or_else(|| {
+            DistError::launch(
+                "MASTER_PORT",
+                "65535 is torchrun's store port and leaves none after it: set SAM_DIST_PORT",
+            )
+        });
+    }
+    Ok(master_port)
+}
+
+/// The first host of a Slurm host list: `gpu[07-12,20],cpu1` → `gpu07`.
+pub(crate) fn first_host(list: &str) -> Option<String> {
+    let list = list.trim();
+    let end = list.find([',', '[']).unwrap_or(list.len());
+    let prefix = &list[..end];
+    if !list[end..].starts_with('[') {
+        return (!prefix.is_empty()).then(|| prefix.to_string());
+    }
+    let inside = &list[end + 1..];
+    let first = inside.split([',', '-', ']']).next()?.trim();
+    let suffix_at = inside.find(']')? + 1;
+    // A suffix after the brackets (`n[1-2]-ib`) belongs to every host.
+    let suffix = inside[suffix_at..].split(',').next().unwrap_or("");
+    (!first.is_empty()).then(|| format!("{prefix}{first}{suffix}"))
 }

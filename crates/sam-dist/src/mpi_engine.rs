@@ -34,10 +34,15 @@ impl MpiCommunicator {
         let rank = world.rank() as usize;
         // The node-local rank from a shared-memory split, so it is right under any launcher.
         let local_rank = world.split_shared(0).rank() as usize;
-        let env = LaunchEnv::from_env()?;
-        if env.source != crate::LaunchSource::None && env.world_size != world.size() as usize {
+        // MPI needs no launcher variables; ones that disagree with it point at a launch gone
+        // wrong (or variables left over from another job), so they are named.
+        if let Ok(env) = LaunchEnv::from_env()
+            && env.source != crate::LaunchSource::None
+            && env.world_size != world.size() as usize
+        {
             return Err(DistError::Mismatch(format!(
-                "the launcher's variables say {} processes, MPI says {}",
+                "the {:?} launcher's variables say {} processes, MPI says {}",
+                env.source,
                 env.world_size,
                 world.size()
             )));
@@ -48,6 +53,17 @@ impl MpiCommunicator {
             local_rank,
             _universe: universe,
         })
+    }
+}
+
+impl Drop for MpiCommunicator {
+    fn drop(&mut self) {
+        // A panic unwinding through here would reach `MPI_Finalize`, which waits for every
+        // rank, while the others wait in their next collective: end the whole job at once.
+        if std::thread::panicking() {
+            eprintln!("error: rank {} panicked; aborting the MPI job", self.rank());
+            self.world.abort(101);
+        }
     }
 }
 

@@ -31,10 +31,26 @@ fn fail(op: &str, e: impl std::fmt::Debug) -> DistError {
 }
 
 impl NcclCommunicator {
-    /// Joins the group described by `env` on GPU `env.local_rank`.
+    /// Joins the group described by `env` on GPU `env.local_rank`, or on the one GPU this
+    /// process sees when the launcher gives each process its own (Slurm's
+    /// `--gpus-per-task=1`), as the trainer's device is chosen.
     pub fn init(env: &LaunchEnv, timeout: Duration) -> Result<Self> {
         let watchdog = Watchdog::new(env.rank, "nccl", timeout);
-        let ctx = CudaContext::new(env.local_rank).map_err(|e| fail("cuda context", e))?;
+        let count = CudaContext::device_count().map_err(|e| fail("device count", e))?;
+        let gpu = match (count, env.local_rank) {
+            (1, _) => 0,
+            (n, r) if r < n as usize => r,
+            (n, r) => {
+                return Err(DistError::launch(
+                    "LOCAL_RANK",
+                    format!(
+                        "rank {} has node-local rank {r} ({:?} launcher) but sees {n} GPU(s)",
+                        env.rank, env.source
+                    ),
+                ));
+            }
+        };
+        let ctx = CudaContext::new(gpu).map_err(|e| fail("cuda context", e))?;
         let stream = ctx.default_stream();
         let id = if env.world_size == 1 {
             Id::new().map_err(|e| fail("unique id", e))?

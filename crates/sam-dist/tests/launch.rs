@@ -52,6 +52,31 @@ fn slurm_variables() {
         (9, 32, 1, 8)
     );
     assert_eq!(e.master, Some(("10.0.0.7".to_string(), 29400)));
+    // The step's first node is rank 0's, where the launch node may be a login node.
+    let e = env(&[
+        ("SLURM_PROCID", "9"),
+        ("SLURM_NTASKS", "32"),
+        ("SLURM_LAUNCH_NODE_IPADDR", "10.0.0.7"),
+        ("SLURM_JOB_NODELIST", "gpu[07-10,20]"),
+        ("MASTER_PORT", "29400"),
+    ])
+    .unwrap();
+    assert_eq!(e.master, Some(("gpu07".to_string(), 29400)));
+    for (list, first) in [
+        ("node1", "node1"),
+        ("node1,node2", "node1"),
+        ("a[001-004]", "a001"),
+        ("n[3,5-6]-ib,m1", "n3-ib"),
+    ] {
+        let e = env(&[
+            ("SLURM_PROCID", "0"),
+            ("SLURM_NTASKS", "2"),
+            ("SLURM_STEP_NODELIST", list),
+            ("MASTER_PORT", "1"),
+        ])
+        .unwrap();
+        assert_eq!(e.master.unwrap().0, first, "{list}");
+    }
 }
 
 #[test]
@@ -187,4 +212,67 @@ fn rendezvous_names_missing_ranks_and_disagreements() {
         e.contains(&format!("127.0.0.1:{port}")) && e.contains("not reachable"),
         "{e}"
     );
+}
+
+/// The innermost launcher wins: an `mpirun` inside a Slurm batch step passes the step's
+/// `SLURM_*` values (rank 0 of 1) to every process; `srun`'s own PMI variables agree with
+/// Slurm's and leave the node-local rank to them.
+#[test]
+fn an_mpi_launcher_inside_slurm_is_read_first() {
+    let e = env(&[
+        ("SLURM_PROCID", "0"),
+        ("SLURM_NTASKS", "1"),
+        ("SLURM_LOCALID", "0"),
+        ("OMPI_COMM_WORLD_RANK", "3"),
+        ("OMPI_COMM_WORLD_SIZE", "4"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (e.source, e.rank, e.world_size),
+        (LaunchSource::OpenMpi, 3, 4)
+    );
+    let e = env(&[
+        ("SLURM_PROCID", "0"),
+        ("SLURM_NTASKS", "1"),
+        ("PMI_RANK", "2"),
+        ("PMI_SIZE", "4"),
+    ])
+    .unwrap();
+    assert_eq!((e.source, e.rank), (LaunchSource::Pmi, 2));
+    let e = env(&[
+        ("SLURM_PROCID", "5"),
+        ("SLURM_NTASKS", "8"),
+        ("SLURM_LOCALID", "1"),
+        ("PMI_RANK", "5"),
+        ("PMI_SIZE", "8"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (e.source, e.rank, e.local_rank),
+        (LaunchSource::Slurm, 5, 1)
+    );
+}
+
+/// torchrun's agent keeps its own store on `MASTER_PORT`: the rendezvous takes the next port,
+/// or `SAM_DIST_PORT` when given.
+#[test]
+fn the_rendezvous_port_avoids_torchrun_s_store() {
+    let torchrun = [
+        ("RANK", "0"),
+        ("WORLD_SIZE", "2"),
+        ("MASTER_ADDR", "127.0.0.1"),
+        ("MASTER_PORT", "29500"),
+    ];
+    assert_eq!(env(&torchrun).unwrap().master.unwrap().1, 29500);
+    let mut agent = torchrun.to_vec();
+    agent.push(("TORCHELASTIC_USE_AGENT_STORE", "True"));
+    assert_eq!(env(&agent).unwrap().master.unwrap().1, 29501);
+    agent.push(("SAM_DIST_PORT", "31000"));
+    assert_eq!(env(&agent).unwrap().master.unwrap().1, 31000);
+    agent.pop();
+    agent.push(("SAM_DIST_PORT", "port"));
+    match env(&agent) {
+        Err(DistError::Launch { var, .. }) => assert_eq!(var, "SAM_DIST_PORT"),
+        other => panic!("{other:?}"),
+    }
 }
