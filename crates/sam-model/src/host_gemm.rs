@@ -33,9 +33,18 @@ pub(crate) fn matmul_strided(
     (out, (out_rs, out_cs)): Strided<&mut [f32]>,
     accumulate: bool,
 ) {
-    // The last element each operand's strides reach must lie inside its slice.
+    // The last element each operand's strides reach must lie inside its slice (computed
+    // without wrapping), and every stride must be an `isize` for gemm.
     let fits = |len: usize, rows: usize, cols: usize, rs: usize, cs: usize| {
-        rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+        isize::try_from(rs).is_ok()
+            && isize::try_from(cs).is_ok()
+            && (rows == 0
+                || cols == 0
+                || (rows - 1)
+                    .checked_mul(rs)
+                    .zip((cols - 1).checked_mul(cs))
+                    .and_then(|(a, b)| a.checked_add(b))
+                    .is_some_and(|last| last < len))
     };
     assert!(
         fits(lhs.len(), m, k, lhs_rs, lhs_cs)

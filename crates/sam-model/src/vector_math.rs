@@ -111,8 +111,9 @@ pub(crate) fn exp_neg(s: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // Adding 1.5·2²³ rounds to the nearest integer without a libm call.
     const ROUND: f32 = 12_582_912.0;
-    // `max` drops a NaN `s`, so `x` (and `n` below) are always finite and in range.
-    let x = (-s).max(-87.0);
+    // `max` drops a NaN `s` and `min` a negative one (exp_neg takes s ≥ 0), so `x` (and `n`
+    // below) are always finite and in range.
+    let x = (-s).max(-87.0).min(0.0);
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r

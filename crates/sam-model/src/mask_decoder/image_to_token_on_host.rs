@@ -259,7 +259,8 @@ multiversion! {
     /// `softmax(scale · x)` over each group of `nt` rows of `n` values (one head's scores of
     /// `n` image rows against its `nt` tokens, transposed), in the steps and the order of the
     /// row-wise kernel ([`crate::softmax`]): scale, maximum, `exp(x − max)`, sum in token
-    /// order, times its reciprocal.
+    /// order, times its reciprocal. The same bits for fewer than 64 tokens (SAM's decoder has
+    /// 5–7 plus the prompt's); from 64 the row kernel sums in 32 lanes and they differ by ulps.
     fn softmax_columns(scores: &mut [f32], nt: usize, n: usize, scale: f32) => softmax_columns_kernel
 }
 

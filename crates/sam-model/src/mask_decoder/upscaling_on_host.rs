@@ -28,8 +28,10 @@ pub(crate) fn applies(up: &OutputUpscaling, src: &Tensor<3>, hyper_in: &Tensor<3
         && f32(hyper_in.dtype())
         && f32(up.conv1.weight.val().dtype())
         && f32(up.conv2.weight.val().dtype())
-        && up.conv1.bias.is_some()
-        && up.conv2.bias.is_some()
+        && f32(up.norm.weight.val().dtype())
+        && f32(up.norm.bias.val().dtype())
+        && up.conv1.bias.as_ref().is_some_and(|b| f32(b.val().dtype()))
+        && up.conv2.bias.as_ref().is_some_and(|b| f32(b.val().dtype()))
 }
 
 /// The upscaler's weights as host values, each convolution as one matrix `[Cin, (dy, dx, Cout)]`.
