@@ -147,7 +147,7 @@ fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
     a.iter()
         .zip(b)
         .flat_map(|(x, y)| x.iter().zip(y))
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+        .fold(0f32, |m, (x, y)| nan_max(m, (x - y).abs()))
 }
 
 fn digests(text: &str) -> Vec<String> {
@@ -321,4 +321,13 @@ fn kill_and_resume(config: &Path, data: &Path, run: &Path, uninterrupted: &[f64]
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(losses(run), uninterrupted, "the resumed curve differs");
+}
+
+/// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
+fn nan_max(m: f32, x: f32) -> f32 {
+    if x.is_nan() || m.is_nan() {
+        f32::NAN
+    } else {
+        m.max(x)
+    }
 }

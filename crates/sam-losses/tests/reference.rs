@@ -57,11 +57,14 @@ fn close(what: &str, actual: &[f32], expected: &[f32], tol: f32) {
         actual.iter().all(|v| v.is_finite()),
         "{what}: non-finite values"
     );
-    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let scale = expected
+        .iter()
+        .fold(0f32, |m, v| nan_max(m, v.abs()))
+        .max(1e-6);
     let err = actual
         .iter()
         .zip(expected)
-        .fold(0f32, |m, (a, e)| m.max((a - e).abs()))
+        .fold(0f32, |m, (a, e)| nan_max(m, (a - e).abs()))
         / scale;
     assert!(err <= tol, "{what}: max relative error {err:e} > {tol:e}");
 }
@@ -377,4 +380,13 @@ fn configs_from_json_default_what_is_missing() {
     let round: SamLossConfig =
         serde_json::from_str(&serde_json::to_string(&SamLossConfig::new()).unwrap()).unwrap();
     assert_eq!(round, SamLossConfig::new());
+}
+
+/// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
+fn nan_max(m: f32, x: f32) -> f32 {
+    if x.is_nan() || m.is_nan() {
+        f32::NAN
+    } else {
+        m.max(x)
+    }
 }

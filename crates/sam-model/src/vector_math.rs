@@ -113,6 +113,7 @@ pub(crate) fn exp_neg(s: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     // `max` drops a NaN `s` and `min` a negative one (exp_neg takes s ≥ 0), so `x` (and `n`
     // below) are always finite and in range.
+    #[allow(clippy::manual_clamp)] // `clamp` would keep the NaN that `max` drops
     let x = (-s).max(-87.0).min(0.0);
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;

@@ -25,7 +25,7 @@ fn agrees_across_devices(
         .into_data()
         .try_to_vec::<f32>()
         .unwrap();
-    let size = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let size = expected.iter().fold(0f32, |m, v| nan_max(m, v.abs()));
 
     for (name, device) in devices() {
         let ours: Vec<f32> = run(
@@ -40,7 +40,7 @@ fn agrees_across_devices(
         let diff = ours
             .iter()
             .zip(&expected)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            .fold(0f32, |m, (a, b)| nan_max(m, (a - b).abs()));
         assert!(diff <= 1e-5 * size, "{name}: max diff {diff} (size {size})");
     }
 }
@@ -68,4 +68,13 @@ fn windowed_attention_agrees_across_devices() {
     attn.rel_pos_w = Param::from_tensor(random([2 * ws - 1, c / heads], &flex));
     let x = random([2, h, w, c], &flex);
     agrees_across_devices(&attn, x, |attn, x| attn.forward_windowed(x, ws));
+}
+
+/// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
+fn nan_max(m: f32, x: f32) -> f32 {
+    if x.is_nan() || m.is_nan() {
+        f32::NAN
+    } else {
+        m.max(x)
+    }
 }

@@ -66,8 +66,11 @@ fn perturb(sam: &mut Sam, device: &Device) {
 }
 
 fn max_rel(a: &[f32], b: &[f32]) -> f32 {
-    let scale = b.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+    let scale = b.iter().fold(1e-12f32, |m, v| nan_max(m, v.abs()));
+    a.iter()
+        .zip(b)
+        .fold(0f32, |m, (x, y)| nan_max(m, (x - y).abs()))
+        / scale
 }
 
 #[test]

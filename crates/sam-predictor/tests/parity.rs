@@ -96,11 +96,14 @@ fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 fn rel_error(actual: &[f32], expected: &[f32]) -> f32 {
     assert_eq!(actual.len(), expected.len());
-    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let scale = expected
+        .iter()
+        .fold(0f32, |m, v| nan_max(m, v.abs()))
+        .max(1e-12);
     actual
         .iter()
         .zip(expected)
-        .fold(0f32, |m, (a, e)| m.max((a - e).abs()))
+        .fold(0f32, |m, (a, e)| nan_max(m, (a - e).abs()))
         / scale
 }
 
@@ -142,7 +145,7 @@ fn check_prediction(what: &str, f: &Fixture, key: &str, pred: Prediction, logits
     let iou_err = iou
         .iter()
         .zip(&iou_ref)
-        .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+        .fold(0f32, |m, (a, e)| nan_max(m, (a - e).abs()));
     assert!(iou_err <= 1e-4, "{what}: IoU differs by {iou_err:e}");
     let expected = f.f32(&format!("{key}/masks"));
     let (agree, n) = match pred.masks {
@@ -271,4 +274,13 @@ fn batched_image_embedding_equals_one_by_one() {
     );
     assert!(err <= 1e-5, "batched embedding differs by {err:e}");
     let _ = Point::foreground(0.0, 0.0);
+}
+
+/// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
+fn nan_max(m: f32, x: f32) -> f32 {
+    if x.is_nan() || m.is_nan() {
+        f32::NAN
+    } else {
+        m.max(x)
+    }
 }

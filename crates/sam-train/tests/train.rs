@@ -244,7 +244,7 @@ fn two_devices_give_the_single_device_update() {
         .iter()
         .zip(&two)
         .flat_map(|(a, b)| a.iter().zip(b))
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        .fold(0f32, |m, (x, y)| nan_max(m, (x - y).abs()));
     eprintln!(
         "two devices vs one: losses {loss_two:?} / {loss_one:?}, params max |diff| {worst:e}"
     );
@@ -890,4 +890,13 @@ fn text_prompt_training_trains_the_embedding_projection() {
             .to_string()
             .contains("text.probability")
     );
+}
+
+/// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
+fn nan_max(m: f32, x: f32) -> f32 {
+    if x.is_nan() || m.is_nan() {
+        f32::NAN
+    } else {
+        m.max(x)
+    }
 }

@@ -102,11 +102,20 @@ pub fn relative_error<const D: usize>(
 ) -> f32 {
     assert_eq!(actual.dims().to_vec(), expected.0, "{what}: shape");
     let a: Vec<f32> = actual.into_data().convert::<f32>().iter::<f32>().collect();
-    let scale = expected.1.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let scale = expected.1.iter().fold(0f32, |m, v| nan_max(m, v.abs()));
     let diff = a
         .iter()
         .zip(&expected.1)
-        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        .fold(0f32, |m, (x, y)| nan_max(m, (x - y).abs()));
     assert!(a.iter().all(|v| v.is_finite()), "{what}: non-finite output");
     diff / scale
+}
+
+/// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
+pub fn nan_max(m: f32, x: f32) -> f32 {
+    if x.is_nan() || m.is_nan() {
+        f32::NAN
+    } else {
+        m.max(x)
+    }
 }

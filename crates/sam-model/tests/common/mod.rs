@@ -171,18 +171,29 @@ pub fn rel_error<const D: usize>(
 
 /// [`rel_error`] of values of one shape.
 pub fn rel_error_of(actual: &[f32], expected: &[f32]) -> f32 {
+    assert_eq!(actual.len(), expected.len(), "value count");
     let scale = max_abs(expected).max(1e-12);
     let diff = actual
         .iter()
         .zip(expected)
-        .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+        .fold(0f32, |m, (a, e)| nan_max(m, (a - e).abs()));
     assert!(diff.is_finite(), "non-finite output");
     diff / scale
 }
 
-/// Max |v|.
+/// The larger of the two, NaN if either is: `f32::max` would drop a NaN difference, and a
+/// NaN output would then pass every bound.
+pub fn nan_max(m: f32, x: f32) -> f32 {
+    if x.is_nan() || m.is_nan() {
+        f32::NAN
+    } else {
+        m.max(x)
+    }
+}
+
+/// Max |v| (NaN if any value is NaN).
 pub fn max_abs(values: &[f32]) -> f32 {
-    values.iter().fold(0f32, |m, v| m.max(v.abs()))
+    values.iter().fold(0f32, |m, v| nan_max(m, v.abs()))
 }
 
 pub fn assert_close<const D: usize>(
@@ -209,13 +220,14 @@ pub fn max_abs_diff<const D: usize>(actual: Tensor<D>, expected: &[f32]) -> f32 
         .convert::<f32>()
         .try_to_vec::<f32>()
         .expect("f32 data");
+    assert_eq!(actual.len(), expected.len(), "value count");
     actual
         .iter()
         .zip(expected)
-        .fold(0f32, |m, (a, e)| m.max((a - e).abs()))
+        .fold(0f32, |m, (a, e)| nan_max(m, (a - e).abs()))
 }
 
-/// Fraction of pixels whose `> 0` decision agrees.
+/// Fraction of pixels whose `> 0` decision agrees (a non-finite output never does).
 pub fn threshold_agreement<const D: usize>(actual: Tensor<D>, expected: &[f32]) -> f64 {
     let actual = actual
         .into_data()
@@ -225,8 +237,9 @@ pub fn threshold_agreement<const D: usize>(actual: Tensor<D>, expected: &[f32]) 
     let same = actual
         .iter()
         .zip(expected)
-        .filter(|(a, e)| (**a > 0.0) == (**e > 0.0))
+        .filter(|(a, e)| a.is_finite() && (**a > 0.0) == (**e > 0.0))
         .count();
+    assert_eq!(actual.len(), expected.len(), "value count");
     same as f64 / expected.len() as f64
 }
 

@@ -78,7 +78,7 @@ pub fn max_abs_diff(actual: &[f32], expected: &[f32]) -> f32 {
     actual
         .iter()
         .zip(expected)
-        .fold(0f32, |m, (a, e)| m.max((a - e).abs()))
+        .fold(0f32, |m, (a, e)| nan_max(m, (a - e).abs()))
 }
 
 // ---- a toy model whose parameter paths follow sam-burn's `Sam` -------------------------------
@@ -340,4 +340,13 @@ pub fn paths<M: Module>(module: &M) -> Vec<String> {
         .into_iter()
         .map(|p| p.info.path)
         .collect()
+}
+
+/// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
+pub fn nan_max(m: f32, x: f32) -> f32 {
+    if x.is_nan() || m.is_nan() {
+        f32::NAN
+    } else {
+        m.max(x)
+    }
 }
