@@ -7,16 +7,26 @@ The model is `sam_tiny` from make_fixtures.py with its hypernetwork outputs scal
 random weights give decisive logits (stability scores spread over (0, 1) instead of all 0); it is
 saved as `sam_tiny_amg.pth`. The image is a smooth synthetic 75×107 PNG. Each setting's records
 are stored in the generator's output order, masks as pycocotools' compressed RLE strings.
+
+The random model's masks touch every sub-crop's edge, so none of its crops' masks survive. The
+`demo_*` settings therefore run the bundled demo model (`assets/demo_model`, a small SAM trained
+on synthetic shapes) on `assets/scene.png`, whose objects' masks do survive in sub-crops: that
+is what checks un-cropping boxes, points and masks and the crop NMS. Its weights are read in the
+official layout from `demo_model.safetensors`, which sam-amg's tests check against the bundled
+`.bpk` (written once by `Sam::save_official_safetensors`).
 """
 import argparse
 import json
 import os
 import sys
 
+import cv2
 import numpy as np
 import torch
+import torchvision
 from PIL import Image
 from pycocotools import mask as mask_utils
+from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(__file__))
 from make_fixtures import CONFIGS, build  # noqa: E402
@@ -35,6 +45,22 @@ SETTINGS = {
                   crop_n_layers=1, crop_n_points_downscale_factor=2, crop_overlap_ratio=0.3),
     "small_regions": dict(points_per_side=3, pred_iou_thresh=0.0, stability_score_thresh=0.1,
                           box_nms_thresh=1.0, min_mask_region_area=30),
+    # Explicit grids (the reference ignores the ones past the last layer).
+    "grids": dict(points_per_side=None, point_grids=[
+        [[0.1, 0.2], [0.5, 0.5], [0.9, 0.3], [0.3, 0.85], [0.7, 0.7]],
+        [[0.5, 0.5]]], pred_iou_thresh=0.0, stability_score_thresh=0.1, box_nms_thresh=1.0),
+}
+
+# Settings whose records also keep the reference's uncompressed RLE counts (output_mode
+# "uncompressed_rle", which the test runs too).
+UNCOMPRESSED = {"demo_crops", "grids"}
+
+# The demo model on the bundled scene (320×240): masks of sub-crops survive.
+DEMO_SETTINGS = {
+    "demo_crops": dict(points_per_side=8, crop_n_layers=1, crop_n_points_downscale_factor=1,
+                       pred_iou_thresh=0.0, stability_score_thresh=0.3, box_nms_thresh=0.7),
+    "demo_crops_2": dict(points_per_side=6, crop_n_layers=2, crop_n_points_downscale_factor=2,
+                         pred_iou_thresh=0.0, stability_score_thresh=0.3),
 }
 
 
@@ -95,21 +121,40 @@ def main():
                               128 + 110 * np.sin(yy / 7.0)], -1), 0, 255).astype(np.uint8)
     Image.fromarray(image).save(os.path.join(args.out, "amg_image.png"))
 
+    demo_cfg_path = os.path.join(os.path.dirname(__file__), "../../assets/demo_model/config.json")
+    with open(demo_cfg_path) as f:
+        demo = build(json.load(f))
+    demo.load_state_dict(load_file(os.path.join(args.out, "demo_model.safetensors")), strict=True)
+    demo.eval()
+    scene = np.asarray(Image.open(os.path.join(
+        os.path.dirname(__file__), "../../assets/scene.png")).convert("RGB"))
+
     result = {}
-    for name, settings in SETTINGS.items():
-        amg = SamAutomaticMaskGenerator(model, output_mode="uncompressed_rle", **settings)
-        try:
-            records = amg.generate(image)
-        except IndexError:  # the official code raises when nothing survives with crops
-            records = []
+    runs = [(n, s, model, image, "amg_image") for n, s in SETTINGS.items()]
+    runs += [(n, s, demo, scene, "scene") for n, s in DEMO_SETTINGS.items()]
+    for name, settings, m, img, img_name in runs:
+        kwargs = dict(settings)
+        if kwargs.get("point_grids") is not None:
+            kwargs["point_grids"] = [np.array(g) for g in kwargs["point_grids"]]
+        amg = SamAutomaticMaskGenerator(m, output_mode="uncompressed_rle", **kwargs)
+        # The official code raises an IndexError when nothing survives with crops; no setting
+        # here may do that (the Rust side's empty result is tested on its own).
+        records = amg.generate(img)
         out = []
         for r in records:
             seg = r["segmentation"]
             coco = mask_utils.frPyObjects(seg, *seg["size"])
             r = dict(r, segmentation=dict(size=seg["size"], counts=coco["counts"].decode()))
+            if name in UNCOMPRESSED:
+                r["uncompressed_counts"] = [int(c) for c in seg["counts"]]
             out.append(r)
-        result[name] = dict(settings=settings, records=out)
+        if name.startswith("demo"):
+            full = [0, 0, img.shape[1], img.shape[0]]
+            assert any(list(r["crop_box"]) != full for r in out), f"{name}: no sub-crop masks"
+        result[name] = dict(settings=settings, records=out, image=img_name)
         print(name, len(out))
+    result["versions"] = dict(torch=torch.__version__, torchvision=torchvision.__version__,
+                              numpy=np.__version__, cv2=cv2.__version__)
     result["components"] = components()
     with open(os.path.join(args.out, "amg.json"), "w") as f:
         json.dump(result, f)

@@ -149,7 +149,10 @@ fn matches_pycocotools_on_every_case() {
                 a.len()
             );
             assert!(max <= 1e-6, "{name} {what}: max |diff| {max}");
-            assert_eq!(differing, 0, "{name} {what}: {differing} values not bit-identical");
+            assert_eq!(
+                differing, 0,
+                "{name} {what}: {differing} values not bit-identical"
+            );
             overall = overall.max(max);
         }
         // Aim: exact. Everything above is computed the way numpy does it.
