@@ -41,3 +41,25 @@ pub fn measured(label: &str, device: &Device, job: impl FnOnce()) {
     job();
     println!("memory: {label}: {}", describe(device));
 }
+
+#[cfg(test)]
+mod tests {
+    // A unit test of the library, not of tests/bench.rs: the peak counters are the whole
+    // process's, and the integration tests there run models on other threads meanwhile.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn peak_memory_is_reset_per_job() {
+        use super::{peak_rss_bytes, reset_peak_rss};
+        // A peak well above the current resident set, then freed.
+        let big = vec![1u8; 512 << 20];
+        std::hint::black_box(&big);
+        drop(big);
+        let before = peak_rss_bytes().unwrap();
+        assert!(reset_peak_rss(), "clear_refs is writable on Linux");
+        let after = peak_rss_bytes().unwrap();
+        assert!(
+            after + (256 << 20) < before,
+            "peak {before} → {after} after the reset"
+        );
+    }
+}

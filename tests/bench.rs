@@ -138,20 +138,3 @@ fn amg_job_runs_the_generator_on_the_given_weights() {
     assert!(expected > 0);
     assert_eq!(t.masks, Some(expected));
 }
-
-#[cfg(target_os = "linux")]
-#[test]
-fn peak_memory_is_reset_per_job() {
-    use sam_burn::memory::{peak_rss_bytes, reset_peak_rss};
-    // A peak well above the current resident set, then freed.
-    let big = vec![1u8; 512 << 20];
-    std::hint::black_box(&big);
-    drop(big);
-    let before = peak_rss_bytes().unwrap();
-    assert!(reset_peak_rss(), "clear_refs is writable on Linux");
-    let after = peak_rss_bytes().unwrap();
-    assert!(
-        after + (256 << 20) < before,
-        "peak {before} → {after} after the reset"
-    );
-}

@@ -86,9 +86,12 @@ fn demo_model_at_other_sizes_keeps_its_masks() {
         );
     }
     assert!(n > 20, "{n} objects");
-    assert_eq!(mean(vs_trained[1]), 1.0);
     // Resampling keeps the model working: its masks stay close to the trained size's and far
-    // above chance against the truth.
-    assert!(mean(vs_trained[0]) > 0.5 && mean(vs_trained[2]) > 0.5);
-    assert!(mean(vs_truth[0]) > 0.4 && mean(vs_truth[2]) > 0.4);
+    // above chance against the truth. Measured (seeded data, flex): vs the 128² masks 0.616 at
+    // 64² and 0.716 at 256²; vs the truth 0.542, 0.704 (trained size) and 0.723. The bounds
+    // leave 0.05 for other CPUs' round-off.
+    let near = |v: f64, measured: f64| (v - measured).abs() <= 0.05;
+    assert!(near(mean(vs_trained[0]), 0.616) && near(mean(vs_trained[2]), 0.716));
+    assert!(near(mean(vs_truth[0]), 0.542) && near(mean(vs_truth[2]), 0.723));
+    assert!(near(mean(vs_truth[1]), 0.704));
 }

@@ -15,8 +15,8 @@ Writes
   norms, position embeddings and learned tokens; layer-wise lr decay; a frozen group), the
   warmup -> cosine -> constant schedule and global-norm clipping, for 12 steps;
 - `optim.json`: the settings and per-parameter expectations those tensors belong to;
-- `sam_vit_l_params.tsv`: a copy of the official ViT-L checkpoint's key list with shapes
-  (`--state-dict-tsv`, derived from the reference model code), for the grouping tests.
+- `sam_vit_l_params.tsv`: the official ViT-L checkpoint's key list with shapes (from the
+  reference model built on the meta device), for the grouping tests.
 
 Everything runs on CPU in float32 (the scalars in float64, as PyTorch's Python side does).
 """
@@ -288,7 +288,6 @@ def recipe(tensors):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="crates/sam-optim/tests/fixtures")
-    ap.add_argument("--state-dict-tsv", default="/work/shared/notes/sam_vit_l_state_dict.tsv")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     tensors = {}
@@ -303,8 +302,12 @@ def main():
     with open(os.path.join(args.out, "optim.json"), "w") as f:
         json.dump(meta, f, indent=1)
         f.write("\n")
-    with open(args.state_dict_tsv) as f:
-        rows = [line.rstrip("\n").split("\t")[:2] for line in f if line.strip() and not line.startswith("#")]
+    # The official ViT-L's keys and shapes, from the reference model built on the meta device
+    # (no weights allocated).
+    from segment_anything import sam_model_registry
+    with torch.device("meta"):
+        vit_l = sam_model_registry["vit_l"]()
+    rows = [(k, str(list(v.shape))) for k, v in vit_l.state_dict().items()]
     with open(os.path.join(args.out, "sam_vit_l_params.tsv"), "w") as f:
         for name, shape in rows:
             f.write(f"{name}\t{shape}\n")

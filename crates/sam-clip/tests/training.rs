@@ -19,6 +19,13 @@ fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
 
+/// The backend's random generator is one per process: tests that seed it and then draw from it
+/// take turns, so that each draws what its seed says.
+fn seeded() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn pixels(n: usize, side: usize, seed: u64, device: &Device) -> Tensor<4> {
     let v: Vec<f32> = (0..n * 3 * side * side)
         .map(|i| (((i as u64 * 2654435761 + seed) % 1000) as f32 / 500.0) - 1.0)
@@ -80,6 +87,7 @@ fn one_layer_model(device: &Device) -> ClipModel {
 
 #[test]
 fn the_class_token_sees_only_the_object_s_patches() {
+    let _seeded = seeded();
     let device = Device::flex();
     let model = one_layer_model(&device);
     let v = model.config().vision_config.clone();
@@ -143,6 +151,7 @@ fn info_nce_treats_equal_captions_as_positives() {
 
 #[test]
 fn contrastive_training_learns_the_shapes_captions() {
+    let _seeded = seeded();
     let device = Device::flex();
     let dir = tempfile::tempdir().unwrap();
     let config = SyntheticConfig {

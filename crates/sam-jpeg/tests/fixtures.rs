@@ -148,3 +148,25 @@ fn fuzz_regressions_do_not_panic() {
         let _ = decode(&bytes);
     }
 }
+
+/// Every JPEG in the folder is a listed case, so a fixture set regenerated without some of its
+/// tools (the script needs `jpegtran` for a few) cannot pass for complete.
+#[test]
+fn the_manifest_lists_every_file() {
+    let m = manifest();
+    let mut listed: Vec<String> = ["decode", "errors"]
+        .iter()
+        .flat_map(|k| m[*k].as_array().unwrap().iter())
+        .map(|c| c["file"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    let mut files: Vec<String> = std::fs::read_dir(dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".jpg"))
+        .collect();
+    files.sort();
+    assert_eq!(listed, files);
+    assert_eq!(m["decode"].as_array().unwrap().len(), 91);
+    assert_eq!(m["errors"].as_array().unwrap().len(), 39);
+}

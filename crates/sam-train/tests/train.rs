@@ -512,29 +512,45 @@ fn fine_tunes_an_official_checkpoint_with_the_encoder_frozen() {
     config.data.image_size = config.model.image_size;
     config.data.low_res_size = config.model.mask_input_size();
     config.data.augment.as_mut().unwrap().target_size = config.model.image_size;
-    config.freeze_image_encoder = true;
     config.steps = 2;
     let data = tempfile::tempdir().unwrap();
-    let out = tempfile::tempdir().unwrap();
     let device = Device::flex();
     let official = fixtures.join("sam_tiny.pth");
-    let mut t = Trainer::new(
-        config.clone(),
-        dataset(data.path(), 4),
-        out.path(),
-        &device,
-        Some(&official),
-    )
-    .unwrap();
-    let last = t.run(|m, _| assert!(m.loss.is_finite())).unwrap();
     let before = sam_model::Sam::load(&official, &config.model, &device).unwrap();
-    let after = sam_model::Sam::load(last.join("model.bpk"), &config.model, &device).unwrap();
-    assert_eq!(
-        params(&before.image_encoder),
-        params(&after.image_encoder),
-        "the frozen encoder is untouched"
-    );
-    assert_ne!(params(&before), params(&after), "the rest is trained");
+    // The image encoder frozen, then the prompt encoder frozen: the frozen one is untouched,
+    // the others train.
+    for image in [true, false] {
+        let mut config = config.clone();
+        config.freeze_image_encoder = image;
+        config.freeze_prompt_encoder = !image;
+        let out = tempfile::tempdir().unwrap();
+        let mut t = Trainer::new(
+            config.clone(),
+            dataset(data.path(), 4),
+            out.path(),
+            &device,
+            Some(&official),
+        )
+        .unwrap();
+        let last = t.run(|m, _| assert!(m.loss.is_finite())).unwrap();
+        let after = sam_model::Sam::load(last.join("model.bpk"), &config.model, &device).unwrap();
+        let same = |a: &dyn Fn(&sam_model::Sam) -> Vec<Vec<f32>>| a(&before) == a(&after);
+        let image_encoder = |s: &sam_model::Sam| params(&s.image_encoder);
+        let prompt_encoder = |s: &sam_model::Sam| params(&s.prompt_encoder);
+        let mask_decoder = |s: &sam_model::Sam| params(&s.mask_decoder);
+        assert_eq!(
+            same(&image_encoder),
+            image,
+            "image encoder (frozen: {image})"
+        );
+        assert_eq!(
+            same(&prompt_encoder),
+            !image,
+            "prompt encoder (frozen: {})",
+            !image
+        );
+        assert!(!same(&mask_decoder), "the decoder trains");
+    }
 }
 
 /// The bundled demo model was trained with `--preset demo`: its recorded config is the preset.
