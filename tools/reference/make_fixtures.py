@@ -206,6 +206,10 @@ def main():
         run("boxes_batch", boxes=boxes3, multimask=False, full=True)
         run("points_batch", points=pb)
         run("boxes_points_batch", points=(pb[0][:, :1], pb[1][:, :1]), boxes=boxes3[:2])
+        # No prompt at all (the decoder sees its output tokens and `no_mask_embed` alone), and
+        # point labels past 0/1, which get the positional encoding alone.
+        run("no_prompt", multimask=False)
+        run("points_labels_2_3", points=(pb[0][:1], torch.as_tensor([[2, 3, 1]])))
 
         # The official SamPredictor, prompts in original-image pixels (float64 as numpy gives).
         predictor = SamPredictor(model)
