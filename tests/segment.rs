@@ -88,6 +88,32 @@ fn demo_run_writes_masks_overlay_json_and_logits_that_feed_back() {
         3,
         "multimask gives 3"
     );
+    // The mask input is used: the same point without it scores the masks otherwise.
+    let plain = SegmentArgs::parse(args(&[
+        "--out",
+        dir.path().join("plain").to_str().unwrap(),
+        "--image",
+        sam_burn::segment::bundled("assets/scene.png")
+            .to_str()
+            .unwrap(),
+        "--point",
+        "110,150",
+        "--multimask",
+    ]))
+    .unwrap();
+    let scores = |json: &serde_json::Value| -> Vec<f64> {
+        json["masks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["score"].as_f64().unwrap())
+            .collect()
+    };
+    assert_ne!(
+        scores(&summary.json),
+        scores(&run(&plain).unwrap().json),
+        "--mask-input changed nothing"
+    );
 
     // A mask input of the wrong size is an error naming the sizes.
     let wrong = out.join("wrong.npy");

@@ -944,13 +944,17 @@ impl Trainer {
     ) -> Result<PathBuf> {
         let every = |n: usize, step: usize| n > 0 && step.is_multiple_of(n);
         while self.step < self.config.steps {
-            let m = self.train_step()?;
+            let mut m = self.train_step()?;
             let done = self.step >= self.config.steps;
             let report = if every(self.config.eval_every, self.step) || done {
                 self.validate()?
             } else {
                 None
             };
+            // As the metrics files record it for this step.
+            if let Some(r) = &report {
+                m.val_miou_1click = r.miou_clicks.first().copied();
+            }
             on_step(&m, report.as_ref());
             if every(self.config.checkpoint_every, self.step) && !done {
                 self.save_checkpoint()?;

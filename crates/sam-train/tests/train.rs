@@ -94,17 +94,36 @@ fn loss_falls_on_synthetic_shapes() {
         None,
     )
     .unwrap();
-    trainer = trainer.with_validation(
-        train,
-        EvalConfig {
-            clicks: 2,
-            max_images: Some(4),
-            ..EvalConfig::default()
-        },
-    );
+    let val_config = EvalConfig {
+        clicks: 2,
+        max_images: Some(4),
+        ..EvalConfig::default()
+    };
+    trainer = trainer.with_validation(train.clone(), val_config.clone());
     let mut steps = Vec::new();
-    let last = trainer.run(|m, _| steps.push(m.clone())).unwrap();
+    let mut reports = Vec::new();
+    let last = trainer
+        .run(|m, r| {
+            steps.push(m.clone());
+            reports.push(r.cloned());
+        })
+        .unwrap();
     assert_eq!(steps.len(), 40);
+    // Validation (eval_every 0: at the end only) ran on the final model, and its 1-click mIoU
+    // is in the last step's metrics.
+    assert!(reports[..39].iter().all(|r| r.is_none()));
+    let val = reports[39].clone().expect("validation at the end");
+    assert_eq!(val.images, 4);
+    assert_eq!(val.miou_clicks.len(), 2);
+    assert_eq!(steps[39].val_miou_1click, Some(val.miou_clicks[0]));
+    let final_model = sam_model::Sam::load(
+        last.join("model.bpk"),
+        &tiny_config().model,
+        &Device::flex(),
+    )
+    .unwrap();
+    let again = evaluate(&final_model, train, &val_config).unwrap();
+    assert_eq!(again.miou_clicks, val.miou_clicks);
     let mean =
         |s: &[sam_train::StepMetrics]| s.iter().map(|m| m.loss).sum::<f64>() / s.len() as f64;
     let (first, end) = (mean(&steps[..8]), mean(&steps[32..]));
