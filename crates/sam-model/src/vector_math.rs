@@ -84,11 +84,14 @@ macro_rules! multiversion {
                 fn avx2($($arg: $ty),*) {
                     $kernel($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
+                if crate::vector_math::level_allowed(3)
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                {
                     // SAFETY: the CPU has just been seen to support AVX-512F.
                     return unsafe { avx512($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2")
+                if crate::vector_math::level_allowed(2)
+                    && std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
                 {
                     // SAFETY: the CPU has just been seen to support AVX2 and FMA.
@@ -100,6 +103,50 @@ macro_rules! multiversion {
     };
 }
 pub(crate) use multiversion;
+
+/// Test builds: the widest variant [`multiversion!`] may pick (3 AVX-512F, 2 AVX2+FMA, 1 the
+/// baseline), so that tests run every variant this CPU has and compare their bits.
+#[cfg(test)]
+static MAX_LEVEL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(3);
+
+/// Whether [`multiversion!`] may pick the variant of `level` (always outside tests).
+#[inline(always)]
+pub(crate) fn level_allowed(level: u8) -> bool {
+    #[cfg(test)]
+    {
+        MAX_LEVEL.load(std::sync::atomic::Ordering::Relaxed) >= level
+    }
+    #[cfg(not(test))]
+    {
+        let _ = level;
+        true
+    }
+}
+
+/// Runs `f` with each variant [`multiversion!`] has (baseline, AVX2+FMA, AVX-512F, as far as
+/// this CPU goes) and checks that all give the bits of the widest. One caller at a time; other
+/// tests meanwhile may run on a narrower variant, which is what this checks to be the same.
+#[cfg(test)]
+pub(crate) fn assert_variants_agree(what: &str, f: impl Fn() -> Vec<f32>) {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let set = |level: u8| MAX_LEVEL.store(level, std::sync::atomic::Ordering::Relaxed);
+    let widest = f();
+    for level in [1u8, 2] {
+        set(level);
+        let got = f();
+        set(3);
+        let same = got.len() == widest.len()
+            && got
+                .iter()
+                .zip(&widest)
+                .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+        assert!(
+            same,
+            "{what}: the level-{level} variant differs from the widest"
+        );
+    }
+}
 
 /// `exp(−s)` for `s ≥ 0`, to ~1 ulp (Cephes' `expf` reduction and polynomial, as PyTorch's
 /// vectorised CPU `exp`); 0 once it would underflow, NaN for NaN. Branch-free, so that a loop
@@ -244,6 +291,31 @@ fn lane_sum_squares(x: &[f32]) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    /// Every compiled variant of the kernels gives the same bits (CI's CPU has AVX-512, so the
+    /// others would otherwise never run there).
+    #[test]
+    fn every_variant_gives_the_same_bits() {
+        let values: Vec<f32> = (0..4096)
+            .map(|i| ((i * 7919) % 2000) as f32 / 97.0 - 10.3)
+            .collect();
+        assert_variants_agree("gelu", || {
+            let mut v = values.clone();
+            crate::gelu::gelu_in_place(&mut v);
+            v
+        });
+        for row in [7usize, 64, 100] {
+            assert_variants_agree(&format!("softmax rows of {row}"), || {
+                let n = values.len() / row * row;
+                let mut v = values[..n].to_vec();
+                crate::softmax::softmax_rows(&mut v, row, 0.125);
+                v
+            });
+        }
+        assert_variants_agree("exp_neg", || {
+            values.iter().map(|&x| exp_neg(x.abs())).collect()
+        });
+    }
+
     use super::*;
 
     /// Within 2 ulp of the exact (f64) exponential over the whole range, and at the edges.

@@ -248,6 +248,26 @@ mod tests {
     use burn::module::Param;
     use burn::tensor::{Device, Distribution};
 
+    /// Every compiled variant of the fused rows gives the same bits.
+    #[test]
+    fn variants_agree() {
+        let values: Vec<f32> = (0..64 * 8)
+            .map(|i| ((i * 37) % 101) as f32 / 17.0 - 3.0)
+            .collect();
+        let bias: Vec<f32> = (0..8).map(|i| i as f32 * 0.1 - 0.3).collect();
+        let gamma: Vec<f32> = (0..8).map(|i| 1.0 + i as f32 * 0.05).collect();
+        crate::vector_math::assert_variants_agree("norm_gelu_rows", || {
+            let mut v = values.clone();
+            norm_gelu_rows(&mut v, &bias, &gamma, &bias, 1e-6);
+            v
+        });
+        crate::vector_math::assert_variants_agree("bias_gelu_rows", || {
+            let mut v = values.clone();
+            bias_gelu_rows(&mut v, &bias);
+            v
+        });
+    }
+
     /// The fused rows against the upscaler's tensor path, on a non-square grid, with a norm
     /// that is not the identity, one `hyper_in` per prompt or one for all.
     #[test]

@@ -130,6 +130,19 @@ mod tests {
     use super::*;
     use burn::tensor::Distribution;
 
+    /// Every compiled variant of the sine/cosine pass gives the same bits.
+    #[test]
+    fn variants_agree() {
+        let values: Vec<f32> = (0..32 * 64)
+            .map(|i| ((i * 7919) % 1000) as f32 / 13.0 - 40.0)
+            .collect();
+        crate::vector_math::assert_variants_agree("sin_cos_rows", || {
+            let mut v = values.clone();
+            sin_cos_rows(&mut v, 32);
+            v
+        });
+    }
+
     /// The vectorised pass against Burn's (libm's) sine and cosine, on the dense grid's size
     /// and on a small input (Burn's path), with phases past the polynomial's range in part of one row.
     #[test]
