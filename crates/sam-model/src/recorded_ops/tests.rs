@@ -1,7 +1,37 @@
 //! The recorded operations against f64 and Burn's own ops.
 
 use super::*;
-use burn::tensor::{Device, Distribution, FloatDType, activation};
+use burn::tensor::{Device, FloatDType, activation};
+
+/// Normal samples from a fixed seed, as a tensor on `device`: the backend's generator is one
+/// for the whole process and tests run in parallel, so its draws would differ from run to run
+/// and a failure could not be reproduced.
+fn normal<const D: usize>(
+    shape: [usize; D],
+    mean: f64,
+    std: f64,
+    seed: u64,
+    device: &Device,
+) -> Tensor<D> {
+    // SplitMix64 for uniform bits, Box–Muller for the normal.
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let mut uniform = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            let (u1, u2) = (1.0 - uniform(), uniform());
+            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            (mean + std * z) as f32
+        })
+        .collect();
+    Tensor::from_data(burn::tensor::TensorData::new(values, shape), device)
+}
 
 fn max_rel<const D: usize>(ours: Tensor<D>, burn: Tensor<D>) -> f32 {
     let diff = (ours - burn.clone()).abs().max().into_scalar::<f32>();
@@ -23,10 +53,10 @@ fn grad(x: &Tensor<3>, y: Tensor<3>, w: &Tensor<3>) -> Tensor<3> {
 /// `x` and the weights of the summed output, on `device` in `dtype`; the input to the ops
 /// is `1.5·xᵀ`, a transposed (non-contiguous) tensor.
 fn inputs(device: &Device, dtype: FloatDType) -> (Tensor<3>, Tensor<3>) {
-    let x = Tensor::<3>::random([3, 300, 40], Distribution::Normal(0.0, 2.0), device)
+    let x = normal::<3>([3, 300, 40], 0.0, 2.0, 1, device)
         .cast(dtype)
         .require_grad();
-    let w = Tensor::<3>::random([3, 40, 300], Distribution::Normal(0.0, 1.0), device).cast(dtype);
+    let w = normal::<3>([3, 40, 300], 0.0, 1.0, 2, device).cast(dtype);
     (x, w)
 }
 
@@ -103,8 +133,10 @@ fn rel_pos_softmax_matches_f64() {
     use crate::image_encoder::rel_pos::softmax_with_rel_pos;
     let (k_h, k_w) = (9, 14);
     let plain = Device::flex();
+    let seed = std::cell::Cell::new(300);
     let random = |shape: [usize; 3], std: f64| {
-        Tensor::<3>::random(shape, Distribution::Normal(0.0, std), &plain)
+        seed.set(seed.get() + 1);
+        normal::<3>(shape, 0.0, std, seed.get(), &plain)
     };
     let leaves = [
         random([3, 100, 16], 1.0),
@@ -159,11 +191,11 @@ fn recorded_attention_matches_f64() {
     let (h, w, n, hd) = (5, 9, 6, 8);
     let plain = Device::flex();
     let leaves = (
-        Tensor::<4>::random([3, n, h * w, hd], Distribution::Normal(0.0, 1.0), &plain),
-        Tensor::<2>::random([2 * h - 1, hd], Distribution::Normal(0.0, 1.0), &plain),
-        Tensor::<2>::random([2 * w - 1, hd], Distribution::Normal(0.0, 1.0), &plain),
+        normal::<4>([3, n, h * w, hd], 0.0, 1.0, 4, &plain),
+        normal::<2>([2 * h - 1, hd], 0.0, 1.0, 5, &plain),
+        normal::<2>([2 * w - 1, hd], 0.0, 1.0, 6, &plain),
     );
-    let weights = Tensor::<3>::random([n, h * w, hd], Distribution::Normal(0.0, 1.0), &plain);
+    let weights = normal::<3>([n, h * w, hd], 0.0, 1.0, 7, &plain);
     let scale = (hd as f64).powf(-0.5);
     fn on<const D: usize>(t: &Tensor<D>, device: &Device, dtype: DType) -> Tensor<D> {
         Tensor::from_data(t.to_data().convert_dtype(dtype), (device, dtype))
@@ -295,8 +327,10 @@ fn cube_ops_match_f64() {
 /// input, `gamma` and `beta`, then with `gamma` and `beta` frozen. Returns the largest
 /// relative errors of the values and of the gradients.
 fn check_layer_norm(device: &Device, dtype: FloatDType) -> (f32, f32) {
+    let seed = std::cell::Cell::new(800);
     let random = |shape: [usize; 4], mean: f64, std: f64| {
-        Tensor::<4>::random(shape, Distribution::Normal(mean, std), device).cast(dtype)
+        seed.set(seed.get() + 1);
+        normal::<4>(shape, mean, std, seed.get(), device).cast(dtype)
     };
     let x = random([2, 96, 12, 20], 0.5, 2.0).require_grad();
     let params = random([2, 96, 1, 1], 1.0, 0.5).reshape([2, 96]);
@@ -373,7 +407,7 @@ fn layer_norm_matches_f64() {
 #[test]
 fn untracked_and_excluded_inputs() {
     let device = Device::flex().autodiff();
-    let x = Tensor::<3>::random([2, 100, 100], Distribution::Normal(0.0, 1.0), &device);
+    let x = normal::<3>([2, 100, 100], 0.0, 1.0, 9, &device);
     let y = crate::precision::softmax(x.clone(), 2);
     let sums = y.sum_dim(2) - 1.0;
     assert!(sums.abs().max().into_scalar::<f32>() < 1e-5);
@@ -393,8 +427,7 @@ fn untracked_and_excluded_inputs() {
 #[test]
 fn chained_operations_backpropagate() {
     let device = Device::flex().autodiff();
-    let x =
-        Tensor::<3>::random([2, 128, 128], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let x = normal::<3>([2, 128, 128], 0.0, 1.0, 10, &device).require_grad();
     let ours = crate::precision::softmax(
         crate::gelu::gelu(crate::precision::softmax(x.clone(), 2) * 50.0),
         2,
@@ -403,7 +436,7 @@ fn chained_operations_backpropagate() {
         activation::gelu(activation::softmax(x.clone(), 2) * 50.0),
         2,
     );
-    let w = Tensor::<3>::random([2, 128, 128], Distribution::Normal(0.0, 1.0), &device);
+    let w = normal::<3>([2, 128, 128], 0.0, 1.0, 11, &device);
     let rel = max_rel(grad(&x, ours, &w), grad(&x, burn, &w));
     assert!(rel < 1e-5, "gradients differ by {rel}");
 }
