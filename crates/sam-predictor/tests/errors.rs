@@ -189,11 +189,17 @@ fn embeddings_save_load_and_reject_bad_files() {
     let mut q = predictor();
     q.set_embedding(ImageEmbedding::load(&path, &Device::flex()).unwrap())
         .unwrap();
-    let pred = q.predict(
-        &Prompt::default().with_points([Point::foreground(5.0, 5.0)]),
-        PredictOptions::default(),
-    );
-    assert!(pred.is_ok());
+    // The reloaded embedding answers a prompt as the original did.
+    let prompt = Prompt::default().with_points([Point::foreground(5.0, 5.0)]);
+    let logits = |p: &SamPredictor| {
+        p.predict(&prompt, PredictOptions::default())
+            .unwrap()
+            .low_res_logits
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap()
+    };
+    assert_eq!(logits(&q), logits(&p));
 
     let garbage = dir.path().join("garbage.safetensors");
     std::fs::write(&garbage, b"nope").unwrap();
@@ -203,7 +209,11 @@ fn embeddings_save_load_and_reject_bad_files() {
         features: burn::tensor::Tensor::zeros([1, 8, 9, 9], &Device::flex()),
         ..emb
     };
-    assert!(q.set_embedding(wrong).is_err());
+    let e = q.set_embedding(wrong).unwrap_err().to_string();
+    assert!(
+        e.contains("[1, 8, 9, 9]") && e.contains("[1, 32, 9, 9]"),
+        "the error names both shapes: {e}"
+    );
 }
 
 /// The embedding prompt through the predictor: decoded alone and with points for a model that

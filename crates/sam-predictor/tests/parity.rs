@@ -6,9 +6,7 @@ use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor};
 use sam_model::{Sam, SamConfig};
-use sam_predictor::{
-    MaskInput, MaskOutput, Point, PredictOptions, Prediction, Prompt, SamPredictor,
-};
+use sam_predictor::{MaskInput, MaskOutput, PredictOptions, Prediction, Prompt, SamPredictor};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sam-model/tests/fixtures")
@@ -273,7 +271,6 @@ fn batched_image_embedding_equals_one_by_one() {
         &to_vec(flipped_single.features),
     );
     assert!(err <= 1e-5, "batched embedding differs by {err:e}");
-    let _ = Point::foreground(0.0, 0.0);
 }
 
 /// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
