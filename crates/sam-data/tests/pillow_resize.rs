@@ -61,6 +61,7 @@ fn bilinear_resize_is_bit_identical_to_pillow() {
         if case["stored"].as_bool() == Some(true) {
             let expected = st.tensor(&format!("{name}/output")).unwrap();
             let expected = expected.data();
+            assert_eq!(actual.len(), expected.len(), "{name}: output size");
             let differing = actual.iter().zip(expected).filter(|(a, e)| a != e).count();
             assert_eq!(differing, 0, "{name}: {differing} bytes differ from Pillow");
         } else {
