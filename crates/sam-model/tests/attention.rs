@@ -27,7 +27,9 @@ fn agrees_across_devices(
         .unwrap();
     let size = expected.iter().fold(0f32, |m, v| nan_max(m, v.abs()));
 
-    for (name, device) in devices() {
+    // Flex is the yardstick (its kernels against the whole score matrix are unit tests of
+    // `image_encoder::attention`); the other devices are what this checks.
+    for (name, device) in devices().into_iter().filter(|(name, _)| *name != "flex") {
         let ours: Vec<f32> = run(
             attn.clone().to_device(&device),
             x.clone().to_device(&device),
