@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use sam_burn::bench_check::{nan_max, rel_error};
 use sam_burn::burn::tensor::{Int, Tensor, TensorData};
 use sam_burn::{PointPrompt, Prompts, Sam, SamConfig};
 
@@ -58,23 +59,6 @@ fn peak_rss_mib() -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-/// The larger of the two, NaN if either is (`f32::max` would hide a NaN output).
-fn nan_max(m: f32, x: f32) -> f32 {
-    if x.is_nan() || x > m { x } else { m }
-}
-
-fn rel_error(actual: Vec<f32>, expected: &[f32]) -> f32 {
-    let scale = expected
-        .iter()
-        .fold(0f32, |m, v| nan_max(m, v.abs()))
-        .max(1e-12);
-    let diff = actual
-        .iter()
-        .zip(expected)
-        .fold(0f32, |m, (a, e)| nan_max(m, (a - e).abs()));
-    diff / scale
 }
 
 fn run(args: Args) -> Result<(), String> {
@@ -181,11 +165,11 @@ fn run(args: Args) -> Result<(), String> {
     );
     println!(
         "image embedding max rel error {:e}",
-        rel_error(emb_values, &emb_ref)
+        rel_error(&emb_values, &emb_ref)
     );
     println!(
         "low-res logits max rel error {:e}",
-        rel_error(low, &low_ref)
+        rel_error(&low, &low_ref)
     );
     println!(
         "IoU max abs error {iou_err:e}; low-res mask agreement {:.6}",

@@ -155,17 +155,17 @@ impl Outputs {
 
 /// The larger of `m` and `x`, NaN if either is: an error measure must not skip a NaN, which
 /// `f32::max` does (a backend that outputs NaN would otherwise score 0).
-pub(crate) fn nan_max(m: f32, x: f32) -> f32 {
+pub fn nan_max(m: f32, x: f32) -> f32 {
     if x.is_nan() || x > m { x } else { m }
 }
 
 /// Max |v| (NaN if any value is NaN).
-pub(crate) fn max_abs(values: &[f32]) -> f32 {
+pub fn max_abs(values: &[f32]) -> f32 {
     values.iter().fold(0f32, |m, v| nan_max(m, v.abs()))
 }
 
 /// Max |a − e| / max |e| of values of one shape (NaN if any difference is).
-pub(crate) fn rel_error(actual: &[f32], expected: &[f32]) -> f32 {
+pub fn rel_error(actual: &[f32], expected: &[f32]) -> f32 {
     let diff = actual
         .iter()
         .zip(expected)

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use sam_burn::bench_check::nan_max;
 use sam_burn::cli::CliError;
 use sam_burn::clip::{ClipArgs, run};
 
@@ -194,14 +195,5 @@ fn bad_folders_configs_and_images_are_one_line_errors() {
             Err(CliError::Usage(m)) => assert!(m.contains(expect), "{m}"),
             other => panic!("{list:?}: {other:?}"),
         }
-    }
-}
-
-/// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
-fn nan_max(m: f32, x: f32) -> f32 {
-    if x.is_nan() || m.is_nan() {
-        f32::NAN
-    } else {
-        m.max(x)
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
+use sam_burn::bench_check::nan_max;
 use sam_data::dataset::{SyntheticConfig, write_synthetic_dataset};
 use sam_model::{Sam, SamConfig};
 use sam_optim::{BatchConfig, Decay, ScheduleConfig};
@@ -329,13 +330,4 @@ fn kill_and_resume(config: &Path, data: &Path, run: &Path, uninterrupted: &[f64]
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(losses(run), uninterrupted, "the resumed curve differs");
-}
-
-/// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
-fn nan_max(m: f32, x: f32) -> f32 {
-    if x.is_nan() || m.is_nan() {
-        f32::NAN
-    } else {
-        m.max(x)
-    }
 }

@@ -123,17 +123,11 @@ impl LaunchEnv {
             let master = match (master.clone(), source) {
                 // Rank 0 runs on the step's first node (`SLURM_LAUNCH_NODE_IPADDR` is where
                 // `srun` was typed, a login node for an interactive step).
-                (None, LaunchSource::Slurm) => match get("SLURM_STEP_NODELIST")
+                (None, LaunchSource::Slurm) => get("SLURM_STEP_NODELIST")
                     .or_else(|| get("SLURM_JOB_NODELIST"))
                     .and_then(|l| first_host(&l))
                     .or_else(|| get("SLURM_LAUNCH_NODE_IPADDR"))
-                {
-                    Some(addr) => match number(&get, "MASTER_PORT")? {
-                        Some(p) => Some((addr, rendezvous_port(&get, port_of(p)?)?)),
-                        None => None,
-                    },
-                    None => None,
-                },
+                    .zip(master_port(&get)?),
                 (m, _) => m,
             };
             return Ok(Self {
@@ -170,14 +164,8 @@ fn number(get: &impl Fn(&str) -> Option<String>, var: &str) -> Result<Option<usi
 
 fn master(get: &impl Fn(&str) -> Option<String>) -> Result<Option<(String, u16)>> {
     let addr = get("MASTER_ADDR").filter(|a| !a.trim().is_empty());
-    let port = match get("MASTER_PORT") {
-        None => None,
-        Some(p) => Some(p.trim().parse::<u16>().map_err(|_| {
-            DistError::launch("MASTER_PORT", format!("{p:?} is not a port number"))
-        })?),
-    };
-    match (addr, port) {
-        (Some(a), Some(p)) => Ok(Some((a.trim().to_string(), rendezvous_port(get, p)?))),
+    match (addr, master_port(get)?) {
+        (Some(a), Some(p)) => Ok(Some((a.trim().to_string(), p))),
         (Some(_), None) => Err(DistError::launch(
             "MASTER_PORT",
             "not set, but MASTER_ADDR is",
@@ -186,9 +174,16 @@ fn master(get: &impl Fn(&str) -> Option<String>) -> Result<Option<(String, u16)>
     }
 }
 
-fn port_of(p: usize) -> Result<u16> {
-    u16::try_from(p)
-        .map_err(|_| DistError::launch("MASTER_PORT", format!("{p} is not a port number")))
+/// The rendezvous port `MASTER_PORT` stands for (see [`rendezvous_port`]), when it is set.
+fn master_port(get: &impl Fn(&str) -> Option<String>) -> Result<Option<u16>> {
+    let Some(p) = get("MASTER_PORT") else {
+        return Ok(None);
+    };
+    let port = p
+        .trim()
+        .parse::<u16>()
+        .map_err(|_| DistError::launch("MASTER_PORT", format!("{p:?} is not a port number")))?;
+    Ok(Some(rendezvous_port(get, port)?))
 }
 
 /// The port rank 0 listens on for sam-dist's rendezvous: `SAM_DIST_PORT` when set; else

@@ -8,7 +8,7 @@ mod common;
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
-use common::devices;
+use common::{devices, nan_max};
 use sam_model::image_encoder::Attention;
 
 fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
@@ -70,13 +70,4 @@ fn windowed_attention_agrees_across_devices() {
     attn.rel_pos_w = Param::from_tensor(random([2 * ws - 1, c / heads], &flex));
     let x = random([2, h, w, c], &flex);
     agrees_across_devices(&attn, x, |attn, x| attn.forward_windowed(x, ws));
-}
-
-/// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
-fn nan_max(m: f32, x: f32) -> f32 {
-    if x.is_nan() || m.is_nan() {
-        f32::NAN
-    } else {
-        m.max(x)
-    }
 }
