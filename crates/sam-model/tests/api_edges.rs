@@ -230,6 +230,27 @@ fn empty_inputs_and_wrong_extensions_are_errors() {
         sam.postprocess_masks(Tensor::zeros([1, 1, 0, 0], &device), (144, 144), (100, 144)),
         "non-empty",
     );
+    // A batch of zero prompt sets, of each kind (flex read a matrix from the empty operand
+    // and crashed before this was checked).
+    let emb = Tensor::zeros([1, 32, 9, 9], &device);
+    let zero_points = Prompts {
+        points: Some(PointPrompt {
+            coords: Tensor::zeros([0, 1, 2], &device),
+            labels: Tensor::<2, Int>::ones([0, 1], &device),
+        }),
+        ..Prompts::default()
+    };
+    let zero_boxes = Prompts {
+        boxes: Some(Tensor::zeros([0, 4], &device)),
+        ..Prompts::default()
+    };
+    let zero_masks = Prompts {
+        masks: Some(Tensor::zeros([0, 1, 36, 36], &device)),
+        ..Prompts::default()
+    };
+    for prompts in [zero_points, zero_boxes, zero_masks] {
+        invalid_input(sam.predict(emb.clone(), prompts, true), "B = 0");
+    }
 
     let dir = tempfile::tempdir().unwrap();
     match sam.save(dir.path().join("model.safetensors")) {

@@ -109,3 +109,21 @@ fn flex_products_write_every_output_element() {
         assert_eq!(got, expected, "{lhs_shape:?} x {rhs_shape:?}");
     }
 }
+
+/// Broadcasting an empty batch against a single matrix gives an empty batch (upstream took
+/// the larger size, one, and read that matrix from the empty operand's buffer).
+#[test]
+fn an_empty_batch_broadcasts_to_an_empty_product() {
+    let device = Device::flex();
+    for (lhs, rhs) in [([0, 2, 2], [1, 2, 3]), ([1, 2, 2], [0, 2, 3])] {
+        let product = Tensor::<3>::ones(lhs, &device).matmul(Tensor::<3>::ones(rhs, &device));
+        assert_eq!(product.dims(), [0, 2, 3]);
+        assert!(
+            product
+                .into_data()
+                .try_into_vec::<f32>()
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -308,6 +308,11 @@ impl PromptEncoder {
             }
             batch = Some(b);
         }
-        Ok(batch.unwrap_or(1))
+        match batch {
+            // Nothing to decode; an empty batch would reach the products as zero-sized
+            // operands, which not every backend handles.
+            Some(0) => bad("a prompt batch of B = 0: B > 0 prompt sets are needed".into()),
+            b => Ok(b.unwrap_or(1)),
+        }
     }
 }

@@ -213,7 +213,9 @@ fn broadcast_batch_dims(
             lhs_batch,
             rhs_batch
         );
-        broadcast_shape.push(ld.max(rd));
+        // A size-1 dimension takes the other's size, 0 included (`max` made `0 vs 1` one
+        // batch, and `gemm` then read a matrix from the empty operand).
+        broadcast_shape.push(if ld == 1 { rd } else { ld });
         // Stride is 0 if dimension is 1 (broadcast), otherwise actual stride
         lhs_strides.push(if ld == 1 { 0 } else { lhs_stride });
         rhs_strides.push(if rd == 1 { 0 } else { rhs_stride });
