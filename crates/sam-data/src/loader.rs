@@ -281,6 +281,8 @@ fn item_rng(seed: u64, epoch: u64, index: usize) -> StdRng {
     StdRng::seed_from_u64(mix_seed(mix_seed(seed, epoch), index as u64))
 }
 
+/// One item read and transformed. A panicking dataset or transform becomes that item's error,
+/// on a worker (instead of a result that never comes) and inline (`num_workers: 0`) alike.
 fn run_item<I, O>(
     dataset: &dyn Dataset<I, DataError>,
     transform: &Transform<I, O>,
@@ -288,8 +290,16 @@ fn run_item<I, O>(
     epoch: u64,
     index: usize,
 ) -> Result<O> {
-    let item = dataset.get(index)?;
-    transform(item, &mut item_rng(seed, epoch, index))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let item = dataset.get(index)?;
+        transform(item, &mut item_rng(seed, epoch, index))
+    }))
+    .unwrap_or_else(|payload| {
+        Err(DataError::InvalidValue(format!(
+            "reading or transforming item {index} panicked: {}",
+            panic_message(&*payload)
+        )))
+    })
 }
 
 /// The message a panic carried (`panic!` with a literal or a formatted string).
@@ -315,16 +325,7 @@ fn worker<I, O>(
             Err(_) => return,
         };
         let Ok((seq, epoch, index)) = job else { return };
-        // A panicking transform becomes that item's error instead of a result that never comes.
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_item(dataset, transform, seed, epoch, index)
-        }))
-        .unwrap_or_else(|payload| {
-            Err(DataError::InvalidValue(format!(
-                "the transform panicked on item {index}: {}",
-                panic_message(&*payload)
-            )))
-        });
+        let out = run_item(dataset, transform, seed, epoch, index);
         if results.send((seq, out)).is_err() {
             return;
         }

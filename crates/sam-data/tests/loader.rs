@@ -226,25 +226,26 @@ fn bad_items_fail_or_are_skipped_and_counted() {
 
 #[test]
 fn a_panicking_transform_is_an_error_not_a_hang() {
-    let l = DataLoader::new(
-        Arc::new(Numbers { n: 8, bad: vec![] }),
-        |i, _| if i == 3 { panic!("boom") } else { Ok(i) },
-        LoaderConfig {
-            shuffle: false,
-            ..config(2)
-        },
-    )
-    .unwrap();
-    let results: Vec<_> = l.epoch(0).unwrap().collect();
-    assert!(
-        results[0]
-            .as_ref()
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("item 3")
-    );
-    assert_eq!(results[1].as_ref().unwrap().indices, [4, 5, 6, 7]);
+    // On worker threads and inline (no workers) alike.
+    for workers in [2, 0] {
+        let l = DataLoader::new(
+            Arc::new(Numbers { n: 8, bad: vec![] }),
+            |i, _| if i == 3 { panic!("boom") } else { Ok(i) },
+            LoaderConfig {
+                shuffle: false,
+                ..config(workers)
+            },
+        )
+        .unwrap();
+        let results: Vec<_> = l.epoch(0).unwrap().collect();
+        assert_eq!(results.len(), 2, "{workers} workers");
+        let message = results[0].as_ref().err().unwrap().to_string();
+        assert!(
+            message.contains("item 3") && message.contains("boom"),
+            "{workers} workers: {message}"
+        );
+        assert_eq!(results[1].as_ref().unwrap().indices, [4, 5, 6, 7]);
+    }
 }
 
 #[test]
