@@ -289,7 +289,7 @@ impl ClipConfig {
         let mut top: ClipConfig = typed(serde_json::Value::Object(root), "", path)?;
         top.text_config = text_config;
         top.vision_config = vision_config;
-        top.validate_at(path)?;
+        top.validate_at(path, &text_key, &vision_key)?;
         Ok(top)
     }
 
@@ -306,23 +306,25 @@ impl ClipConfig {
     /// Checks that the config describes a model this implementation builds, naming the first
     /// field that does not.
     pub fn validate(&self) -> Result<()> {
-        self.validate_at(Path::new("<config>"))
+        self.validate_at(Path::new("<config>"), "text_config", "vision_config")
     }
 
-    fn validate_at(&self, path: &Path) -> Result<()> {
+    /// `text_key`/`vision_key` are the keys the towers were read from (`text_config` or the
+    /// legacy `text_config_dict`), so that errors name the field as it is spelt in the file.
+    fn validate_at(&self, path: &Path, text_key: &str, vision_key: &str) -> Result<()> {
         let err = |field: &str, reason: String| Err(field_error(path, field, reason));
         let t = &self.text_config;
         let v = &self.vision_config;
         for (tower, hidden, heads, inter, eps) in [
             (
-                "text_config",
+                text_key,
                 t.hidden_size,
                 t.num_attention_heads,
                 t.intermediate_size,
                 t.layer_norm_eps,
             ),
             (
-                "vision_config",
+                vision_key,
                 v.hidden_size,
                 v.num_attention_heads,
                 v.intermediate_size,
@@ -352,11 +354,11 @@ impl ClipConfig {
             }
         }
         if t.vocab_size == 0 {
-            return err("text_config.vocab_size", "must be positive".into());
+            return err(&format!("{text_key}.vocab_size"), "must be positive".into());
         }
         if t.max_position_embeddings < 2 {
             return err(
-                "text_config.max_position_embeddings",
+                &format!("{text_key}.max_position_embeddings"),
                 format!(
                     "{} leaves no room for the start and end tokens",
                     t.max_position_embeddings
@@ -364,19 +366,26 @@ impl ClipConfig {
             );
         }
         match t.eos_token_id {
-            None => return err("text_config.eos_token_id", "is required (pooling)".into()),
-            Some(id) if id < 0 => return err("text_config.eos_token_id", format!("{id} < 0")),
+            None => {
+                return err(
+                    &format!("{text_key}.eos_token_id"),
+                    "is required (pooling)".into(),
+                );
+            }
+            Some(id) if id < 0 => {
+                return err(&format!("{text_key}.eos_token_id"), format!("{id} < 0"));
+            }
             _ => {}
         }
         if v.num_channels != 3 {
             return err(
-                "vision_config.num_channels",
+                &format!("{vision_key}.num_channels"),
                 format!("{} (only 3: RGB)", v.num_channels),
             );
         }
         if v.patch_size == 0 || v.image_size < v.patch_size {
             return err(
-                "vision_config.patch_size",
+                &format!("{vision_key}.patch_size"),
                 format!("{} does not fit image_size {}", v.patch_size, v.image_size),
             );
         }
@@ -481,6 +490,23 @@ mod tests {
         assert_eq!(
             field_of(parse(r#"{"text_config": {"eos_token_id": null}}"#)),
             "text_config.eos_token_id"
+        );
+        // Range errors in the legacy `*_config_dict` towers name the key the file spells.
+        assert_eq!(
+            field_of(parse(r#"{"text_config_dict": {"num_attention_heads": 7}}"#)),
+            "text_config_dict.num_attention_heads"
+        );
+        assert_eq!(
+            field_of(parse(r#"{"text_config_dict": {"vocab_size": 0}}"#)),
+            "text_config_dict.vocab_size"
+        );
+        assert_eq!(
+            field_of(parse(r#"{"vision_config_dict": {"num_channels": 1}}"#)),
+            "vision_config_dict.num_channels"
+        );
+        assert_eq!(
+            field_of(parse(r#"{"vision_config_dict": {"hidden_size": 0}}"#)),
+            "vision_config_dict.hidden_size"
         );
         assert!(matches!(
             parse("{not json"),
