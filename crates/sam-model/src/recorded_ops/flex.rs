@@ -477,3 +477,67 @@ fn gelu_grad_kernel(grad: &mut [f32], x: &[f32]) {
         *g *= cdf + x * pdf;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vector_math::assert_variants_agree;
+
+    /// Every compiled variant of the backward kernels gives the same bits, as the forward
+    /// kernels' do (`vector_math`'s test): CI's CPU would otherwise run only the widest.
+    #[test]
+    fn every_backward_variant_gives_the_same_bits() {
+        let values = |n: usize, k: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i * 7919 + k * 104_729) % 2000) as f32 / 97.0 - 10.3)
+                .collect()
+        };
+        // Rows of 100 (not a multiple of the lanes) and of 64; 12 rows.
+        for (k_h, k_w) in [(10, 10), (8, 8)] {
+            let (row, rows) = (k_h * k_w, 12);
+            // A softmax output: positive rows summing to one.
+            let y: Vec<f32> = values(rows * row, 1)
+                .chunks_exact(row)
+                .flat_map(|r| {
+                    let e: Vec<f32> = r.iter().map(|v| (v / 4.0).exp()).collect();
+                    let s: f32 = e.iter().sum();
+                    e.into_iter().map(move |v| v / s)
+                })
+                .collect();
+            let grad = values(rows * row, 2);
+            assert_variants_agree(&format!("softmax_grad rows of {row}"), || {
+                let mut g = grad.clone();
+                softmax_grad_rows(&mut g, &y, row);
+                g
+            });
+            assert_variants_agree(&format!("softmax_rel_pos_grad {k_h}×{k_w}"), || {
+                let mut g = grad.clone();
+                let (mut dh, mut dw) = (vec![0.0; rows * k_h], vec![7.0; rows * k_w]);
+                softmax_rel_pos_grad_rows(&mut g, &y, &mut dh, &mut dw, k_w);
+                [g, dh, dw].concat()
+            });
+        }
+        for c in [48, 100] {
+            let rows = 9;
+            let (x, grad) = (values(rows * c, 3), values(rows * c, 4));
+            let (gamma, beta) = (values(c, 5), values(c, 6));
+            assert_variants_agree(&format!("layer_norm rows of {c}"), || {
+                let mut r = x.clone();
+                layer_norm_rows(&mut r, &gamma, &beta, 1e-6);
+                r
+            });
+            assert_variants_agree(&format!("layer_norm_grad rows of {c}"), || {
+                let mut g = grad.clone();
+                let (mut d_gamma, mut d_beta) = (vec![0.5; c], vec![-0.5; c]);
+                layer_norm_grad_rows(&mut g, &x, &gamma, 1e-6, &mut d_gamma, &mut d_beta);
+                [g, d_gamma, d_beta].concat()
+            });
+        }
+        let (x, grad) = (values(4099, 7), values(4099, 8));
+        assert_variants_agree("gelu_grad", || {
+            let mut g = grad.clone();
+            gelu_grad(&mut g, &x);
+            g
+        });
+    }
+}
