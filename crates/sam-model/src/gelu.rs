@@ -59,9 +59,9 @@ pub(crate) fn erf(x: f32) -> f32 {
 mod tests {
     use super::*;
     #[cfg(feature = "flex")]
-    use crate::vector_math::host_maps;
+    use crate::test_util::normal;
     #[cfg(feature = "flex")]
-    use burn::tensor::Distribution;
+    use crate::vector_math::host_maps;
     use burn::tensor::{DType, Device};
 
     /// The erf against an f64 erf (Burn's, libm's) over its whole working range, at the
@@ -103,7 +103,7 @@ mod tests {
         let device = Device::flex();
         assert!(host_maps(&device));
         for n in [1000, CHUNK * 3 + 7] {
-            let x = Tensor::<2>::random([n, 3], Distribution::Normal(0.0, 3.0), &device);
+            let x = normal([n, 3], 0.0, 3.0, n as u64, &device);
             let ours = gelu(x.clone());
             let burn = activation::gelu(x.clone());
             assert_eq!(ours.dims(), [n, 3]);

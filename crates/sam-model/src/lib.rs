@@ -23,6 +23,8 @@ pub(crate) mod recorded_ops;
 pub mod resample;
 pub mod sam;
 pub mod softmax;
+#[cfg(test)]
+pub(crate) mod test_util;
 pub mod util;
 pub(crate) mod vector_math;
 pub mod weights;

@@ -144,8 +144,9 @@ fn lane_max(r: &[f32]) -> f32 {
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::*;
+    use crate::test_util::normal;
     use crate::vector_math::MIN_HOST;
-    use burn::tensor::{Device, Distribution};
+    use burn::tensor::Device;
 
     /// Against Burn's softmax on rows shorter than, equal to and longer than the lanes, with a
     /// scale, on sizes that fill several tasks; and the reference's NaN behaviour.
@@ -153,7 +154,7 @@ mod tests {
     fn softmax_matches_burn() {
         let device = Device::flex();
         for (rows, row, scale) in [(4096, 7, 0.25), (1024, 32, 1.0), (64, 4099, 0.125)] {
-            let x = Tensor::<3>::random([2, rows, row], Distribution::Normal(0.0, 8.0), &device);
+            let x = normal([2, rows, row], 0.0, 8.0, (rows * row) as u64, &device);
             let ours = softmax_last(x.clone(), scale);
             let burn = burn::tensor::activation::softmax(x * scale, 2);
             let diff = (ours.clone() - burn).abs().max().into_scalar::<f32>();

@@ -366,14 +366,14 @@ mod tests {
     #[cfg(feature = "flex")]
     #[test]
     fn autodiff_keeps_the_graph() {
-        use burn::tensor::{Distribution, Tensor, activation};
+        use crate::test_util::normal;
+        use burn::tensor::{Tensor, activation};
         assert!(host_maps(&Device::flex()));
         let device = Device::flex().autodiff();
         assert!(!host_maps(&device));
         let n = MIN_HOST * 2;
-        let x = Tensor::<2>::random([n / 64, 64], Distribution::Normal(0.0, 2.0), &device)
-            .require_grad();
-        let w = Tensor::<2>::random([n / 64, 64], Distribution::Normal(0.0, 1.0), &device);
+        let x = normal([n / 64, 64], 0.0, 2.0, 1, &device).require_grad();
+        let w = normal([n / 64, 64], 0.0, 1.0, 2, &device);
         let ours = crate::gelu::gelu(x.clone()) + crate::softmax::softmax_last(x.clone(), 0.5);
         let burn = activation::gelu(x.clone()) + activation::softmax(x.clone() * 0.5, 1);
         let grad = |y: Tensor<2>| {

@@ -7,13 +7,10 @@
 mod common;
 
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Tensor};
+use common::test_util::Draws;
 use common::{devices, nan_max};
 use sam_model::image_encoder::Attention;
-
-fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
-}
 
 /// `run(attn, x)` on every device agrees with flex within 1e-5 of the output's scale.
 fn agrees_across_devices(
@@ -50,12 +47,13 @@ fn agrees_across_devices(
 #[test]
 fn global_attention_agrees_across_devices() {
     let flex = Device::flex();
+    let draws = Draws::new(1);
     // 24² = 576 tokens: more than GPUs spell out. Non-zero rel-pos tables, as trained.
     let (c, heads, side) = (32, 2, 24);
     let mut attn = Attention::new(c, heads, (side, side), &flex);
-    attn.rel_pos_h = Param::from_tensor(random([2 * side - 1, c / heads], &flex));
-    attn.rel_pos_w = Param::from_tensor(random([2 * side - 1, c / heads], &flex));
-    let x = random([2, side, side, c], &flex);
+    attn.rel_pos_h = Param::from_tensor(draws.standard([2 * side - 1, c / heads], &flex));
+    attn.rel_pos_w = Param::from_tensor(draws.standard([2 * side - 1, c / heads], &flex));
+    let x = draws.standard([2, side, side, c], &flex);
     agrees_across_devices(&attn, x, |attn, x| attn.forward(x));
 }
 
@@ -64,10 +62,11 @@ fn global_attention_agrees_across_devices() {
 #[test]
 fn windowed_attention_agrees_across_devices() {
     let flex = Device::flex();
+    let draws = Draws::new(1);
     let (c, heads, ws, (h, w)) = (32, 2, 7, (16, 10));
     let mut attn = Attention::new(c, heads, (ws, ws), &flex);
-    attn.rel_pos_h = Param::from_tensor(random([2 * ws - 1, c / heads], &flex));
-    attn.rel_pos_w = Param::from_tensor(random([2 * ws - 1, c / heads], &flex));
-    let x = random([2, h, w, c], &flex);
+    attn.rel_pos_h = Param::from_tensor(draws.standard([2 * ws - 1, c / heads], &flex));
+    attn.rel_pos_w = Param::from_tensor(draws.standard([2 * ws - 1, c / heads], &flex));
+    let x = draws.standard([2, h, w, c], &flex);
     agrees_across_devices(&attn, x, |attn, x| attn.forward_windowed(x, ws));
 }

@@ -316,11 +316,7 @@ mod tests {
     use super::*;
     use crate::image_encoder::rel_pos::decomposed_rel_pos_bias;
     use crate::precision::softmax;
-    use burn::tensor::Distribution;
-
-    fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
-        Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
-    }
+    use crate::test_util::Draws;
 
     /// The reference's order: the whole score matrix, the materialised rel-pos bias, softmax.
     fn reference(attn: &Attention, x: Tensor<4>) -> Tensor<4> {
@@ -352,19 +348,20 @@ mod tests {
         use crate::image_encoder::window::{window_partition, window_unpartition};
         use crate::lora::{LoraAdapter, LoraConfig};
         let device = Device::flex();
+        let draws = Draws::new(1);
         let (c, heads, ws) = (16, 2, 4);
         let mut attn = Attention::new(c, heads, (ws, ws), &device);
-        attn.rel_pos_h = Param::from_tensor(random([2 * ws - 1, c / heads], &device));
-        attn.rel_pos_w = Param::from_tensor(random([2 * ws - 1, c / heads], &device));
+        attn.rel_pos_h = Param::from_tensor(draws.standard([2 * ws - 1, c / heads], &device));
+        attn.rel_pos_w = Param::from_tensor(draws.standard([2 * ws - 1, c / heads], &device));
         let mut with_lora = attn.clone();
         let config = LoraConfig::default();
         let mut adapter = LoraAdapter::new(c, 3 * c, &config, &device);
         // Non-zero, unlike a fresh adapter's.
-        adapter.b.weight = Param::from_tensor(random([config.rank, 3 * c], &device));
+        adapter.b.weight = Param::from_tensor(draws.standard([config.rank, 3 * c], &device));
         with_lora.lora_qkv = Some(adapter);
         for (h, w) in [(10, 9), (8, 11), (8, 12), (3, 3)] {
             for attn in [&attn, &with_lora] {
-                let x = random([2, h, w, c], &device);
+                let x = draws.standard([2, h, w, c], &device);
                 let (windows, pad_hw) = window_partition(x.clone(), ws);
                 let expected = window_unpartition(attn.forward(windows), ws, pad_hw, (h, w));
                 let ours = attn.forward_windowed(x, ws);
@@ -385,12 +382,13 @@ mod tests {
     #[test]
     fn every_kernel_matches_the_whole_score_matrix() {
         let device = Device::flex();
+        let draws = Draws::new(1);
         let (c, heads, side) = (16, 2, 24);
         assert!(side * side * side * side > MAX_SPELLED_OUT);
         let mut attn = Attention::new(c, heads, (side, side), &device);
-        attn.rel_pos_h = Param::from_tensor(random([2 * side - 1, c / heads], &device));
-        attn.rel_pos_w = Param::from_tensor(random([2 * side - 1, c / heads], &device));
-        let x = random([2, side, side, c], &device);
+        attn.rel_pos_h = Param::from_tensor(draws.standard([2 * side - 1, c / heads], &device));
+        attn.rel_pos_w = Param::from_tensor(draws.standard([2 * side - 1, c / heads], &device));
+        let x = draws.standard([2, side, side, c], &device);
         let expected = reference(&attn, x.clone());
         let scale = expected.clone().abs().max().into_scalar::<f32>();
         let n = side * side;

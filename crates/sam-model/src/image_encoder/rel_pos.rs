@@ -239,7 +239,7 @@ fn folded_dim(columns: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::Distribution;
+    use crate::test_util::Draws;
 
     #[test]
     fn folded_dim_prefers_an_exact_power_of_four() {
@@ -258,13 +258,12 @@ mod tests {
     #[test]
     fn folded_product_is_the_biased_scores() {
         let device = Device::flex();
-        let random =
-            |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let draws = Draws::new(1);
+        let random = |shape: [usize; 3]| draws.standard(shape, &device);
         for (ch, (h, w)) in [(8, (5, 7)), (6, (4, 6))] {
             let (b, n) = (3, h * w);
             let (q, k) = (random([b, n, ch]), random([b, n, ch]));
-            let table =
-                |len| Tensor::<2>::random([len, ch], Distribution::Normal(0.0, 1.0), &device);
+            let table = |len| draws.standard::<2>([len, ch], &device);
             let (rel_pos_h, rel_pos_w) = (table(2 * h - 1), table(2 * w - 1));
             let scale = (ch as f64).powf(-0.5);
             let bias = decomposed_rel_pos_bias(

@@ -459,12 +459,8 @@ mod tests {
     use super::*;
     use crate::lora::LoraConfig;
     use crate::precision::softmax;
+    use crate::test_util::Draws;
     use burn::module::Param;
-    use burn::tensor::Distribution;
-
-    fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
-        Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
-    }
 
     /// The reference's order: project, split heads, softmax(q·kᵀ/√d)·v, merge, project.
     fn plain(attn: &Attention, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
@@ -489,6 +485,7 @@ mod tests {
     #[test]
     fn every_order_matches_the_reference_order() {
         let device = Device::flex();
+        let draws = Draws::new(1);
         let (c, heads) = (32, 4);
         let mut attn = Attention::new(c, heads, 2, &device);
         let config = LoraConfig::default();
@@ -499,7 +496,8 @@ mod tests {
             (&mut attn.lora_out, c / 2, c),
         ] {
             let mut adapter = LoraAdapter::new(d_in, d_out, &config, &device);
-            adapter.b.weight = Param::from_tensor(random([config.rank, d_out], &device) * 0.1);
+            adapter.b.weight =
+                Param::from_tensor(draws.standard([config.rank, d_out], &device) * 0.1);
             *slot = Some(adapter);
         }
         let scores = [
@@ -520,9 +518,9 @@ mod tests {
             (3, 5, 1, 256), // tokens → image, shared image
             (3, 5, 3, 5),   // self-attention
         ] {
-            let q = random([bq, nq, c], &device);
-            let k = random([bk, nk, c], &device);
-            let v = random([bk, nk, c], &device);
+            let q = draws.standard([bq, nq, c], &device);
+            let k = draws.standard([bk, nk, c], &device);
+            let v = draws.standard([bk, nk, c], &device);
             let reference = plain(&attn, q.clone(), k.clone(), v.clone());
             let scale = reference.clone().abs().max().into_scalar::<f32>();
             let mut runs = vec![(

@@ -355,7 +355,7 @@ fn prompt_chunk(device: &Device, batch: usize, values_per_prompt: usize) -> usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::Distribution;
+    use crate::test_util::Draws;
 
     /// Decoding in chunks of prompts, with the first block's image side shared, gives the
     /// whole batch's reference-order result; so does one image per prompt in chunks.
@@ -372,11 +372,11 @@ mod tests {
             iou_head_hidden_dim: 32,
         };
         let decoder = config.init(&device);
-        let random =
-            |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let draws = Draws::new(1);
+        let random = |shape: [usize; 4]| draws.standard(shape, &device);
         let (b, e) = (5, 8);
         let pe = random([1, 32, e, e]);
-        let sparse = Tensor::<3>::random([b, 3, 32], Distribution::Normal(0.0, 1.0), &device);
+        let sparse = draws.standard([b, 3, 32], &device);
         for (image, dense) in [
             (random([1, 32, e, e]), random([1, 32, e, e])),
             (random([b, 32, e, e]), random([b, 32, e, e])),

@@ -93,14 +93,14 @@ fn deconv_2x2_tokens(conv: &ConvTranspose2d, x: Tensor<3>) -> Tensor<3> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::Distribution;
+    use crate::test_util::normal;
 
     /// The matrix-product form against Burn's own transposed convolutions and NCHW norm.
     #[test]
     fn matches_the_transposed_convolutions() {
         let device = Device::flex();
         let up = OutputUpscaling::new(32, &device);
-        let x = Tensor::<4>::random([2, 32, 3, 5], Distribution::Normal(0.0, 1.0), &device);
+        let x = normal([2, 32, 3, 5], 0.0, 1.0, 1, &device);
         let direct = gelu(
             up.conv2
                 .forward(gelu(up.norm.forward(up.conv1.forward(x.clone())))),

@@ -445,7 +445,7 @@ impl TwoWayTransformer {
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::*;
-    use burn::tensor::Distribution;
+    use crate::test_util::Draws;
 
     /// The blocks without the CPU path (`forward`, Burn's ops), then the final attention.
     fn with_burn_ops(
@@ -471,8 +471,8 @@ mod tests {
     #[test]
     fn host_image_to_token_matches_burn_ops() {
         let device = Device::flex();
-        let random =
-            |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let draws = Draws::new(1);
+        let random = |shape: [usize; 3]| draws.standard(shape, &device);
         let t = TwoWayTransformer::new(2, 32, 2, 64, &device);
         let (hw, nt, c) = (5 * 7, 6, 32);
         let key_pe = random([1, hw, c]);

@@ -245,8 +245,9 @@ fn bias_gelu_kernel(values: &mut [f32], bias: &[f32]) {
 mod tests {
     use super::*;
     use crate::mask_decoder::pixels_to_image;
+    use crate::test_util::Draws;
     use burn::module::Param;
-    use burn::tensor::{Device, Distribution};
+    use burn::tensor::Device;
 
     /// Every compiled variant of the fused rows gives the same bits.
     #[test]
@@ -273,8 +274,8 @@ mod tests {
     #[test]
     fn matches_the_tensor_path() {
         let device = Device::flex();
-        let random =
-            |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let draws = Draws::new(1);
+        let random = |shape: [usize; 3]| draws.standard(shape, &device);
         let mut up = OutputUpscaling::new(32, &device);
         up.norm.weight = Param::from_tensor(random([1, 1, 8]).reshape([8]) + 1.0);
         up.norm.bias = Param::from_tensor(random([1, 1, 8]).reshape([8]));
@@ -292,8 +293,9 @@ mod tests {
         }
         // Autodiff keeps Burn's ops (the graph must see them).
         let ad = device.clone().autodiff();
-        let src_ad = Tensor::<3>::random([1, 4, 32], Distribution::Normal(0.0, 1.0), &ad);
-        let hyper_ad = Tensor::<3>::random([1, t, 4], Distribution::Normal(0.0, 1.0), &ad);
+        let draws = Draws::new(100);
+        let src_ad = draws.standard([1, 4, 32], &ad);
+        let hyper_ad = draws.standard([1, t, 4], &ad);
         assert!(!applies(&up, &src_ad, &hyper_ad));
     }
 }

@@ -1,37 +1,8 @@
 //! The recorded operations against f64 and Burn's own ops.
 
 use super::*;
+use crate::test_util::normal;
 use burn::tensor::{Device, FloatDType, activation};
-
-/// Normal samples from a fixed seed, as a tensor on `device`: the backend's generator is one
-/// for the whole process and tests run in parallel, so its draws would differ from run to run
-/// and a failure could not be reproduced.
-fn normal<const D: usize>(
-    shape: [usize; D],
-    mean: f64,
-    std: f64,
-    seed: u64,
-    device: &Device,
-) -> Tensor<D> {
-    // SplitMix64 for uniform bits, Box–Muller for the normal.
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    let mut uniform = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let n: usize = shape.iter().product();
-    let values: Vec<f32> = (0..n)
-        .map(|_| {
-            let (u1, u2) = (1.0 - uniform(), uniform());
-            let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-            (mean + std * z) as f32
-        })
-        .collect();
-    Tensor::from_data(burn::tensor::TensorData::new(values, shape), device)
-}
 
 fn max_rel<const D: usize>(ours: Tensor<D>, burn: Tensor<D>) -> f32 {
     let diff = (ours - burn.clone()).abs().max().into_scalar::<f32>();

@@ -7,6 +7,10 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use sam_model::{PointPrompt, Prompts, SamConfig};
 
+/// The unit tests' seeded inputs, shared rather than copied.
+#[path = "../../src/test_util.rs"]
+pub mod test_util;
+
 /// The committed fixtures; `SAM_MODEL_FIXTURES` points elsewhere (a test binary run on
 /// another machine, where the build's source path does not exist).
 pub fn fixtures() -> PathBuf {
