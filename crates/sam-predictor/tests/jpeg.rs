@@ -2,10 +2,13 @@
 //! (EXIF rotation included), and the predictor on them matches the official predictor on
 //! OpenCV's decode (`tools/reference/make_jpeg_predictor_fixtures.py`).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
+use common::{nan_max, rel_error, to_vec};
 use sam_model::{Sam, SamConfig};
 use sam_predictor::{MaskOutput, Point, PredictOptions, Prompt, SamPredictor};
 
@@ -31,19 +34,6 @@ fn load_outputs() -> HashMap<String, Vec<f32>> {
             (k, values)
         })
         .collect()
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec().unwrap()
-}
-
-fn rel_error(a: &[f32], e: &[f32]) -> f32 {
-    assert_eq!(a.len(), e.len());
-    let scale = e.iter().fold(1e-12f32, |m, v| nan_max(m, v.abs()));
-    a.iter()
-        .zip(e)
-        .fold(0f32, |m, (x, y)| nan_max(m, (x - y).abs()))
-        / scale
 }
 
 fn agreement(a: &[f32], e: &[f32]) -> f64 {
@@ -163,14 +153,5 @@ fn predictor_on_jpeg_files_matches_the_official_one_on_opencv_pixels() {
             / l.len() as f64;
         eprintln!("{file}: box logits {err:e}, masks agree {agree}");
         assert!(err <= 1e-3 && agree >= 0.999, "{file} box");
-    }
-}
-
-/// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
-fn nan_max(m: f32, x: f32) -> f32 {
-    if x.is_nan() || m.is_nan() {
-        f32::NAN
-    } else {
-        m.max(x)
     }
 }

@@ -1,10 +1,13 @@
 //! `SamPredictor` against the official `SamPredictor` on the sam-model fixtures: one image that
 //! is enlarged (75×107 → 101×144) and one that is shrunk (181×133 → 128×94).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
+use common::{nan_max, rel_error, to_vec};
 use sam_model::{Sam, SamConfig};
 use sam_predictor::{MaskInput, MaskOutput, PredictOptions, Prediction, Prompt, SamPredictor};
 
@@ -83,26 +86,6 @@ impl Fixture {
     fn shape(&self, k: &str) -> Vec<usize> {
         self.tensors[k].0.clone()
     }
-}
-
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap()
-}
-
-fn rel_error(actual: &[f32], expected: &[f32]) -> f32 {
-    assert_eq!(actual.len(), expected.len());
-    let scale = expected
-        .iter()
-        .fold(0f32, |m, v| nan_max(m, v.abs()))
-        .max(1e-12);
-    actual
-        .iter()
-        .zip(expected)
-        .fold(0f32, |m, (a, e)| nan_max(m, (a - e).abs()))
-        / scale
 }
 
 fn devices() -> Vec<Device> {
@@ -271,13 +254,4 @@ fn batched_image_embedding_equals_one_by_one() {
         &to_vec(flipped_single.features),
     );
     assert!(err <= 1e-5, "batched embedding differs by {err:e}");
-}
-
-/// The larger of the two, NaN if either is (`f32::max` drops a NaN, so a NaN output would pass).
-fn nan_max(m: f32, x: f32) -> f32 {
-    if x.is_nan() || m.is_nan() {
-        f32::NAN
-    } else {
-        m.max(x)
-    }
 }
