@@ -10,6 +10,7 @@ pub mod coco_eval;
 pub mod dataset;
 pub mod error;
 pub mod image_io;
+mod json;
 pub mod loader;
 mod mask_resample;
 pub mod npy;

@@ -232,7 +232,11 @@ fn malformed_json_names_the_file() {
         &["malformed", "line 1"],
     );
     std::fs::write(&file, r#"{"images": [{"id": 1, "file_name": "x.png"}]}"#).unwrap();
-    assert_file_error(CocoDataset::open(&file, tmp.path()), &file, &["height"]);
+    assert_file_error(
+        CocoDataset::open(&file, tmp.path()),
+        &file,
+        &["at `images[0]`", "height"],
+    );
     let missing = tmp.path().join("missing.json");
     assert_file_error(CocoDataset::open(&missing, tmp.path()), &missing, &[]);
 }

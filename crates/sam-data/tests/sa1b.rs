@@ -154,7 +154,9 @@ fn malformed_json_names_the_file() {
     assert!(matches!(e, DataError::DatasetFile { .. }), "{e}");
     assert_names(&e, "sa_1.json");
     std::fs::write(&json, b"{\"image\": 3, \"annotations\": []}").unwrap();
-    assert_names(&error_of(dir.path()), "sa_1.json");
+    let e = error_of(dir.path());
+    assert_names(&e, "sa_1.json");
+    assert_names(&e, "at `image`: invalid type");
 }
 
 #[test]

@@ -136,8 +136,7 @@ impl SamConfig {
 
     /// Parses and validates the flat JSON form.
     pub fn from_json(text: &str) -> Result<Self> {
-        let config: Self =
-            serde_json::from_str(text).map_err(|e| SamError::InvalidConfig(e.to_string()))?;
+        let config: Self = parse_json(text).map_err(SamError::InvalidConfig)?;
         config.validate()?;
         Ok(config)
     }
@@ -308,4 +307,19 @@ impl SamConfig {
             iou_head_hidden_dim: self.iou_head_hidden_dim,
         }
     }
+}
+
+/// Parses JSON text, naming the field a value fails on (`encoder_global_attn_indexes[2]`)
+/// besides serde's line and column.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> std::result::Result<T, String> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text)).map_err(|e| {
+        let field = e.path().to_string();
+        if field == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("field `{field}`: {}", e.into_inner())
+        }
+    })
 }

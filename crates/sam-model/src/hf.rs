@@ -303,7 +303,7 @@ pub fn hf_config(path: impl AsRef<Path>) -> Result<SamConfig> {
     }
     let text = std::fs::read_to_string(&path).map_err(|e| hf_error(&path, e))?;
     let raw: HfSamConfig =
-        serde_json::from_str(&text).map_err(|e| hf_error(&path, format!("bad JSON: {e}")))?;
+        crate::config::parse_json(&text).map_err(|e| hf_error(&path, format!("bad JSON: {e}")))?;
     raw.to_sam_config().map_err(|e| hf_error(&path, e))
 }
 

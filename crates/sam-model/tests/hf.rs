@@ -232,6 +232,14 @@ fn broken_folders_are_named_errors() {
     std::fs::write(dir.path().join("config.json"), "{ nope").unwrap();
     let err = hf_config(dir.path()).unwrap_err().to_string();
     assert!(err.contains("bad JSON"), "{err}");
+    // A wrongly typed value is named by its field.
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"model_type": "sam", "vision_config": {"hidden_size": "768"}}"#,
+    )
+    .unwrap();
+    let err = hf_config(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("field `vision_config.hidden_size`"), "{err}");
 }
 
 #[test]

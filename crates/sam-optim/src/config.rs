@@ -70,8 +70,15 @@ impl SamOptimConfig {
 
     /// Parses and validates a JSON config.
     pub fn from_json(json: &str) -> Result<Self> {
-        let config: Self = serde_json::from_str(json).map_err(|e| OptimError::Json {
-            reason: e.to_string(),
+        let de = &mut serde_json::Deserializer::from_str(json);
+        let config: Self = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let reason = if field == "." {
+                e.into_inner().to_string()
+            } else {
+                format!("field `{field}`: {}", e.into_inner())
+            };
+            OptimError::Json { reason }
         })?;
         config.validate()?;
         Ok(config)

@@ -82,7 +82,7 @@ pub fn load_ground_truth(path: impl AsRef<Path>) -> Result<GroundTruth> {
     let path = path.as_ref();
     let err = |reason: String| file_error(path, reason);
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let raw: RawGt = serde_json::from_slice(&bytes)
+    let raw: RawGt = crate::json::from_slice(&bytes)
         .map_err(|e| err(format!("malformed COCO instances JSON: {e}")))?;
     drop(bytes);
     let images: Vec<GtImage> = raw
@@ -150,7 +150,7 @@ pub fn load_detections(path: impl AsRef<Path>, gt: &GroundTruth) -> Result<Vec<D
     let path = path.as_ref();
     let err = |reason: String| file_error(path, reason);
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let raw: Vec<RawDetection> = serde_json::from_slice(&bytes).map_err(|e| {
+    let raw: Vec<RawDetection> = crate::json::from_slice(&bytes).map_err(|e| {
         err(format!(
             "malformed results JSON (a list of detections): {e}"
         ))

@@ -153,7 +153,7 @@ impl CocoDataset {
             reason,
         };
         let bytes = std::fs::read(&annotation_file).map_err(|e| err(e.to_string()))?;
-        let file: RawFile = serde_json::from_slice(&bytes)
+        let file: RawFile = crate::json::from_slice(&bytes)
             .map_err(|e| err(format!("malformed COCO instances JSON: {e}")))?;
         drop(bytes);
 

@@ -177,7 +177,7 @@ pub fn read_sa1b_json(path: &Path) -> Result<Sa1bFile> {
 
 /// Parses an SA-1B JSON already in memory; errors name `json_path`.
 pub(crate) fn parse_sa1b_json(bytes: &[u8], json_path: &Path) -> Result<Sa1bFile> {
-    serde_json::from_slice(bytes).map_err(|e| DataError::DatasetFile {
+    crate::json::from_slice(bytes).map_err(|e| DataError::DatasetFile {
         path: json_path.to_path_buf(),
         reason: format!("malformed SA-1B JSON: {e}"),
     })
