@@ -340,7 +340,8 @@ fn text_prompts_through_a_clip_folder() {
         dir.path().to_str().unwrap(),
     ]))
     .unwrap();
-    assert!(run(&a).is_err());
+    let e = run(&a).err().expect("an error").to_string();
+    assert!(e.contains("config.json"), "{e}");
 }
 
 #[test]

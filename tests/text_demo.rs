@@ -82,9 +82,22 @@ fn oracle_embedders_name_colour_and_cell() {
         .embed(&rgb, w, h, &[crop(&left), crop(&right)])
         .unwrap();
     assert_eq!((hot(&e[0]), hot(&e[1])), (2 * 8 + 2, 2 * 8 + 6));
-    assert!(position.embed(&rgb, w, h - 1, &[crop(&left)]).is_err());
-    assert!(OracleEmbedder::new(EmbedderKind::PositionOracle, 32).is_err());
-    assert!(OracleEmbedder::new(EmbedderKind::Clip, 64).is_err());
+    let e = position
+        .embed(&rgb, w, h - 1, &[crop(&left)])
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("do not fit 16×7"), "{e}");
+    let e = OracleEmbedder::new(EmbedderKind::PositionOracle, 32)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("64-d"), "{e}");
+    let e = OracleEmbedder::new(EmbedderKind::Clip, 64)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("not an oracle"), "{e}");
 }
 
 #[test]

@@ -146,7 +146,8 @@ fn missing_folders_are_named() {
         out.path().to_str().unwrap(),
     ]))
     .unwrap();
-    assert!(sam_burn::train::run(a).is_err());
+    let e = sam_burn::train::run(a).err().expect("an error").to_string();
+    assert!(e.contains("/no/such/folder"), "{e}");
 }
 
 #[test]

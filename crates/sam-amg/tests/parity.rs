@@ -323,7 +323,11 @@ fn rle_round_trips_and_rejects_corrupt_strings() {
     assert_eq!(rle.to_mask().unwrap(), mask);
     let s = rle.to_coco_string();
     assert_eq!(Rle::from_coco_string(&s, [7, 5]).unwrap(), rle);
-    assert!(Rle::from_coco_string(&s, [7, 6]).is_err(), "wrong size");
+    let e = Rle::from_coco_string(&s, [7, 6])
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("RLE counts sum to 35"), "{e} / wrong size");
     assert!(
         Rle::from_coco_string("0 1", [1, 1]).is_err(),
         "bad character"
@@ -336,7 +340,8 @@ fn rle_round_trips_and_rejects_corrupt_strings() {
         size: [2, 2],
         counts: vec![1, 1],
     };
-    assert!(bad.to_mask().is_err());
+    let e = bad.to_mask().err().expect("an error").to_string();
+    assert!(e.contains("sum to 2,"), "{e}");
 }
 
 #[test]
@@ -422,7 +427,12 @@ fn too_many_crop_layers_for_the_image_are_errors() {
     let e = generator(3).generate(&small).unwrap_err().to_string();
     assert!(e.contains("cuts a side into 8 crops"), "{e}");
     let strip = image::RgbImage::new(1500, 20);
-    assert!(generator(5).generate(&strip).is_err());
+    let e = generator(5)
+        .generate(&strip)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("crop_n_layers 5"), "{e}");
 
     let grid = sam_amg::build_point_grid(2);
     let extra = AmgConfig {

@@ -509,7 +509,15 @@ mod tests {
             [0, 0, 0, 4, 5, 6, 0, 0, 0]
         );
         // Sizes that do not fit are errors, not panics.
-        assert!(center_crop(&rgb, 3, 1, 0, 1).is_err());
-        assert!(center_crop(&rgb[..5], 3, 1, 2, 1).is_err());
+        let e = center_crop(&rgb, 3, 1, 0, 1)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(e.contains("crop size 0×1"), "{e}");
+        let e = center_crop(&rgb[..5], 3, 1, 2, 1)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(e.contains("5 bytes"), "{e}");
     }
 }

@@ -163,10 +163,26 @@ mod tests {
         let cells = patch_mask(&mask, w, h, c.crop_box, 4).unwrap();
         let inside: Vec<usize> = (0..16).filter(|&i| cells[i]).collect();
         assert_eq!(inside, vec![5, 6, 9, 10]);
-        assert!(patch_mask(&mask, w, h, [0, 0, 3, 4], 4).is_err());
+        let e = patch_mask(&mask, w, h, [0, 0, 3, 4], 4)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(e.contains("[0, 0, 3, 4]"), "{e}");
 
-        assert!(masked_crop(&rgb, w, h, &vec![false; w * h], 1.5, false, &p).is_err());
-        assert!(masked_crop(&rgb, w, h, &mask, 2.5, false, &p).is_err());
-        assert!(masked_crop(&rgb, w, h, &mask[1..], 1.5, false, &p).is_err());
+        let e = masked_crop(&rgb, w, h, &vec![false; w * h], 1.5, false, &p)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(e.contains("mask is empty"), "{e}");
+        let e = masked_crop(&rgb, w, h, &mask, 2.5, false, &p)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(e.contains("factor 2.5"), "{e}");
+        let e = masked_crop(&rgb, w, h, &mask[1..], 1.5, false, &p)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(e.contains("1199 values"), "{e}");
     }
 }

@@ -396,8 +396,16 @@ mod tests {
 
     #[test]
     fn polygon_lists_follow_pycocotools_rules() {
-        assert!(rle_from_polygons(&[], 5, 5).is_err());
-        assert!(rle_from_polygons(&[vec![1.0, 1.0, 4.0, 4.0]], 5, 5).is_err());
+        let e = rle_from_polygons(&[], 5, 5)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(e.contains("empty list of polygons"), "{e}");
+        let e = rle_from_polygons(&[vec![1.0, 1.0, 4.0, 4.0]], 5, 5)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(e.contains("4 coordinates"), "{e}");
         assert!(rle_from_polygons(&[vec![1.0, 1.0, 4.0, 4.0, 1.0]], 5, 5).is_ok());
         let tri = vec![0.0, 0.0, 5.0, 0.0, 5.0, 5.0];
         let one = rle_from_polygons(std::slice::from_ref(&tri), 5, 5).unwrap();
@@ -446,17 +454,20 @@ mod tests {
             counts: vec![1, 5],
         };
         assert_eq!(counts.to_rle(2, 3).unwrap().area(), 5);
-        assert!(counts.to_rle(3, 2).is_err());
+        let e = counts.to_rle(3, 2).err().expect("an error").to_string();
+        assert!(e.contains("RLE size [2, 3] but the image is 3×2"), "{e}");
         let short = Segmentation::Counts {
             size: [2, 3],
             counts: vec![1, 4],
         };
-        assert!(short.to_rle(2, 3).is_err());
+        let e = short.to_rle(2, 3).err().expect("an error").to_string();
+        assert!(e.contains("sum to 5,"), "{e}");
         let string = Segmentation::Compressed {
             size: [2, 3],
             counts: "15".into(),
         };
         assert_eq!(string.to_rle(2, 3).unwrap().counts, vec![1, 5]);
-        assert!(string.to_rle(2, 4).is_err());
+        let e = string.to_rle(2, 4).err().expect("an error").to_string();
+        assert!(e.contains("image is 2×4"), "{e}");
     }
 }

@@ -138,15 +138,27 @@ fn low_res_ground_truth_averages_cells_and_leaves_padding_empty() {
     assert_eq!(low.len(), 16);
     assert_eq!(&low[0..4], &[1.0, 0.5, 0.0, 0.0]);
     assert_eq!(&low[8..12], &[0.0; 4]);
-    assert!(low_res_mask(&mask, h, w, 16, 5).is_err());
-    assert!(low_res_mask(&mask[1..], h, w, 16, 4).is_err());
+    let e = low_res_mask(&mask, h, w, 16, 5)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("to 5²"), "{e}");
+    let e = low_res_mask(&mask[1..], h, w, 16, 4)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("47 px"), "{e}");
 }
 
 #[test]
 fn bad_samples_and_settings_are_errors() {
     let mut s = sample();
     s.boxes.pop();
-    assert!(augment(s, &AugmentConfig::default(), &mut StdRng::seed_from_u64(0)).is_err());
+    let e = augment(s, &AugmentConfig::default(), &mut StdRng::seed_from_u64(0))
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("2 masks but 1 boxes"), "{e}");
     let mut s = sample();
     s.masks[1].pop();
     assert!(s.validate().unwrap_err().to_string().contains("mask 1"));
@@ -164,5 +176,6 @@ fn bad_samples_and_settings_are_errors() {
         hue: 0.7,
         ..Default::default()
     };
-    assert!(bad.validate().is_err());
+    let e = bad.validate().err().expect("an error").to_string();
+    assert!(e.contains("hue 0.7"), "{e}");
 }

@@ -168,7 +168,8 @@ fn epochs_and_drop_last() {
             ..config(1)
         },
     );
-    assert!(empty.epoch(0).is_err());
+    let e = empty.epoch(0).err().expect("an error").to_string();
+    assert!(e.contains("3 items, batch size 4"), "{e}");
     assert!(
         DataLoader::new(
             Arc::new(Numbers { n: 3, bad: vec![] }),
@@ -347,6 +348,16 @@ fn shards_of_a_batch_together_are_the_whole_batch() {
     let l = loader(23, vec![], config(0)).sharded(1, 3).unwrap();
     let resumed = take(&l, whole[6].next, 2);
     assert_eq!(resumed[0].items, parts[1][7].items);
-    assert!(loader(5, vec![], config(0)).sharded(3, 3).is_err());
-    assert!(loader(5, vec![], config(0)).sharded(0, 0).is_err());
+    let e = loader(5, vec![], config(0))
+        .sharded(3, 3)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("rank 3 outside a world of 3"), "{e}");
+    let e = loader(5, vec![], config(0))
+        .sharded(0, 0)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("rank 0 outside a world of 0"), "{e}");
 }

@@ -359,8 +359,20 @@ fn shape_mismatches_name_both_shapes() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("[2, 3, 4, 4]"), "{e}");
-    assert!(SamLossConfig::new().with_dice_weight(-1.0).init().is_err());
-    assert!(FocalLossConfig::new().with_gamma(-2.0).validate().is_err());
+    let e = SamLossConfig::new()
+        .with_dice_weight(-1.0)
+        .init()
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("dice_weight -1"), "{e}");
+    let e = FocalLossConfig::new()
+        .with_gamma(-2.0)
+        .validate()
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("gamma -2"), "{e}");
     let _: Tensor<2, Int> = Tensor::zeros([1, 1], &device);
 }
 

@@ -96,8 +96,17 @@ fn invalid(mutate: impl FnOnce(&mut SamConfig), expect: &str) {
         "{e} should mention {expect}"
     );
     // The same config through JSON and through init fails the same way.
-    assert!(SamConfig::from_json(&c.to_json()).is_err());
-    assert!(c.init(&burn::tensor::Device::flex()).is_err());
+    let e = SamConfig::from_json(&c.to_json())
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains(expect), "{e} should mention {expect}");
+    let e = c
+        .init(&burn::tensor::Device::flex())
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains(expect), "{e} should mention {expect}");
 }
 
 #[test]

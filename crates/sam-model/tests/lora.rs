@@ -133,5 +133,10 @@ fn adapters_add_save_load_and_merge() {
         rank: 0,
         ..LoraConfig::default()
     };
-    assert!(base(&device).add_lora(&bad).is_err());
+    let e = base(&device)
+        .add_lora(&bad)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("LoRA rank 0"), "{e}");
 }

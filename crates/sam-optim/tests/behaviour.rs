@@ -307,7 +307,11 @@ fn restore_rejects_a_state_of_another_model() {
     let err = optim2.restore(snapshot, &device).unwrap_err();
     assert!(matches!(err, OptimError::State { .. }), "{err}");
     assert!(err.to_string().contains("`enc."), "{err}");
-    assert!(OptimizerSnapshot::from_bytes(&bytes[..20]).is_err());
+    let e = OptimizerSnapshot::from_bytes(&bytes[..20])
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("header length"), "{e}");
 }
 
 // ---- freezing -------------------------------------------------------------------------------
@@ -714,8 +718,25 @@ fn config_round_trips_through_json_and_defaults_are_the_seed() {
     let partial = SamOptimConfig::from_json(r#"{"schedule": {"peak_lr": 2e-4}}"#).unwrap();
     assert_eq!(partial.schedule.peak_lr, 2e-4);
     assert_eq!(partial.schedule.warmup_steps, 2_500);
-    assert!(SamOptimConfig::from_json(r#"{"schedule": {"peak_lr": -1}}"#).is_err());
-    assert!(SamOptimConfig::from_json(r#"{"lr": 1}"#).is_err());
+    let e = SamOptimConfig::from_json(r#"{"schedule": {"peak_lr": -1}}"#)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("schedule.peak_lr"), "{e}");
+    let e = SamOptimConfig::from_json(r#"{"lr": 1}"#)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(e.contains("unknown field `lr`"), "{e}");
+    // A wrongly typed value names its field, nested.
+    let e = SamOptimConfig::from_json(r#"{"adamw": {"weight_decay": "0.05"}}"#)
+        .err()
+        .expect("an error")
+        .to_string();
+    assert!(
+        e.contains("field `adamw.weight_decay`: invalid type"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -177,7 +177,11 @@ mod tests {
             e.to_string().contains("2 shards cannot feed 3 ranks"),
             "{e}"
         );
-        assert!(rank_shards(&shards, 3, 3, 7, 0, true).is_err());
+        let e = rank_shards(&shards, 3, 3, 7, 0, true)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(e.contains("rank 3 of world size 3"), "{e}");
         let twice: Vec<PathBuf> = shards.iter().chain(&shards).cloned().collect();
         assert_eq!(rank_shards(&twice, 0, 1, 7, 0, false).unwrap(), shards);
     }

@@ -326,7 +326,11 @@ mod tests {
         big[10] = 1;
         big[11] = 2;
         assert_eq!(parse_size(&big), Ok(258));
-        assert!(parse_size(b"12x\0\0\0\0\0\0\0\0\0").is_err());
+        let e = parse_size(b"12x\0\0\0\0\0\0\0\0\0")
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(e.contains("\"12x\""), "{e}");
         let pax = b"19 path=dir/a.json\n12 size=123\n";
         assert_eq!(
             pax_records(pax),

@@ -154,6 +154,11 @@ mod tests {
         );
         assert!(out.iter().zip(&plain).any(|(o, p)| o != p));
 
-        assert!(block.set_drop_path(1.0).is_err());
+        let e = block
+            .set_drop_path(1.0)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(e.contains("drop path rate 1"), "{e}");
     }
 }
