@@ -133,7 +133,7 @@ impl Prompt {
             }
             if !(-1..=3).contains(&p.label) {
                 return bad(format!(
-                    "point {i} has label {} (expected 1 foreground, 0 background, -1 ignore)",
+                    "point {i} has label {} (expected 1 foreground, 0 background, -1 ignore, or 2 and 3 for box corners)",
                     p.label
                 ));
             }
