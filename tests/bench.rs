@@ -54,7 +54,7 @@ fn bad_arguments_are_one_line_errors() {
         ][..],
     ] {
         let a = BenchArgs::parse(args(list)).unwrap();
-        let e = run(&a, |_| {}).err().expect("an error").to_string();
+        let e = run(&a, |_| {}).expect_err("an error").to_string();
         assert!(
             list.iter()
                 .any(|a| (a.starts_with("/no/such") || *a == "tpu") && e.contains(a)),

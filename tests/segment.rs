@@ -340,7 +340,7 @@ fn text_prompts_through_a_clip_folder() {
         dir.path().to_str().unwrap(),
     ]))
     .unwrap();
-    let e = run(&a).err().expect("an error").to_string();
+    let e = run(&a).expect_err("an error").to_string();
     assert!(e.contains("config.json"), "{e}");
 }
 

@@ -84,8 +84,7 @@ fn oracle_embedders_name_colour_and_cell() {
     assert_eq!((hot(&e[0]), hot(&e[1])), (2 * 8 + 2, 2 * 8 + 6));
     let e = position
         .embed(&rgb, w, h - 1, &[crop(&left)])
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("do not fit 16×7"), "{e}");
     let e = OracleEmbedder::new(EmbedderKind::PositionOracle, 32)

@@ -146,7 +146,7 @@ fn missing_folders_are_named() {
         out.path().to_str().unwrap(),
     ]))
     .unwrap();
-    let e = sam_burn::train::run(a).err().expect("an error").to_string();
+    let e = sam_burn::train::run(a).expect_err("an error").to_string();
     assert!(e.contains("/no/such/folder"), "{e}");
 }
 

@@ -324,8 +324,7 @@ fn rle_round_trips_and_rejects_corrupt_strings() {
     let s = rle.to_coco_string();
     assert_eq!(Rle::from_coco_string(&s, [7, 5]).unwrap(), rle);
     let e = Rle::from_coco_string(&s, [7, 6])
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("RLE counts sum to 35"), "{e} / wrong size");
     assert!(
@@ -340,7 +339,7 @@ fn rle_round_trips_and_rejects_corrupt_strings() {
         size: [2, 2],
         counts: vec![1, 1],
     };
-    let e = bad.to_mask().err().expect("an error").to_string();
+    let e = bad.to_mask().expect_err("an error").to_string();
     assert!(e.contains("sum to 2,"), "{e}");
 }
 
@@ -429,8 +428,7 @@ fn too_many_crop_layers_for_the_image_are_errors() {
     let strip = image::RgbImage::new(1500, 20);
     let e = generator(5)
         .generate(&strip)
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("crop_n_layers 5"), "{e}");
 

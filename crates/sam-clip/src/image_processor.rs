@@ -510,13 +510,11 @@ mod tests {
         );
         // Sizes that do not fit are errors, not panics.
         let e = center_crop(&rgb, 3, 1, 0, 1)
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string();
         assert!(e.contains("crop size 0×1"), "{e}");
         let e = center_crop(&rgb[..5], 3, 1, 2, 1)
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string();
         assert!(e.contains("5 bytes"), "{e}");
     }

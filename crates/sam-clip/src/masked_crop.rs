@@ -164,24 +164,20 @@ mod tests {
         let inside: Vec<usize> = (0..16).filter(|&i| cells[i]).collect();
         assert_eq!(inside, vec![5, 6, 9, 10]);
         let e = patch_mask(&mask, w, h, [0, 0, 3, 4], 4)
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string();
         assert!(e.contains("[0, 0, 3, 4]"), "{e}");
 
         let e = masked_crop(&rgb, w, h, &vec![false; w * h], 1.5, false, &p)
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string();
         assert!(e.contains("mask is empty"), "{e}");
         let e = masked_crop(&rgb, w, h, &mask, 2.5, false, &p)
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string();
         assert!(e.contains("factor 2.5"), "{e}");
         let e = masked_crop(&rgb, w, h, &mask[1..], 1.5, false, &p)
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string();
         assert!(e.contains("1199 values"), "{e}");
     }

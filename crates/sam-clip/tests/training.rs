@@ -128,8 +128,7 @@ fn the_class_token_sees_only_the_object_s_patches() {
     );
     let e = model
         .get_image_features_restricted(x, &[])
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("patch masks"), "{e}");
 }
@@ -245,8 +244,7 @@ fn contrastive_training_learns_the_shapes_captions() {
     // Too little to train on is an error.
     let m = ClipModel::new(fixture.model.config(), &train).unwrap();
     let e = train_contrastive(m, &fixture.tokenizer, &crops[..1], &config, |_| {})
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("got 1 crops"), "{e}");
 }

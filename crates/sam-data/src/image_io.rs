@@ -119,8 +119,7 @@ mod tests {
         assert!(sam_jpeg::decode(&trailing).is_ok());
         for cut in 2..full.len() - 1 {
             let e = sam_jpeg::decode(&full[..cut])
-                .err()
-                .expect("an error")
+                .expect_err("an error")
                 .to_string();
             assert!(e.contains("JPEG"), "{e} / cut at {cut}");
         }

@@ -397,13 +397,11 @@ mod tests {
     #[test]
     fn polygon_lists_follow_pycocotools_rules() {
         let e = rle_from_polygons(&[], 5, 5)
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string();
         assert!(e.contains("empty list of polygons"), "{e}");
         let e = rle_from_polygons(&[vec![1.0, 1.0, 4.0, 4.0]], 5, 5)
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string();
         assert!(e.contains("4 coordinates"), "{e}");
         assert!(rle_from_polygons(&[vec![1.0, 1.0, 4.0, 4.0, 1.0]], 5, 5).is_ok());
@@ -454,20 +452,20 @@ mod tests {
             counts: vec![1, 5],
         };
         assert_eq!(counts.to_rle(2, 3).unwrap().area(), 5);
-        let e = counts.to_rle(3, 2).err().expect("an error").to_string();
+        let e = counts.to_rle(3, 2).expect_err("an error").to_string();
         assert!(e.contains("RLE size [2, 3] but the image is 3×2"), "{e}");
         let short = Segmentation::Counts {
             size: [2, 3],
             counts: vec![1, 4],
         };
-        let e = short.to_rle(2, 3).err().expect("an error").to_string();
+        let e = short.to_rle(2, 3).expect_err("an error").to_string();
         assert!(e.contains("sum to 5,"), "{e}");
         let string = Segmentation::Compressed {
             size: [2, 3],
             counts: "15".into(),
         };
         assert_eq!(string.to_rle(2, 3).unwrap().counts, vec![1, 5]);
-        let e = string.to_rle(2, 4).err().expect("an error").to_string();
+        let e = string.to_rle(2, 4).expect_err("an error").to_string();
         assert!(e.contains("image is 2×4"), "{e}");
     }
 }

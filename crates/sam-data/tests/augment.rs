@@ -139,13 +139,11 @@ fn low_res_ground_truth_averages_cells_and_leaves_padding_empty() {
     assert_eq!(&low[0..4], &[1.0, 0.5, 0.0, 0.0]);
     assert_eq!(&low[8..12], &[0.0; 4]);
     let e = low_res_mask(&mask, h, w, 16, 5)
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("to 5²"), "{e}");
     let e = low_res_mask(&mask[1..], h, w, 16, 4)
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("47 px"), "{e}");
 }
@@ -155,8 +153,7 @@ fn bad_samples_and_settings_are_errors() {
     let mut s = sample();
     s.boxes.pop();
     let e = augment(s, &AugmentConfig::default(), &mut StdRng::seed_from_u64(0))
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("2 masks but 1 boxes"), "{e}");
     let mut s = sample();
@@ -176,6 +173,6 @@ fn bad_samples_and_settings_are_errors() {
         hue: 0.7,
         ..Default::default()
     };
-    let e = bad.validate().err().expect("an error").to_string();
+    let e = bad.validate().expect_err("an error").to_string();
     assert!(e.contains("hue 0.7"), "{e}");
 }

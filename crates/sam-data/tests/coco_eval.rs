@@ -309,20 +309,18 @@ fn bad_input_is_an_error() {
     assert!(e.to_string().contains("image 7"), "{e}");
     let wrong_size = [Detection::new(1, 1, square(10, 20, 0, 0, 3), 0.5)];
     let e = evaluate(&gt, &wrong_size, &p)
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("mask size [10, 20]"), "{e}");
     let nan = [Detection::new(1, 1, square(20, 20, 0, 0, 3), f64::NAN)];
-    let e = evaluate(&gt, &nan, &p).err().expect("an error").to_string();
+    let e = evaluate(&gt, &nan, &p).expect_err("an error").to_string();
     assert!(e.contains("NaN score"), "{e}");
     let two_dets = EvalParams {
         max_dets: vec![1, 10],
         ..EvalParams::default()
     };
     let e = evaluate(&gt, &[], &two_dets)
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("max_dets [1, 10]"), "{e}");
     let mut dup = tiny();

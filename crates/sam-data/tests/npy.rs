@@ -49,8 +49,7 @@ fn bad_npy_files_are_typed_errors() {
             .contains("data bytes")
     );
     let e = write_npy_f32(dir.path().join("x.npy"), &[2, 2], &[0.0; 3])
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("3 values for a [2, 2]"), "{e}");
 }

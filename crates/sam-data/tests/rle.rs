@@ -93,20 +93,18 @@ fn corrupt_strings_wrong_sizes_and_overflows_are_errors() {
         size: [3, 3],
         counts: vec![u32::MAX, u32::MAX, 5],
     };
-    let e = bad.to_mask().err().expect("an error").to_string();
+    let e = bad.to_mask().expect_err("an error").to_string();
     assert!(e.contains("sum to 8589934595"), "{e}");
     let a = Rle::from_mask(&[true; 4], 2, 2).unwrap();
     let b = Rle::from_mask(&[true; 6], 2, 3).unwrap();
     let e = Rle::merge(&[a.clone(), b.clone()], false)
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("sizes differ"), "{e}");
-    let e = a.iou(&b, false).err().expect("an error").to_string();
+    let e = a.iou(&b, false).expect_err("an error").to_string();
     assert!(e.contains("sizes differ"), "{e}");
     let e = Rle::from_mask(&[true; 5], 2, 2)
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("5 pixels"), "{e}");
 }

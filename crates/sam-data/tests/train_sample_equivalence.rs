@@ -915,13 +915,11 @@ fn empty_images_behave_as_before() {
             ..resize_only
         };
         let e = train_sample(item.clone(), &augmented, &mut StdRng::seed_from_u64(0))
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string();
         assert!(e.contains("0 bytes"), "{e}");
         let e = run_reference(&item, &augmented, &mut StdRng::seed_from_u64(0))
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string();
         assert!(e.contains("0 bytes"), "{e}");
     }

@@ -198,8 +198,7 @@ fn rendezvous_names_missing_ranks_and_disagreements() {
     });
     // The client is told nothing (the server hangs up), so it fails too.
     let e = bootstrap::join("127.0.0.1", port, 1, 3, Duration::from_secs(5))
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("no answer from rank 0"), "{e}");
     let e = server.join().unwrap().unwrap_err().to_string();

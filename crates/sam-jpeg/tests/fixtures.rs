@@ -118,7 +118,7 @@ fn every_truncation_is_an_error() {
         let full = std::fs::read(dir().join(name)).unwrap();
         assert!(decode(&full).is_ok(), "{name}");
         for cut in 0..full.len() - 1 {
-            let e = decode(&full[..cut]).err().expect("an error").to_string();
+            let e = decode(&full[..cut]).expect_err("an error").to_string();
             assert!(e.contains("JPEG"), "{e} / {name} cut at {cut}");
         }
     }

@@ -362,15 +362,13 @@ fn shape_mismatches_name_both_shapes() {
     let e = SamLossConfig::new()
         .with_dice_weight(-1.0)
         .init()
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("dice_weight -1"), "{e}");
     let e = FocalLossConfig::new()
         .with_gamma(-2.0)
         .validate()
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("gamma -2"), "{e}");
     let _: Tensor<2, Int> = Tensor::zeros([1, 1], &device);

@@ -97,14 +97,12 @@ fn invalid(mutate: impl FnOnce(&mut SamConfig), expect: &str) {
     );
     // The same config through JSON and through init fails the same way.
     let e = SamConfig::from_json(&c.to_json())
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains(expect), "{e} should mention {expect}");
     let e = c
         .init(&burn::tensor::Device::flex())
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains(expect), "{e} should mention {expect}");
 }

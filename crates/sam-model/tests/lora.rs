@@ -135,8 +135,7 @@ fn adapters_add_save_load_and_merge() {
     };
     let e = base(&device)
         .add_lora(&bad)
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("LoRA rank 0"), "{e}");
 }

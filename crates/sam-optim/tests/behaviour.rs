@@ -308,8 +308,7 @@ fn restore_rejects_a_state_of_another_model() {
     assert!(matches!(err, OptimError::State { .. }), "{err}");
     assert!(err.to_string().contains("`enc."), "{err}");
     let e = OptimizerSnapshot::from_bytes(&bytes[..20])
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("header length"), "{e}");
 }
@@ -719,19 +718,16 @@ fn config_round_trips_through_json_and_defaults_are_the_seed() {
     assert_eq!(partial.schedule.peak_lr, 2e-4);
     assert_eq!(partial.schedule.warmup_steps, 2_500);
     let e = SamOptimConfig::from_json(r#"{"schedule": {"peak_lr": -1}}"#)
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("schedule.peak_lr"), "{e}");
     let e = SamOptimConfig::from_json(r#"{"lr": 1}"#)
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(e.contains("unknown field `lr`"), "{e}");
     // A wrongly typed value names its field, nested.
     let e = SamOptimConfig::from_json(r#"{"adamw": {"weight_decay": "0.05"}}"#)
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
     assert!(
         e.contains("field `adamw.weight_decay`: invalid type"),

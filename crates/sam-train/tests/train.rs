@@ -198,7 +198,7 @@ fn resumed_run_repeats_the_uninterrupted_one() {
     // `train --resume --steps 6` does.
     let mut c = Trainer::resume(train, cut.path(), &device).unwrap();
     assert_eq!(c.step_count(), 3);
-    let e = c.set_steps(0).err().expect("an error").to_string();
+    let e = c.set_steps(0).expect_err("an error").to_string();
     assert!(e.contains("steps"), "{e}");
     c.set_steps(6).unwrap();
     let end_c = c.run(|_, _| {}).unwrap();

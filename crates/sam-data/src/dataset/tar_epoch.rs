@@ -178,8 +178,7 @@ mod tests {
             "{e}"
         );
         let e = rank_shards(&shards, 3, 3, 7, 0, true)
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string();
         assert!(e.contains("rank 3 of world size 3"), "{e}");
         let twice: Vec<PathBuf> = shards.iter().chain(&shards).cloned().collect();

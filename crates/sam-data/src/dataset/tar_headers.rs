@@ -327,8 +327,7 @@ mod tests {
         big[11] = 2;
         assert_eq!(parse_size(&big), Ok(258));
         let e = parse_size(b"12x\0\0\0\0\0\0\0\0\0")
-            .err()
-            .expect("an error")
+            .expect_err("an error")
             .to_string();
         assert!(e.contains("\"12x\""), "{e}");
         let pax = b"19 path=dir/a.json\n12 size=123\n";

@@ -154,11 +154,7 @@ mod tests {
         );
         assert!(out.iter().zip(&plain).any(|(o, p)| o != p));
 
-        let e = block
-            .set_drop_path(1.0)
-            .err()
-            .expect("an error")
-            .to_string();
+        let e = block.set_drop_path(1.0).expect_err("an error").to_string();
         assert!(e.contains("drop path rate 1"), "{e}");
     }
 }
