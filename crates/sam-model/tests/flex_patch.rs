@@ -2,7 +2,8 @@
 //! Without the patch every new flex tensor is zero-filled, allocated twice and copied: ~10% of
 //! the encoder and of a training step. This fails if the `[patch.crates-io]` entry is lost.
 //! The patch also leaves matrix products' outputs unfilled until `gemm` writes them; the second
-//! test checks that every element is written.
+//! test checks that every element is written. The third checks its fix to broadcasting an empty
+//! batch.
 
 use burn::tensor::{Device, Tensor, TensorData};
 
