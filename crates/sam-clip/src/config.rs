@@ -466,48 +466,51 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        assert_eq!(
-            field_of(parse(r#"{"text_config": {"hidden_size": "wide"}}"#)),
-            "text_config.hidden_size"
-        );
-        assert_eq!(
-            field_of(parse(r#"{"vision_config": {"hidden_act": "relu"}}"#)),
-            "vision_config.hidden_act"
-        );
-        assert_eq!(
-            field_of(parse(r#"{"text_config": {"num_attention_heads": 7}}"#)),
-            "text_config.num_attention_heads"
-        );
-        assert_eq!(
-            field_of(parse(r#"{"vision_config": {"layer_norm_eps": -1.0}}"#)),
-            "vision_config.layer_norm_eps"
-        );
-        assert_eq!(
-            field_of(parse(r#"{"projection_dim": -3}"#)),
-            "projection_dim"
-        );
-        assert_eq!(field_of(parse(r#"{"model_type": "sam"}"#)), "model_type");
-        assert_eq!(
-            field_of(parse(r#"{"text_config": {"eos_token_id": null}}"#)),
-            "text_config.eos_token_id"
-        );
-        // Range errors in the legacy `*_config_dict` towers name the key the file spells.
-        assert_eq!(
-            field_of(parse(r#"{"text_config_dict": {"num_attention_heads": 7}}"#)),
-            "text_config_dict.num_attention_heads"
-        );
-        assert_eq!(
-            field_of(parse(r#"{"text_config_dict": {"vocab_size": 0}}"#)),
-            "text_config_dict.vocab_size"
-        );
-        assert_eq!(
-            field_of(parse(r#"{"vision_config_dict": {"num_channels": 1}}"#)),
-            "vision_config_dict.num_channels"
-        );
-        assert_eq!(
-            field_of(parse(r#"{"vision_config_dict": {"hidden_size": 0}}"#)),
-            "vision_config_dict.hidden_size"
-        );
+        // (JSON, the field its error names); range errors in the legacy `*_config_dict` towers
+        // name the key the file spells.
+        let cases = [
+            (
+                r#"{"text_config": {"hidden_size": "wide"}}"#,
+                "text_config.hidden_size",
+            ),
+            (
+                r#"{"vision_config": {"hidden_act": "relu"}}"#,
+                "vision_config.hidden_act",
+            ),
+            (
+                r#"{"text_config": {"num_attention_heads": 7}}"#,
+                "text_config.num_attention_heads",
+            ),
+            (
+                r#"{"vision_config": {"layer_norm_eps": -1.0}}"#,
+                "vision_config.layer_norm_eps",
+            ),
+            (r#"{"projection_dim": -3}"#, "projection_dim"),
+            (r#"{"model_type": "sam"}"#, "model_type"),
+            (
+                r#"{"text_config": {"eos_token_id": null}}"#,
+                "text_config.eos_token_id",
+            ),
+            (
+                r#"{"text_config_dict": {"num_attention_heads": 7}}"#,
+                "text_config_dict.num_attention_heads",
+            ),
+            (
+                r#"{"text_config_dict": {"vocab_size": 0}}"#,
+                "text_config_dict.vocab_size",
+            ),
+            (
+                r#"{"vision_config_dict": {"num_channels": 1}}"#,
+                "vision_config_dict.num_channels",
+            ),
+            (
+                r#"{"vision_config_dict": {"hidden_size": 0}}"#,
+                "vision_config_dict.hidden_size",
+            ),
+        ];
+        for (json, field) in cases {
+            assert_eq!(field_of(parse(json)), field, "{json}");
+        }
         assert!(matches!(
             parse("{not json"),
             Err(ClipError::ConfigFile { .. })

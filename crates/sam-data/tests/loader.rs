@@ -348,16 +348,15 @@ fn shards_of_a_batch_together_are_the_whole_batch() {
     let l = loader(23, vec![], config(0)).sharded(1, 3).unwrap();
     let resumed = take(&l, whole[6].next, 2);
     assert_eq!(resumed[0].items, parts[1][7].items);
-    let e = loader(5, vec![], config(0))
-        .sharded(3, 3)
-        .err()
-        .expect("an error")
-        .to_string();
-    assert!(e.contains("rank 3 outside a world of 3"), "{e}");
-    let e = loader(5, vec![], config(0))
-        .sharded(0, 0)
-        .err()
-        .expect("an error")
-        .to_string();
-    assert!(e.contains("rank 0 outside a world of 0"), "{e}");
+    for (rank, world) in [(3, 3), (0, 0)] {
+        let e = loader(5, vec![], config(0))
+            .sharded(rank, world)
+            .err()
+            .expect("an error")
+            .to_string();
+        assert!(
+            e.contains(&format!("rank {rank} outside a world of {world}")),
+            "{e}"
+        );
+    }
 }
