@@ -8,7 +8,7 @@ pub enum PredictorError {
     /// `predict` was called before `set_image` (or after `reset_image`).
     #[error("an image must be set with set_image(...) before mask prediction")]
     NoImage,
-    /// A prompt is malformed (non-finite, outside the image, inconsistent).
+    /// A prompt is malformed (non-finite, an inverted box, a bad label, inconsistent).
     #[error("invalid prompt: {0}")]
     InvalidPrompt(String),
     /// The image could not be used.

@@ -272,13 +272,12 @@ impl SamPredictor {
             }
         }
         for (i, p) in prompts.iter().enumerate() {
-            p.validate(embedding.original_size, mask_side)
-                .map_err(|e| match e {
-                    PredictorError::InvalidPrompt(m) if prompts.len() > 1 => {
-                        PredictorError::InvalidPrompt(format!("prompt {i}: {m}"))
-                    }
-                    other => other,
-                })?;
+            p.validate(mask_side).map_err(|e| match e {
+                PredictorError::InvalidPrompt(m) if prompts.len() > 1 => {
+                    PredictorError::InvalidPrompt(format!("prompt {i}: {m}"))
+                }
+                other => other,
+            })?;
             let shape = (p.points.len(), p.bbox.is_some(), p.mask_input.is_some());
             if shape != (n, has_box, has_mask)
                 || p.embedding.as_ref().map(Vec::len) != embedding_len

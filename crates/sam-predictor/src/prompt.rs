@@ -59,7 +59,7 @@ impl MaskInput {
 pub struct Prompt {
     /// Points with labels (may be empty).
     pub points: Vec<Point>,
-    /// `(x0, y0, x1, y1)` in pixels of the original image.
+    /// `(x0, y0, x1, y1)` in pixels of the original image (it may overhang the image).
     pub bbox: Option<[f64; 4]>,
     /// A previous low-res logits mask.
     pub mask_input: Option<MaskInput>,
@@ -113,22 +113,16 @@ impl Prompt {
         self
     }
 
-    /// Checks the prompt against an image of `original_size = (h, w)` and a model whose mask
-    /// prompts are `mask_side²`.
-    pub(crate) fn validate(&self, original_size: (usize, usize), mask_side: usize) -> Result<()> {
-        let (h, w) = (original_size.0 as f64, original_size.1 as f64);
+    /// Checks the prompt against a model whose mask prompts are `mask_side²`. Coordinates
+    /// outside the image are valid, as in the reference, which only rescales them: a detector's
+    /// box may overhang the image, and the positional encoding is defined everywhere.
+    pub(crate) fn validate(&self, mask_side: usize) -> Result<()> {
         let bad = |m: String| Err(PredictorError::InvalidPrompt(m));
         for (i, p) in self.points.iter().enumerate() {
             if !p.x.is_finite() || !p.y.is_finite() {
                 return bad(format!(
                     "point {i} has non-finite coordinates ({}, {})",
                     p.x, p.y
-                ));
-            }
-            if p.x < 0.0 || p.y < 0.0 || p.x > w || p.y > h {
-                return bad(format!(
-                    "point {i} ({}, {}) is outside the {}×{} image",
-                    p.x, p.y, w, h
                 ));
             }
             if !(-1..=3).contains(&p.label) {
@@ -141,9 +135,6 @@ impl Prompt {
         if let Some(b) = self.bbox {
             if b.iter().any(|v| !v.is_finite()) {
                 return bad(format!("box {b:?} has non-finite coordinates"));
-            }
-            if b[0] < 0.0 || b[1] < 0.0 || b[2] > w || b[3] > h {
-                return bad(format!("box {b:?} is outside the {w}×{h} image"));
             }
             if b[2] < b[0] || b[3] < b[1] {
                 return bad(format!("box {b:?} has x1 < x0 or y1 < y0"));

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::Device;
-use sam_model::{Sam, SamConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use sam_model::{PointPrompt, Prompts, Sam, SamConfig, f32_values};
 use sam_predictor::{
     ImageEmbedding, ImageFormat, MaskInput, Point, PredictOptions, PredictorError, Prompt,
     SamPredictor,
@@ -59,27 +59,12 @@ fn malformed_prompts_are_errors() {
     );
     invalid(
         &p,
-        Prompt::default().with_points([Point::foreground(41.0, 1.0)]),
-        "outside the 40×30 image",
-    );
-    invalid(
-        &p,
-        Prompt::default().with_points([Point::foreground(-1.0, 1.0)]),
-        "outside",
-    );
-    invalid(
-        &p,
         Prompt::default().with_points([Point {
             x: 1.0,
             y: 1.0,
             label: 7,
         }]),
         "label 7",
-    );
-    invalid(
-        &p,
-        Prompt::default().with_box([0.0, 0.0, 50.0, 10.0]),
-        "outside",
     );
     invalid(
         &p,
@@ -146,7 +131,7 @@ fn inconsistent_batches_are_errors() {
     assert!(e.to_string().contains("prompt 1 differs in shape"), "{e}");
     let e = p.predict_batch(&[], PredictOptions::default()).unwrap_err();
     assert!(e.to_string().contains("no prompts"), "{e}");
-    let bad = Prompt::default().with_points([Point::foreground(1.0, 99.0)]);
+    let bad = Prompt::default().with_points([Point::foreground(1.0, f64::INFINITY)]);
     let e = p
         .predict_batch(&[a, bad], PredictOptions::default())
         .unwrap_err();
@@ -299,4 +284,50 @@ fn embedding_prompts_reach_the_model_or_are_errors() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("differs in shape"), "{err}");
+}
+
+/// Coordinates outside the image are prompts like any other, as in the reference: rescaled to
+/// the model's input and encoded, not clipped or refused (a detector's box may overhang).
+#[test]
+fn prompts_outside_the_image_are_rescaled_like_any_other() {
+    let p = with_image();
+    let emb = p.embedding().unwrap();
+    let device = p.model().device();
+    let (points, bbox) = ([[41.0, -1.0], [-3.5, 12.0]], [-2.0, 3.0, 47.0, 31.5]);
+    let prompt = Prompt::from_arrays(&points, &[1, 0])
+        .unwrap()
+        .with_box(bbox);
+    let got = p.predict(&prompt, PredictOptions::default()).unwrap();
+
+    let t = p.transform();
+    let coords: Vec<f32> = t
+        .apply_coords(&points, emb.original_size)
+        .iter()
+        .flatten()
+        .map(|&v| v as f32)
+        .collect();
+    let boxes: Vec<f32> = t.apply_boxes(&[bbox], emb.original_size)[0]
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    let prompts = Prompts {
+        points: Some(PointPrompt {
+            coords: Tensor::from_data(TensorData::new(coords, [1, 2, 2]), &device),
+            labels: Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 0], [1, 2]), &device),
+        }),
+        boxes: Some(Tensor::from_data(TensorData::new(boxes, [1, 4]), &device)),
+        ..Prompts::default()
+    };
+    let want = p
+        .model()
+        .predict(emb.features.clone(), prompts, true)
+        .unwrap();
+    assert_eq!(
+        f32_values(got.low_res_logits),
+        f32_values(want.low_res_masks)
+    );
+    assert_eq!(
+        f32_values(got.iou_predictions),
+        f32_values(want.iou_predictions)
+    );
 }
