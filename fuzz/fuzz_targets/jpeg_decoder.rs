@@ -8,11 +8,10 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(img) = sam_jpeg::decode(data) {
         assert!(img.width > 0 && img.height > 0);
-        assert!(img.components == 1 || img.components == 3);
-        assert_eq!(
-            img.pixels.len(),
-            img.width as usize * img.height as usize * img.components as usize
-        );
+        assert!(matches!(img.components, 1 | 3 | 4));
+        let pixels = img.width as usize * img.height as usize;
+        assert_eq!(img.pixels.len(), pixels * img.components as usize);
         assert!(img.exif_orientation.is_none_or(|o| (1..=8).contains(&o)));
+        assert_eq!(img.into_rgb().len(), pixels * 3);
     }
 });

@@ -87,6 +87,66 @@ def expected_jpeg(path):
     return arr, gray
 
 
+def opencv_cmyk_to_rgb(raw):
+    """OpenCV's `icvCvt_CMYK2BGR_8u_C4C3R` (as RGB) on libjpeg's CMYK output."""
+    c = raw.astype(np.int32)
+    k = c[..., 3:4]
+    return (k - (((255 - c[..., :3]) * k) >> 8)).astype(np.uint8)
+
+
+def expected_cmyk(path):
+    """libjpeg's CMYK output (from Pillow, undoing its inversion) and `cv2.imread`'s RGB,
+    checked against each other through OpenCV's conversion."""
+    im = Image.open(path)
+    assert im.mode == "CMYK", path
+    # Pillow reads every CMYK JPEG as inverted ink ("CMYK;I", Adobe's convention).
+    raw = 255 - np.asarray(im)
+    cv = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)[..., ::-1]
+    rgb = opencv_cmyk_to_rgb(raw)
+    assert np.array_equal(cv, rgb), f"OpenCV's CMYK conversion differs on {path}"
+    return np.ascontiguousarray(raw), np.ascontiguousarray(rgb)
+
+
+def without_adobe(data):
+    """The file with its Adobe APP14 segment removed: libjpeg then takes 4 components as CMYK."""
+    for marker, start, length in segments(data):
+        if marker == 0xEE:
+            return data[:start] + data[start + 2 + length :]
+    raise AssertionError("no Adobe segment")
+
+
+def ink(w, h, seed):
+    """CMYK samples with black too (Pillow's RGB→CMYK conversion leaves K at 0)."""
+    return np.ascontiguousarray(np.dstack([natural(w, h, seed), natural(w, h, seed + 1, gray=True)]))
+
+
+def cmyk_cases(have_jpegtran):
+    import simplejpeg
+
+    cases = []
+    for i, ((w, h), q) in enumerate([((17, 13), 90), ((33, 47), 75), ((1, 1), 95), ((64, 48), 100)]):
+        cmyk = ink(w, h, 8000 + i)
+        b = io.BytesIO()
+        Image.frombytes("CMYK", (cmyk.shape[1], cmyk.shape[0]), cmyk.tobytes()).save(b, "JPEG", quality=q)
+        cases.append((f"cmyk_{w}x{h}_q{q}", b.getvalue()))
+        if i == 0:
+            cases.append((f"cmyk_noadobe_{w}x{h}_q{q}", without_adobe(b.getvalue())))
+        for sub in ("444", "422", "420"):
+            ycck = simplejpeg.encode_jpeg(np.ascontiguousarray(cmyk), quality=q, colorspace="CMYK", colorsubsampling=sub)
+            cases.append((f"ycck_{sub}_{w}x{h}_q{q}", ycck))
+    cmyk = ink(41, 29, 8100)
+    b = io.BytesIO()
+    Image.frombytes("CMYK", (cmyk.shape[1], cmyk.shape[0]), cmyk.tobytes()).save(b, "JPEG", quality=85, progressive=True)
+    cases.append(("cmyk_prog_41x29", b.getvalue()))
+    ycck = simplejpeg.encode_jpeg(np.ascontiguousarray(cmyk), quality=85, colorspace="CMYK", colorsubsampling="420")
+    # An Adobe transform libjpeg does not know (1 here) is taken as YCCK, with a warning.
+    i = ycck.index(b"Adobe") + 11
+    cases.append(("ycck_transform1_41x29", ycck[:i] + b"\x01" + ycck[i + 1 :]))
+    if have_jpegtran:
+        cases.append(("ycck_prog_420_41x29", jpegtran(ycck, "-progressive")))
+    return cases
+
+
 def jpegtran(data, *args, scans=None):
     """`jpegtran ARGS` on `data`; `scans` is a scan script."""
     with tempfile.TemporaryDirectory() as d:
@@ -326,15 +386,28 @@ def main():
     if have_jpegtran:
         err("bad_arithmetic.jpg", jpegtran(base, "-arithmetic"), "unsupported")
         err("bad_arithmetic_prog.jpg", jpegtran(base, "-arithmetic", "-progressive"), "unsupported")
-    cmyk = io.BytesIO()
-    Image.fromarray(natural(16, 16, 9)).convert("CMYK").save(cmyk, "JPEG")
-    err("bad_cmyk.jpg", cmyk.getvalue(), "unsupported")
     png = io.BytesIO()
     Image.fromarray(natural(4, 4, 9)).save(png, "PNG")
     err("bad_not_jpeg.jpg", png.getvalue(), "notjpeg")
     err("bad_empty.jpg", b"", "notjpeg")
     err("bad_soi_only.jpg", b"\xff\xd8", "truncated")
     err("bad_no_frame.jpg", b"\xff\xd8\xff\xd9", "corrupt")
+
+    # Four components: CMYK (Pillow writes Adobe-inverted ink, transform 0) and YCCK
+    # (TurboJPEG's encoder, through simplejpeg, transform 2).
+    manifest["cmyk"] = []
+    for name, data in cmyk_cases(have_jpegtran):
+        path = os.path.join(JPEG_OUT, name + ".jpg")
+        with open(path, "wb") as f:
+            f.write(data)
+        raw, rgb = expected_cmyk(path)
+        for ext, arr in ((".cmyk", raw), (".rgb", rgb)):
+            with open(os.path.join(JPEG_OUT, name + ext), "wb") as f:
+                f.write(arr.tobytes())
+        manifest["cmyk"].append({
+            "file": name + ".jpg", "cmyk": name + ".cmyk", "rgb": name + ".rgb",
+            "width": rgb.shape[1], "height": rgb.shape[0],
+        })
 
     with open(os.path.join(JPEG_OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
@@ -367,6 +440,9 @@ def main():
     data_case("exif_be_o6.jpg", pil_bytes(arr, quality=90, exif=b"Exif\x00\x00" + tiff))
     data_case("gray.jpg", pil_bytes(natural(19, 11, 6100, gray=True), quality=85))
     data_case("prog_420.jpg", pil_bytes(natural(30, 22, 6200), quality=85, progressive=True))
+    cmyk_files = dict(cmyk_cases(False))
+    data_case("cmyk.jpg", cmyk_files["cmyk_17x13_q90"])
+    data_case("ycck.jpg", cmyk_files["ycck_420_33x47_q75"])
     g = natural(19, 11, 6300, gray=True)
     data_case("gray.png", write=lambda p: Image.fromarray(g).save(p))
     rgba = np.dstack([natural(21, 13, 6400), natural(21, 13, 6401, gray=True)])

@@ -11,8 +11,8 @@ use crate::error::{DataError, Result};
 ///
 /// - JPEG goes through [`sam_jpeg`], which is bit-identical to the libjpeg-turbo OpenCV and
 ///   Pillow use (other decoders differ by up to tens of levels); the EXIF orientation (1–8)
-///   is applied, as `cv2.imread` does by default; a truncated or corrupt file is an error,
-///   and so is a CMYK one.
+///   is applied, as `cv2.imread` does by default; CMYK and YCCK files are converted to RGB
+///   with OpenCV's formula; a truncated or corrupt file is an error.
 /// - PNG goes through the `image` crate: gray is replicated to three channels, alpha is
 ///   dropped without compositing, palettes are expanded and 16-bit samples keep their high
 ///   byte (`>> 8`), all as OpenCV does.

@@ -50,10 +50,10 @@ fn load_rgb_matches_opencv_imread() {
 }
 
 #[test]
-fn cmyk_and_corrupt_jpegs_are_errors_naming_the_file() {
+fn unsupported_and_corrupt_jpegs_are_errors_naming_the_file() {
     let jpegs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sam-jpeg/tests/fixtures");
     for name in [
-        "bad_cmyk.jpg",
+        "bad_arithmetic.jpg",
         "bad_trunc_prog_noeoi.jpg",
         "bad_dht_oversubscribed.jpg",
     ] {

@@ -14,11 +14,15 @@ pub(crate) struct Plane<'a> {
     pub vf: usize,
 }
 
-/// How the file's three components map to RGB.
+/// How the file's components map to the output: RGB for three, CMYK for four.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ColorSpace {
     YCbCr,
     Rgb,
+    /// Four components stored as they are output (libjpeg's `null_convert`).
+    Cmyk,
+    /// Four components, the first three YCbCr of inverted CMY (`ycck_cmyk_convert`).
+    Ycck,
 }
 
 const SCALEBITS: i32 = 16;
@@ -136,8 +140,53 @@ fn h2v2_fancy(near: &[u8], far: &[u8], out: &mut Vec<u8>) {
     out[2 * n - 1] = ((cs[n - 1] * 4 + 7) >> 4) as u8;
 }
 
-/// Interleaved RGB (three planes) or gray (one plane) output of `width × height` pixels.
+/// `jdcolor.c`'s YCbCr→RGB with the tables of `build_ycc_rgb_table`, computed inline (same
+/// integers), before the range limit.
+#[inline]
+fn ycc_to_rgb(y: u8, cb: u8, cr: u8) -> [i32; 3] {
+    let y = y as i32;
+    let (cb, cr) = (cb as i32 - 128, cr as i32 - 128);
+    [
+        y + ((FIX_1_40200 * cr + ONE_HALF) >> SCALEBITS),
+        y + ((-FIX_0_34414 * cb + ONE_HALF - FIX_0_71414 * cr) >> SCALEBITS),
+        y + ((FIX_1_77200 * cb + ONE_HALF) >> SCALEBITS),
+    ]
+}
+
+/// Interleaved CMYK of four planes, as libjpeg outputs `JCS_CMYK`.
+fn convert_cmyk(width: usize, height: usize, planes: &[Plane; 4], space: ColorSpace) -> Vec<u8> {
+    let mut out = vec![0u8; width * height * 4];
+    let mut tmp: [Vec<u8>; 4] = Default::default();
+    for (y, dst) in out.chunks_exact_mut(width * 4).enumerate() {
+        let [t0, t1, t2, t3] = &mut tmp;
+        let rows = [
+            planes[0].upsampled(y, width, t0).get(..width),
+            planes[1].upsampled(y, width, t1).get(..width),
+            planes[2].upsampled(y, width, t2).get(..width),
+            planes[3].upsampled(y, width, t3).get(..width),
+        ];
+        let [Some(c0), Some(c1), Some(c2), Some(c3)] = rows else {
+            continue;
+        };
+        for (x, px) in dst.chunks_exact_mut(4).enumerate() {
+            let (a, b, c, k) = (c0[x], c1[x], c2[x], c3[x]);
+            let cmy = match space {
+                // `ycck_cmyk_convert`: MAXJSAMPLE − (the RGB sum), range-limited.
+                ColorSpace::Ycck => ycc_to_rgb(a, b, c).map(|v| (255 - v).clamp(0, 255) as u8),
+                _ => [a, b, c],
+            };
+            px.copy_from_slice(&[cmy[0], cmy[1], cmy[2], k]);
+        }
+    }
+    out
+}
+
+/// Interleaved RGB (three planes), CMYK (four) or gray (one plane) output of `width × height`
+/// pixels.
 pub(crate) fn convert(width: usize, height: usize, planes: &[Plane], space: ColorSpace) -> Vec<u8> {
+    if let Ok(four) = <&[Plane; 4]>::try_from(planes) {
+        return convert_cmyk(width, height, four, space);
+    }
     if let [p] = planes {
         let mut out = Vec::with_capacity(width * height);
         for y in 0..height {
@@ -160,19 +209,13 @@ pub(crate) fn convert(width: usize, height: usize, planes: &[Plane], space: Colo
             continue;
         };
         match space {
-            ColorSpace::YCbCr => {
+            ColorSpace::YCbCr | ColorSpace::Ycck => {
                 for (((px, &yy), &cb), &cr) in dst.chunks_exact_mut(3).zip(c0).zip(c1).zip(c2) {
-                    // The table entries of `build_ycc_rgb_table`, computed inline (same integers).
-                    let yy = yy as i32;
-                    let (cb, cr) = (cb as i32 - 128, cr as i32 - 128);
-                    let r = (yy + ((FIX_1_40200 * cr + ONE_HALF) >> SCALEBITS)).clamp(0, 255) as u8;
-                    let g = (yy + ((-FIX_0_34414 * cb + ONE_HALF - FIX_0_71414 * cr) >> SCALEBITS))
-                        .clamp(0, 255) as u8;
-                    let b = (yy + ((FIX_1_77200 * cb + ONE_HALF) >> SCALEBITS)).clamp(0, 255) as u8;
-                    px.copy_from_slice(&[r, g, b]);
+                    let rgb = ycc_to_rgb(yy, cb, cr).map(|v| v.clamp(0, 255) as u8);
+                    px.copy_from_slice(&rgb);
                 }
             }
-            ColorSpace::Rgb => {
+            ColorSpace::Rgb | ColorSpace::Cmyk => {
                 for (((px, &r), &g), &b) in dst.chunks_exact_mut(3).zip(c0).zip(c1).zip(c2) {
                     px.copy_from_slice(&[r, g, b]);
                 }

@@ -198,14 +198,8 @@ impl State {
                 "{width}×{height} is more than {MAX_PIXELS} pixels"
             )));
         }
-        match n {
-            1 | 3 => {}
-            4 => {
-                return Err(JpegError::Unsupported(
-                    "4-component (CMYK/YCCK) image".into(),
-                ));
-            }
-            _ => return Err(JpegError::Unsupported(format!("{n}-component image"))),
+        if !matches!(n, 1 | 3 | 4) {
+            return Err(JpegError::Unsupported(format!("{n}-component image")));
         }
         if s.len() < 6 + 3 * n {
             return Err(short());
@@ -597,7 +591,14 @@ impl State {
             }
         }
         // `default_decompress_parms` in jdapimin.c.
-        let space = if frame.comps.len() == 1 || self.saw_jfif {
+        let space = if frame.comps.len() == 4 {
+            // Four components are CMYK unless an Adobe marker says otherwise (transform 2, and
+            // any unknown one, is YCCK); a JFIF marker does not count.
+            match self.adobe_transform {
+                None | Some(0) => ColorSpace::Cmyk,
+                Some(_) => ColorSpace::Ycck,
+            }
+        } else if frame.comps.len() == 1 || self.saw_jfif {
             ColorSpace::YCbCr
         } else if let Some(t) = self.adobe_transform {
             if t == 0 {

@@ -8,9 +8,12 @@
 //! Other Rust decoders round differently (a faster IDCT, other upsampling), which moves pixels
 //! by up to tens of levels; SAM's outputs move with them. See `docs/numerics.md`.
 //!
+//! CMYK and YCCK files (four components) decode to libjpeg's CMYK output, which
+//! [`DecodedJpeg::to_rgb`] converts as OpenCV does.
+//!
 //! Not supported, each a [`JpegError::Unsupported`]: arithmetic coding, 12- and 16-bit
-//! samples, lossless and hierarchical JPEG, 2- and 4-component (CMYK/YCCK) images, DNL
-//! markers, and scans that rely on libjpeg-turbo's built-in Motion-JPEG Huffman tables.
+//! samples, lossless and hierarchical JPEG, 2-component images, DNL markers, and scans that
+//! rely on libjpeg-turbo's built-in Motion-JPEG Huffman tables.
 //! Corrupt or truncated data is an error where libjpeg-turbo would warn and fill in grey.
 //!
 //! A progressive file is decoded after all its scans are read, as libjpeg does outside
@@ -62,7 +65,8 @@ pub struct DecodedJpeg {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// 3 for colour (`pixels` is RGB interleaved), 1 for grayscale.
+    /// 3 for colour (`pixels` is RGB interleaved), 1 for grayscale, 4 for CMYK and YCCK files
+    /// (`pixels` is CMYK interleaved as libjpeg outputs it: Adobe files store inverted ink).
     pub components: u8,
     /// Row-major samples, `width * height * components` bytes.
     pub pixels: Vec<u8>,
@@ -72,10 +76,22 @@ pub struct DecodedJpeg {
 }
 
 impl DecodedJpeg {
-    /// The pixels as interleaved RGB, grayscale replicated to three channels.
+    /// The pixels as interleaved RGB: grayscale replicated to three channels, CMYK converted
+    /// as `cv2.imread` does (`icvCvt_CMYK2BGR_8u_C4C3R`; Pillow's `convert("RGB")` rounds
+    /// differently).
     pub fn to_rgb(&self) -> Vec<u8> {
         match self.components {
             1 => self.pixels.iter().flat_map(|&g| [g, g, g]).collect(),
+            4 => self
+                .pixels
+                .chunks_exact(4)
+                .flat_map(|p| {
+                    let k = p[3] as i32;
+                    // The stored (inverted) ink times the stored black, over 256.
+                    let ink = |v: u8| (k - (((255 - v as i32) * k) >> 8)) as u8;
+                    [ink(p[0]), ink(p[1]), ink(p[2])]
+                })
+                .collect(),
             _ => self.pixels.clone(),
         }
     }
@@ -83,7 +99,7 @@ impl DecodedJpeg {
     /// Converts into interleaved RGB without copying colour images.
     pub fn into_rgb(self) -> Vec<u8> {
         match self.components {
-            1 => self.to_rgb(),
+            1 | 4 => self.to_rgb(),
             _ => self.pixels,
         }
     }

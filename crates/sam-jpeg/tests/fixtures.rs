@@ -76,6 +76,45 @@ fn every_fixture_is_bit_identical_to_libjpeg_turbo() {
     );
 }
 
+/// CMYK (Adobe-inverted, and without an Adobe marker) and YCCK files, every subsampling and
+/// progressive: libjpeg's CMYK samples, and `cv2.imread`'s RGB from them.
+#[test]
+fn cmyk_and_ycck_files_match_libjpeg_and_opencv() {
+    let m = manifest();
+    let cases = m["cmyk"].as_array().expect("cmyk cases");
+    assert!(cases.len() >= 19, "only {} cases", cases.len());
+    let mut failures = Vec::new();
+    for case in cases {
+        let file = case["file"].as_str().unwrap();
+        let read = |key: &str| std::fs::read(dir().join(case[key].as_str().unwrap())).unwrap();
+        let img = match decode(&read("file")) {
+            Ok(img) => img,
+            Err(e) => {
+                failures.push(format!("{file}: {e}"));
+                continue;
+            }
+        };
+        let size = (
+            case["width"].as_u64().unwrap() as u32,
+            case["height"].as_u64().unwrap() as u32,
+        );
+        if (img.width, img.height, img.components) != (size.0, size.1, 4) {
+            failures.push(format!(
+                "{file}: {}×{}×{} instead of {}×{}×4",
+                img.width, img.height, img.components, size.0, size.1
+            ));
+            continue;
+        }
+        if img.pixels != read("cmyk") {
+            failures.push(format!("{file}: CMYK samples differ"));
+        }
+        if img.into_rgb() != read("rgb") {
+            failures.push(format!("{file}: RGB differs from OpenCV's"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn corrupt_and_unsupported_files_are_errors() {
     let m = manifest();
@@ -114,6 +153,7 @@ fn every_truncation_is_an_error() {
         "prog_420_33x47_q95.jpg",
         "rstblk_422_61x39.jpg",
         "cv_440_33x47_q75.jpg",
+        "ycck_prog_420_41x29.jpg",
     ] {
         let full = std::fs::read(dir().join(name)).unwrap();
         assert!(decode(&full).is_ok(), "{name}");
@@ -155,7 +195,7 @@ fn fuzz_regressions_do_not_panic() {
 #[test]
 fn the_manifest_lists_every_file() {
     let m = manifest();
-    let mut listed: Vec<String> = ["decode", "errors"]
+    let mut listed: Vec<String> = ["decode", "errors", "cmyk"]
         .iter()
         .flat_map(|k| m[*k].as_array().unwrap().iter())
         .map(|c| c["file"].as_str().unwrap().to_string())
@@ -169,5 +209,6 @@ fn the_manifest_lists_every_file() {
     files.sort();
     assert_eq!(listed, files);
     assert_eq!(m["decode"].as_array().unwrap().len(), 91);
-    assert_eq!(m["errors"].as_array().unwrap().len(), 39);
+    assert_eq!(m["errors"].as_array().unwrap().len(), 38);
+    assert_eq!(m["cmyk"].as_array().unwrap().len(), 20);
 }
