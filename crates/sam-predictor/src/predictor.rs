@@ -296,7 +296,15 @@ impl SamPredictor {
         let device = self.device();
         let original = embedding.original_size;
 
-        let points = (n > 0).then(|| {
+        // Coordinates far outside the image are valid prompts, but not past f32's range once
+        // rescaled: they would reach the encoder as infinities.
+        let too_large = |what: String| {
+            bad(format!(
+                "{what} is beyond f32's range once rescaled to the model's input"
+            ))
+        };
+        let mut points = None;
+        if n > 0 {
             let mut coords = Vec::with_capacity(b * n * 2);
             let mut labels = Vec::with_capacity(b * n);
             for p in prompts {
@@ -307,12 +315,18 @@ impl SamPredictor {
                 }
                 labels.extend(p.points.iter().map(|q| q.label));
             }
-            PointPrompt {
+            if let Some(at) = coords.iter().position(|v| !v.is_finite()) {
+                let (k, j) = (at / (2 * n), at / 2 % n);
+                let q = &prompts[k].points[j];
+                return too_large(format!("prompt {k}: point {j} ({:?}, {:?})", q.x, q.y));
+            }
+            points = Some(PointPrompt {
                 coords: Tensor::from_data(TensorData::new(coords, [b, n, 2]), &device),
                 labels: Tensor::<2, Int>::from_data(TensorData::new(labels, [b, n]), &device),
-            }
-        });
-        let boxes = has_box.then(|| {
+            });
+        }
+        let mut boxes = None;
+        if has_box {
             let raw: Vec<[f64; 4]> = prompts.iter().filter_map(|p| p.bbox).collect();
             let values: Vec<f32> = self
                 .transform
@@ -320,8 +334,14 @@ impl SamPredictor {
                 .into_iter()
                 .flat_map(|bx| bx.map(|v| v as f32))
                 .collect();
-            Tensor::<2>::from_data(TensorData::new(values, [b, 4]), &device)
-        });
+            if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+                return too_large(format!("prompt {}: box {:?}", at / 4, raw[at / 4]));
+            }
+            boxes = Some(Tensor::<2>::from_data(
+                TensorData::new(values, [b, 4]),
+                &device,
+            ));
+        }
         let masks = has_mask.then(|| {
             let values: Vec<f32> = prompts
                 .iter()

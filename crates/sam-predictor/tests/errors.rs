@@ -330,4 +330,23 @@ fn prompts_outside_the_image_are_rescaled_like_any_other() {
         f32_values(got.iou_predictions),
         f32_values(want.iou_predictions)
     );
+
+    // Far away is still a prompt; past f32's range after rescaling it is an error.
+    let far = Prompt::default().with_points([Point::foreground(1e30, -1e30)]);
+    let logits = f32_values(
+        p.predict(&far, PredictOptions::default())
+            .unwrap()
+            .low_res_logits,
+    );
+    assert!(logits.iter().all(|v| v.is_finite()));
+    invalid(
+        &p,
+        Prompt::default().with_points([Point::foreground(1.0, 1e300)]),
+        "point 0 (1.0, 1e300) is beyond f32's range",
+    );
+    invalid(
+        &p,
+        Prompt::default().with_box([-1e300, 0.0, 1.0, 1.0]),
+        "beyond f32's range",
+    );
 }
