@@ -13,7 +13,7 @@
 //! weights).
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, Int, Tensor};
@@ -231,9 +231,10 @@ fn time<F: FnMut() -> Result<()>>(
     // The peak is the runs' own (with what the setup left resident), as compare.py's PyTorch side.
     crate::memory::reset_peak_rss();
     let start = Instant::now();
-    for _ in 0..args.warmup {
+    for i in 1..=args.warmup {
         run()?;
         sync(device)?;
+        progress(format_args!("warm-up run {i}/{} done", args.warmup));
     }
     let warmup_s = start.elapsed().as_secs_f64();
     let mut ms = Vec::with_capacity(args.iters);
@@ -243,7 +244,17 @@ fn time<F: FnMut() -> Result<()>>(
         sync(device)?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    progress(format_args!("{} timed runs done", args.iters));
     Ok((ms, warmup_s))
+}
+
+/// One timestamped line on stderr (stdout carries only the JSON reports). The device machine
+/// gives a command a fixed time: when a job is killed there, these lines say whether it was
+/// stuck in its first run (kernel compilation and autotune), in a later one, or in the setup.
+pub(crate) fn progress(what: impl std::fmt::Display) {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let t = START.get_or_init(Instant::now).elapsed().as_secs_f64();
+    eprintln!("[bench {t:8.2} s] {what}");
 }
 
 /// What a job reports.
@@ -260,12 +271,14 @@ pub enum Report {
 
 /// Runs the jobs, calling `report` after each.
 pub fn run(args: &BenchArgs, mut report: impl FnMut(&Report)) -> Result<()> {
+    progress(format_args!("device {}", args.device));
     let device = crate::backend::device(&args.device)?;
     let config = model_config(args)?;
     let s = config.image_size;
     let dtype_name = format!("{:?}", args.dtype).to_lowercase();
     let mut inference: Option<Sam> = None;
     for job in &args.jobs {
+        progress(format_args!("job {}", job.name()));
         device.memory_cleanup();
         let mut masks = None;
         let (ms, warmup_s) = match job {
@@ -340,6 +353,7 @@ fn inference_model<'a>(
     let sam = match slot.take() {
         Some(sam) => sam,
         None => {
+            progress("building the model");
             let sam = match &args.checkpoint {
                 // The file holds the preset's own size; `--image-size` resamples it.
                 Some(path) => {
@@ -367,6 +381,10 @@ fn random_input(sam: &Sam, device: &Device) -> Result<Tensor<4>> {
 fn decode_job(args: &BenchArgs, sam: &Sam, n: usize, device: &Device) -> Result<(Vec<f64>, f64)> {
     let s = sam.config().image_size;
     let emb = sam.image_embeddings(random_input(sam, device)?)?;
+    device
+        .sync()
+        .map_err(|e| CliError::Usage(format!("device error: {e:?}")))?;
+    progress("embedding computed");
     let coords = Tensor::<3>::random([n, 1, 2], Distribution::Uniform(0.0, s as f64), device);
     let labels = Tensor::<2, Int>::ones([n, 1], device);
     time(args, device, || {
@@ -454,6 +472,7 @@ fn train_job(args: &BenchArgs, model: &SamConfig, device: &Device) -> Result<(Ve
     c.interactive.box_probability = 1.0;
     let out = data.join("run");
     let mut trainer = Trainer::new(c, dataset, &out, device, None)?;
+    progress("trainer built");
     let result = time(args, device, || {
         trainer.train_step()?;
         Ok(())

@@ -198,7 +198,9 @@ pub fn check(
         let (embedding_rel, _) = out.compare("encoder/embedding", emb)?;
         let reference = out.float::<4>("encoder/embedding", device)?;
         let (mut logits_rel, mut iou_abs, mut mask_disagreement) = (0f32, 0f32, 0f64);
+        crate::bench::progress(format_args!("{name}: embedding checked"));
         for case in &cases.cases {
+            crate::bench::progress(format_args!("{name}: case {}", case.name));
             let key = format!("case/{}", case.name);
             let prompts = Prompts {
                 points: if case.points {

@@ -10,6 +10,7 @@ use burn::tensor::{Device, FloatDType, Tensor};
 use sam_model::{PointPrompt, Prompts, Sam, SamConfig};
 use serde::Serialize;
 
+use crate::bench::progress;
 use crate::bench_check::{Outputs, fixtures, max_abs, nan_max, rel_error};
 use crate::cli::CliError;
 
@@ -110,9 +111,12 @@ pub fn check_gradients(
         None => master.clone(),
     };
     let out = Outputs::load(&dir.join(format!("{NAME}_grads.safetensors")))?;
+    progress(format_args!("{NAME}: forward"));
     let loss = loss(&compute, &out, &autodiff)?;
     let (loss_rel, _) = out.compare("loss", loss.clone())?;
+    progress(format_args!("{NAME}: backward"));
     let grads = GradientsParams::from_grads(loss.backward(), &master);
+    progress(format_args!("{NAME}: gradients computed"));
 
     // Our gradients under the official keys and layouts.
     // One file per call: checks may run on several threads of one process.

@@ -241,8 +241,13 @@ def run_side(cmd, env, timeout):
     t0 = time.time()
     try:
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None, f"timed out after {timeout} s"
+    except subprocess.TimeoutExpired as e:
+        # The bench traces its stages on stderr: the last line says where it was stopped.
+        err = e.stderr or ""
+        if isinstance(err, bytes):
+            err = err.decode(errors="replace")
+        last = err.strip().splitlines()[-1:] or ["no output"]
+        return None, f"timed out after {timeout} s; last: {last[0]}"
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
     if p.returncode != 0 or not lines:
         return None, (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
