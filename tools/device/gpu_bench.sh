@@ -8,8 +8,18 @@
 #   strip a copy of $T/release/examples/bench; xz -T2 -c it > .devcarry/bench.xz
 #   pip download --no-deps segment-anything==1.0 -d .devcarry
 #   apt-get download libvulkan1 (the Vulkan loader, for the wgpu part)
-# Run there (repo root, carry [".devcarry"]): tools/device/gpu_bench.sh [PART...]   PART: check parity bf16 f32 wgpu
-# Results: $OUT/*.json and the log on stdout.
+# Run there (repo root, carry [".devcarry"]): tools/device/gpu_bench.sh [PART...]
+#   PART: check parity bf16 f32 wgpu train decode1 (and the narrower ones in the case below)
+# Results: $OUT/*.json and the log on stdout, plus two files that say where a killed job was:
+#   $OUT/autotune.log  CubeCL's autotune decisions (one "Fastest result" per tuned shape)
+#   $OUT/monitor.txt   every 15 s: GPU utilisation and memory, and each bench process's CPU time
+# The bench traces its stages on stderr ("[bench 12.34 s] warm-up run 1/3 done"); compare.py
+# prints the last one when a side times out.
+#
+# On the 2026-12-04 loan (900 s of device time) `bf16` took most of a 560 s call: sam-burn's
+# decode:1 ran into its 150 s timeout and the train job did not finish; the gradient check of
+# `parity` did not finish in 245 s. Those runs had no trace. For the next loan, in this order:
+#   tools/device/gpu_bench.sh train decode1 parity      # one call, timeout_s 560
 set -u
 OUT=${OUT:-/tmp/gpu_bench_out}
 mkdir -p "$OUT"
@@ -17,6 +27,19 @@ parts=${*:-check parity bf16 f32}
 start=$(date +%s)
 elapsed() { echo "[$(($(date +%s) - start)) s]"; }
 [ -f .devcarry/VERSION ] && echo "binary: $(cat .devcarry/VERSION)"
+
+# CubeCL reads cubecl.toml from the working directory up (the bench runs from the repo root).
+printf '[autotune.logger]\nfile = "%s"\nlevel = "minimal"\n' "$OUT/autotune.log" > cubecl.toml
+monitor() {
+    while sleep 15; do
+        echo "[$(($(date +%s) - start)) s] gpu $(nvidia-smi --query-gpu=utilization.gpu,memory.used \
+            --format=csv,noheader 2>/dev/null) | autotune.log $(wc -l < "$OUT/autotune.log" 2>/dev/null || echo 0) lines"
+        ps -o pid=,etimes=,time=,args= -C bench 2>/dev/null | cut -c1-160
+    done >> "$OUT/monitor.txt"
+}
+monitor &
+monitor_pid=$!
+trap 'kill $monitor_pid 2>/dev/null; rm -f cubecl.toml' EXIT
 
 bin=/tmp/sam-bin
 mkdir -p $bin
@@ -92,6 +115,17 @@ for part in $parts; do
         PYTHONUNBUFFERED=1 python3 tools/reference/compare.py --device cuda --model vit_l --dtype "$part" \
             --jobs $jobs --threads "$threads" --warmup 3 --iters 10 --objects 16 --bench $bin/bench \
             --timeout 150 --json "$OUT/vit_l_$part.json"
+        ;;
+    train)
+        elapsed; echo "== ViT-L bf16 training step, sam-burn (cuda) vs official PyTorch"
+        PYTHONUNBUFFERED=1 python3 tools/reference/compare.py --device cuda --model vit_l --dtype bf16 \
+            --jobs train --threads "$threads" --warmup 2 --iters 5 --objects 16 --bench $bin/bench \
+            --timeout 200 --json "$OUT/vit_l_bf16_train.json"
+        ;;
+    decode1)
+        elapsed; echo "== ViT-L bf16 decoding of one prompt, sam-burn alone, traced (timed out on 2026-12-04)"
+        timeout 120 $bin/bench --device cuda --model vit_l --dtype bf16 --jobs decode:1 --warmup 3 \
+            --iters 10 2> >(tee "$OUT/decode1.stderr" >&2) | tee "$OUT/vit_l_bf16_decode1.json"
         ;;
     bf16-decode-torch)
         elapsed; echo "== ViT-L bf16 decoding, PyTorch side"
