@@ -9,7 +9,7 @@
 #   pip download --no-deps segment-anything==1.0 -d .devcarry
 #   apt-get download libvulkan1 (the Vulkan loader, for the wgpu part)
 # Run there (repo root, carry [".devcarry"]): tools/device/gpu_bench.sh [PART...]
-#   PART: check parity bf16 f32 wgpu train decode1 (and the narrower ones in the case below)
+#   PART: check parity bf16 f32 wgpu train decode1 profile (and the narrower ones in the case below)
 # Results: $OUT/*.json and the log on stdout, plus two files that say where a killed job was:
 #   $OUT/autotune.log  CubeCL's autotune decisions (one "Fastest result" per tuned shape)
 #   $OUT/monitor.txt   every 15 s: GPU utilisation and memory, and each bench process's CPU time
@@ -19,7 +19,7 @@
 # On the 2026-12-04 loan (900 s of device time) `bf16` took most of a 560 s call: sam-burn's
 # decode:1 ran into its 150 s timeout and the train job did not finish; the gradient check of
 # `parity` did not finish in 245 s. Those runs had no trace. For the next loan, in this order:
-#   tools/device/gpu_bench.sh train decode1 parity      # one call, timeout_s 560
+#   tools/device/gpu_bench.sh train decode1 profile parity      # one call, timeout_s 560
 set -u
 OUT=${OUT:-/tmp/gpu_bench_out}
 mkdir -p "$OUT"
@@ -126,6 +126,19 @@ for part in $parts; do
         elapsed; echo "== ViT-L bf16 decoding of one prompt, sam-burn alone, traced (timed out on 2026-12-04)"
         timeout 120 $bin/bench --device cuda --model vit_l --dtype bf16 --jobs decode:1 --warmup 3 \
             --iters 10 2> >(tee "$OUT/decode1.stderr" >&2) | tee "$OUT/vit_l_bf16_decode1.json"
+        ;;
+    profile)
+        elapsed; echo "== ViT-L bf16 encoder, GPU time per kernel (CubeCL's profiling log, last timed run)"
+        # Its own working directory, so that its cubecl.toml turns on the profiling logger for
+        # this process only (every launch is timed, which slows the run itself). Inside the repo
+        # root, so that it shares the autotune cache (the outermost Cargo.toml's target/).
+        dir=$(mktemp -d "$PWD/.profile.XXXXXX")
+        printf '[profiling.logger]\nfile = "%s"\nlevel = "basic"\n' "$OUT/profile.log" > "$dir/cubecl.toml"
+        (cd "$dir" && timeout 120 $bin/bench --device cuda --model vit_l --dtype bf16 --jobs encoder \
+            --warmup 3 --iters 1) | tee "$OUT/profile.json"
+        python3 tools/device/profile_summary.py "$OUT/profile.log" --top 40 | tee "$OUT/profile_summary.txt"
+        xz -f "$OUT/profile.log"
+        rm -rf "$dir"
         ;;
     bf16-decode-torch)
         elapsed; echo "== ViT-L bf16 decoding, PyTorch side"
