@@ -7,7 +7,8 @@
 //! `train` (one optimizer step of the training loop: encoder, decoder for `--objects` box
 //! prompts, SAM's loss, backward, AdamW), and `check` (not timed: errors against the official
 //! model's outputs on the committed tiny fixtures, see [`crate::bench_check`], and its
-//! parameter gradients against PyTorch autograd, see [`crate::bench_gradients`]). Weights are
+//! parameter gradients against PyTorch autograd, see [`crate::bench_gradients`]; one half
+//! alone: `check:outputs`, `check:gradients`). Weights are
 //! random (timing does not depend on them) unless `--checkpoint` names a file; `--dtype
 //! bf16|f16` runs the model cast to that type (training: mixed precision with f32 master
 //! weights).
@@ -31,7 +32,7 @@ pub const USAGE: &str = "\
 usage: bench [--device NAME] [--model vit_b|vit_l|vit_h|FILE.json] [--image-size N]
              [--dtype f32|bf16|f16] [--jobs encoder,decode:1,decode:64,train] [--warmup N]
              [--iters N] [--objects N] [--checkpoint FILE] [--image FILE]
-             (jobs also: amg:N, check)
+             (jobs also: amg:N, check = check:outputs + check:gradients)
 
 Prints one JSON line per job: milliseconds per run (mean, median, min over --iters runs after
 --warmup untimed ones), runs per second, and memory (the device pool's reserved bytes after the
@@ -48,8 +49,9 @@ pub enum Job {
     Amg(usize),
     /// One optimizer step of the training loop.
     Train,
-    /// Numerics against the fixtures' reference outputs.
-    Check,
+    /// Numerics against the fixtures' reference outputs (`outputs`) and PyTorch autograd's
+    /// gradients (`gradients`).
+    Check { outputs: bool, gradients: bool },
 }
 
 impl std::str::FromStr for Job {
@@ -58,7 +60,18 @@ impl std::str::FromStr for Job {
         match s.split_once(':') {
             None if s == "encoder" => Ok(Job::Encoder),
             None if s == "train" => Ok(Job::Train),
-            None if s == "check" => Ok(Job::Check),
+            None if s == "check" => Ok(Job::Check {
+                outputs: true,
+                gradients: true,
+            }),
+            Some(("check", "outputs")) => Ok(Job::Check {
+                outputs: true,
+                gradients: false,
+            }),
+            Some(("check", "gradients")) => Ok(Job::Check {
+                outputs: false,
+                gradients: true,
+            }),
             Some((kind @ ("decode" | "amg"), n)) => n
                 .parse()
                 .ok()
@@ -66,7 +79,7 @@ impl std::str::FromStr for Job {
                 .map(if kind == "amg" { Job::Amg } else { Job::Decode })
                 .ok_or_else(|| CliError::Usage(format!("job {s:?}: {kind}:N needs N ≥ 1"))),
             _ => Err(CliError::Usage(format!(
-                "unknown job {s:?} (expected encoder, decode:N, amg:N, train or check)"
+                "unknown job {s:?} (expected encoder, decode:N, amg:N, train, check, check:outputs or check:gradients)"
             ))),
         }
     }
@@ -79,7 +92,13 @@ impl Job {
             Job::Decode(n) => format!("decode:{n}"),
             Job::Amg(n) => format!("amg:{n}"),
             Job::Train => "train".into(),
-            Job::Check => "check".into(),
+            Job::Check {
+                outputs: true,
+                gradients: true,
+            } => "check".into(),
+            Job::Check { outputs, .. } => {
+                format!("check:{}", if *outputs { "outputs" } else { "gradients" })
+            }
         }
     }
 }
@@ -282,16 +301,20 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&Report)) -> Result<()> {
         device.memory_cleanup();
         let mut masks = None;
         let (ms, warmup_s) = match job {
-            Job::Check => {
+            Job::Check { outputs, gradients } => {
                 let dtype = args.dtype.half_dtype();
-                for r in crate::bench_check::check(&device, &args.device, dtype)? {
-                    report(&Report::Check(r));
+                if *outputs {
+                    for r in crate::bench_check::check(&device, &args.device, dtype)? {
+                        report(&Report::Check(r));
+                    }
                 }
-                report(&Report::Gradients(crate::bench_gradients::check_gradients(
-                    &device,
-                    &args.device,
-                    dtype,
-                )?));
+                if *gradients {
+                    report(&Report::Gradients(crate::bench_gradients::check_gradients(
+                        &device,
+                        &args.device,
+                        dtype,
+                    )?));
+                }
                 continue;
             }
             Job::Encoder => {

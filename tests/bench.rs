@@ -23,12 +23,18 @@ fn bad_arguments_are_one_line_errors() {
     usage(&["--jobs", "decode:0"], "decode:N needs N ≥ 1");
     usage(&["--jobs", "decode:x"], "decode:N needs N ≥ 1");
     usage(&["--jobs", "amg:0"], "amg:N needs N ≥ 1");
+    usage(&["--jobs", "check:all"], "unknown job \"check:all\"");
     usage(&["--checkpoint"], "--checkpoint needs a value");
     usage(&["--dtype", "f8"], "--dtype: unknown precision");
     usage(&["--iters", "0"], "--iters and --objects must be ≥ 1");
     usage(&["--warmup", "-1"], "not a valid number");
     usage(&["--bogus"], "unknown argument");
-    let a = BenchArgs::parse(args(&["--jobs", "encoder, decode:64,amg:8,train,check"])).unwrap();
+    let a = BenchArgs::parse(args(&[
+        "--jobs",
+        "encoder, decode:64,amg:8,train,check,check:outputs,check:gradients",
+    ]))
+    .unwrap();
+    let check = |outputs, gradients| Job::Check { outputs, gradients };
     assert_eq!(
         a.jobs,
         vec![
@@ -36,7 +42,9 @@ fn bad_arguments_are_one_line_errors() {
             Job::Decode(64),
             Job::Amg(8),
             Job::Train,
-            Job::Check
+            check(true, true),
+            check(true, false),
+            check(false, true),
         ]
     );
     // A missing model config file and an unknown device are errors, not panics.
@@ -69,11 +77,20 @@ fn check_job_reports_the_fixture_errors() {
     // per-tensor errors reach 1 where a gradient's terms cancel) the cosine of all of them,
     // 0.876 measured. PyTorch's own CPU bf16 autocast on the same fixture: 0.836, its worst
     // tensor 1.13 off (docs/numerics.md).
-    for (dtype, emb_tol, logit_tol, grad_tol, cosine) in [
-        ("f32", 1e-4f32, 1e-3f32, 1e-4f32, 0.999_999f64),
-        ("bf16", 3e-2, 8e-2, f32::INFINITY, 0.8),
+    // `check` is `check:outputs` then `check:gradients` (separate jobs so that a GPU run can
+    // take the quick one first).
+    for (jobs, dtype, emb_tol, logit_tol, grad_tol, cosine) in [
+        ("check", "f32", 1e-4f32, 1e-3f32, 1e-4f32, 0.999_999f64),
+        (
+            "check:outputs,check:gradients",
+            "bf16",
+            3e-2,
+            8e-2,
+            f32::INFINITY,
+            0.8,
+        ),
     ] {
-        let a = BenchArgs::parse(args(&["--jobs", "check", "--dtype", dtype])).unwrap();
+        let a = BenchArgs::parse(args(&["--jobs", jobs, "--dtype", dtype])).unwrap();
         let mut reports = Vec::new();
         run(&a, |r| reports.push(r.clone())).unwrap();
         let Some(Report::Gradients(g)) = reports.pop() else {
