@@ -51,7 +51,12 @@ pub enum Job {
     Train,
     /// Numerics against the fixtures' reference outputs (`outputs`) and PyTorch autograd's
     /// gradients (`gradients`).
-    Check { outputs: bool, gradients: bool },
+    Check {
+        /// The forward outputs of the two fixture models.
+        outputs: bool,
+        /// The parameter gradients of the training fixture.
+        gradients: bool,
+    },
 }
 
 impl std::str::FromStr for Job {
