@@ -49,14 +49,29 @@ pub enum Job {
     Amg(usize),
     /// One optimizer step of the training loop.
     Train,
-    /// Numerics against the fixtures' reference outputs (`outputs`) and PyTorch autograd's
-    /// gradients (`gradients`).
-    Check {
-        /// The forward outputs of the two fixture models.
-        outputs: bool,
-        /// The parameter gradients of the training fixture.
-        gradients: bool,
-    },
+    /// Numerics against the fixtures' reference outputs and PyTorch autograd's gradients.
+    Check(Checks),
+}
+
+/// Which halves of the `check` job run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Checks {
+    /// `check`: the outputs, then the gradients.
+    Both,
+    /// `check:outputs`: the forward outputs of the two fixture models.
+    Outputs,
+    /// `check:gradients`: the parameter gradients of the training fixture.
+    Gradients,
+}
+
+impl Checks {
+    fn outputs(self) -> bool {
+        self != Checks::Gradients
+    }
+
+    fn gradients(self) -> bool {
+        self != Checks::Outputs
+    }
 }
 
 impl std::str::FromStr for Job {
@@ -65,18 +80,9 @@ impl std::str::FromStr for Job {
         match s.split_once(':') {
             None if s == "encoder" => Ok(Job::Encoder),
             None if s == "train" => Ok(Job::Train),
-            None if s == "check" => Ok(Job::Check {
-                outputs: true,
-                gradients: true,
-            }),
-            Some(("check", "outputs")) => Ok(Job::Check {
-                outputs: true,
-                gradients: false,
-            }),
-            Some(("check", "gradients")) => Ok(Job::Check {
-                outputs: false,
-                gradients: true,
-            }),
+            None if s == "check" => Ok(Job::Check(Checks::Both)),
+            Some(("check", "outputs")) => Ok(Job::Check(Checks::Outputs)),
+            Some(("check", "gradients")) => Ok(Job::Check(Checks::Gradients)),
             Some((kind @ ("decode" | "amg"), n)) => n
                 .parse()
                 .ok()
@@ -97,13 +103,9 @@ impl Job {
             Job::Decode(n) => format!("decode:{n}"),
             Job::Amg(n) => format!("amg:{n}"),
             Job::Train => "train".into(),
-            Job::Check {
-                outputs: true,
-                gradients: true,
-            } => "check".into(),
-            Job::Check { outputs, .. } => {
-                format!("check:{}", if *outputs { "outputs" } else { "gradients" })
-            }
+            Job::Check(Checks::Both) => "check".into(),
+            Job::Check(Checks::Outputs) => "check:outputs".into(),
+            Job::Check(Checks::Gradients) => "check:gradients".into(),
         }
     }
 }
@@ -248,10 +250,6 @@ fn time<F: FnMut() -> Result<()>>(
     device: &Device,
     mut run: F,
 ) -> Result<(Vec<f64>, f64)> {
-    let sync = |d: &Device| {
-        d.sync()
-            .map_err(|e| CliError::Usage(format!("device error: {e:?}")))
-    };
     // The peak is the runs' own (with what the setup left resident), as compare.py's PyTorch side.
     crate::memory::reset_peak_rss();
     let start = Instant::now();
@@ -270,6 +268,13 @@ fn time<F: FnMut() -> Result<()>>(
     }
     progress(format_args!("{} timed runs done", args.iters));
     Ok((ms, warmup_s))
+}
+
+/// Waits for the device's queued work.
+fn sync(device: &Device) -> Result<()> {
+    device
+        .sync()
+        .map_err(|e| CliError::Usage(format!("device error: {e:?}")))
 }
 
 /// One timestamped line on stderr (stdout carries only the JSON reports). The device machine
@@ -306,14 +311,14 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&Report)) -> Result<()> {
         device.memory_cleanup();
         let mut masks = None;
         let (ms, warmup_s) = match job {
-            Job::Check { outputs, gradients } => {
+            Job::Check(checks) => {
                 let dtype = args.dtype.half_dtype();
-                if *outputs {
+                if checks.outputs() {
                     for r in crate::bench_check::check(&device, &args.device, dtype)? {
                         report(&Report::Check(r));
                     }
                 }
-                if *gradients {
+                if checks.gradients() {
                     report(&Report::Gradients(crate::bench_gradients::check_gradients(
                         &device,
                         &args.device,
@@ -409,9 +414,7 @@ fn random_input(sam: &Sam, device: &Device) -> Result<Tensor<4>> {
 fn decode_job(args: &BenchArgs, sam: &Sam, n: usize, device: &Device) -> Result<(Vec<f64>, f64)> {
     let s = sam.config().image_size;
     let emb = sam.image_embeddings(random_input(sam, device)?)?;
-    device
-        .sync()
-        .map_err(|e| CliError::Usage(format!("device error: {e:?}")))?;
+    sync(device)?;
     progress("embedding computed");
     let coords = Tensor::<3>::random([n, 1, 2], Distribution::Uniform(0.0, s as f64), device);
     let labels = Tensor::<2, Int>::ones([n, 1], device);

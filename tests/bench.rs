@@ -1,7 +1,7 @@
 //! The `bench` example's arguments, and its `check` job: the committed fixtures against the
 //! official model's outputs, through the same code that checks numerics on a GPU machine.
 
-use sam_burn::bench::{BenchArgs, Job, Report, run};
+use sam_burn::bench::{BenchArgs, Checks, Job, Report, run};
 
 const TINY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -34,7 +34,6 @@ fn bad_arguments_are_one_line_errors() {
         "encoder, decode:64,amg:8,train,check,check:outputs,check:gradients",
     ]))
     .unwrap();
-    let check = |outputs, gradients| Job::Check { outputs, gradients };
     assert_eq!(
         a.jobs,
         vec![
@@ -42,9 +41,9 @@ fn bad_arguments_are_one_line_errors() {
             Job::Decode(64),
             Job::Amg(8),
             Job::Train,
-            check(true, true),
-            check(true, false),
-            check(false, true),
+            Job::Check(Checks::Both),
+            Job::Check(Checks::Outputs),
+            Job::Check(Checks::Gradients),
         ]
     );
     // A missing model config file and an unknown device are errors, not panics.
