@@ -81,12 +81,12 @@ def main():
         print(f"{t:10.3f} {100 * t / total:5.1f}% {n:6d}  {clip(name)}")
     groups = defaultdict(lambda: [0.0, 0])
     for name, t, n in rows:
-        g = groups[clip(family(name))]
+        g = groups[family(name)]
         g[0] += t
         g[1] += n
     print(f"\n{'ms':>10} {'share':>6} {'calls':>6}  family")
     for name, (t, n) in sorted(groups.items(), key=lambda kv: -kv[1][0])[: args.top]:
-        print(f"{t:10.3f} {100 * t / total:5.1f}% {n:6d}  {name}")
+        print(f"{t:10.3f} {100 * t / total:5.1f}% {n:6d}  {clip(name)}")
     return 0
 
 
