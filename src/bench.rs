@@ -8,7 +8,9 @@
 //! prompts, SAM's loss, backward, AdamW), and `check` (not timed: errors against the official
 //! model's outputs on the committed tiny fixtures, see [`crate::bench_check`], and its
 //! parameter gradients against PyTorch autograd, see [`crate::bench_gradients`]; one half
-//! alone: `check:outputs`, `check:gradients`). Weights are
+//! alone: `check:outputs`, `check:gradients`), and `attention:D` (Burn's fused attention alone
+//! at the shape of the encoder's global blocks with D-wide queries and keys: their rel-pos
+//! bias is folded into 256-wide ones, see `sam_model`'s `fold_rel_pos`). Weights are
 //! random (timing does not depend on them) unless `--checkpoint` names a file; `--dtype
 //! bf16|f16` runs the model cast to that type (training: mixed precision with f32 master
 //! weights).
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use burn::tensor::module::attention;
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use sam_amg::{AmgConfig, SamAutomaticMaskGenerator};
 use sam_model::{PointPrompt, Prompts, Sam, SamConfig};
@@ -32,7 +35,7 @@ pub const USAGE: &str = "\
 usage: bench [--device NAME] [--model vit_b|vit_l|vit_h|FILE.json] [--image-size N]
              [--dtype f32|bf16|f16] [--jobs encoder,decode:1,decode:64,train] [--warmup N]
              [--iters N] [--objects N] [--checkpoint FILE] [--image FILE]
-             (jobs also: amg:N, check = check:outputs + check:gradients)
+             (jobs also: amg:N, attention:D, check = check:outputs + check:gradients)
 
 Prints one JSON line per job: milliseconds per run (mean, median, min over --iters runs after
 --warmup untimed ones), runs per second, and memory (the device pool's reserved bytes after the
@@ -51,6 +54,8 @@ pub enum Job {
     Train,
     /// Numerics against the fixtures' reference outputs and PyTorch autograd's gradients.
     Check(Checks),
+    /// Burn's fused attention at a global block's shape, queries and keys this wide.
+    Attention(usize),
 }
 
 /// Which halves of the `check` job run.
@@ -83,14 +88,18 @@ impl std::str::FromStr for Job {
             None if s == "check" => Ok(Job::Check(Checks::Both)),
             Some(("check", "outputs")) => Ok(Job::Check(Checks::Outputs)),
             Some(("check", "gradients")) => Ok(Job::Check(Checks::Gradients)),
-            Some((kind @ ("decode" | "amg"), n)) => n
+            Some((kind @ ("decode" | "amg" | "attention"), n)) => n
                 .parse()
                 .ok()
                 .filter(|n| *n > 0)
-                .map(if kind == "amg" { Job::Amg } else { Job::Decode })
+                .map(match kind {
+                    "amg" => Job::Amg,
+                    "decode" => Job::Decode,
+                    _ => Job::Attention,
+                })
                 .ok_or_else(|| CliError::Usage(format!("job {s:?}: {kind}:N needs N ≥ 1"))),
             _ => Err(CliError::Usage(format!(
-                "unknown job {s:?} (expected encoder, decode:N, amg:N, train, check, check:outputs or check:gradients)"
+                "unknown job {s:?} (expected encoder, decode:N, amg:N, attention:D, train, check, check:outputs or check:gradients)"
             ))),
         }
     }
@@ -106,6 +115,7 @@ impl Job {
             Job::Check(Checks::Both) => "check".into(),
             Job::Check(Checks::Outputs) => "check:outputs".into(),
             Job::Check(Checks::Gradients) => "check:gradients".into(),
+            Job::Attention(d) => format!("attention:{d}"),
         }
     }
 }
@@ -345,6 +355,10 @@ pub fn run(args: &BenchArgs, mut report: impl FnMut(&Report)) -> Result<()> {
                 masks = Some(count);
                 (ms, warmup_s)
             }
+            Job::Attention(d) => {
+                inference = None;
+                attention_job(args, &config, *d, &device)?
+            }
             Job::Train => {
                 // The training step builds its own model; the inference one would only hold
                 // device memory.
@@ -401,6 +415,47 @@ fn inference_model<'a>(
         }
     };
     Ok(slot.insert(sam))
+}
+
+/// Burn's fused attention (no bias, no mask, its default `1/√d` scale) at the shape of the
+/// encoder's global blocks: `[1, heads, tokens, d]` queries and keys, `[1, heads, tokens,
+/// head_dim]` values, in the bench's dtype. The encoder folds the decomposed rel-pos bias into
+/// the queries and keys (64 + 2·64 columns at 1024², padded to 256 so that `√d` is exact,
+/// `sam_model`'s `fold_rel_pos`); timing other widths says what that padding costs on a GPU.
+fn attention_job(
+    args: &BenchArgs,
+    config: &SamConfig,
+    d: usize,
+    device: &Device,
+) -> Result<(Vec<f64>, f64)> {
+    let heads = config.encoder_num_heads;
+    let side = config.image_size / config.patch_size;
+    let tokens = side * side;
+    let head_dim = config.encoder_embed_dim / heads;
+    let random = |width: usize| {
+        let t = Tensor::<4>::random(
+            [1, heads, tokens, width],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        );
+        match args.dtype.half_dtype() {
+            Some(dt) => t.cast(dt),
+            None => t,
+        }
+    };
+    let (q, k, v) = (random(d), random(d), random(head_dim));
+    sync(device)?;
+    time(args, device, || {
+        let _ = attention(
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            None,
+            None,
+            Default::default(),
+        );
+        Ok(())
+    })
 }
 
 /// A preprocessed random image of the model's input size.

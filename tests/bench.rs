@@ -23,6 +23,7 @@ fn bad_arguments_are_one_line_errors() {
     usage(&["--jobs", "decode:0"], "decode:N needs N ≥ 1");
     usage(&["--jobs", "decode:x"], "decode:N needs N ≥ 1");
     usage(&["--jobs", "amg:0"], "amg:N needs N ≥ 1");
+    usage(&["--jobs", "attention:0"], "attention:N needs N ≥ 1");
     usage(&["--jobs", "check:all"], "unknown job \"check:all\"");
     usage(&["--checkpoint"], "--checkpoint needs a value");
     usage(&["--dtype", "f8"], "--dtype: unknown precision");
@@ -31,7 +32,7 @@ fn bad_arguments_are_one_line_errors() {
     usage(&["--bogus"], "unknown argument");
     let a = BenchArgs::parse(args(&[
         "--jobs",
-        "encoder, decode:64,amg:8,train,check,check:outputs,check:gradients",
+        "encoder, decode:64,amg:8,train,check,check:outputs,check:gradients,attention:192",
     ]))
     .unwrap();
     assert_eq!(
@@ -44,6 +45,7 @@ fn bad_arguments_are_one_line_errors() {
             Job::Check(Checks::Both),
             Job::Check(Checks::Outputs),
             Job::Check(Checks::Gradients),
+            Job::Attention(192),
         ]
     );
     // A missing model config file and an unknown device are errors, not panics.
@@ -114,6 +116,34 @@ fn check_job_reports_the_fixture_errors() {
             assert!(g.zero_rel <= 1e-6, "{g:?}");
         }
     }
+}
+
+#[test]
+fn attention_job_times_each_width() {
+    let list = [
+        "--model",
+        TINY,
+        "--jobs",
+        "attention:48,attention:64",
+        "--warmup",
+        "0",
+        "--iters",
+        "2",
+    ];
+    let a = BenchArgs::parse(args(&list)).unwrap();
+    let mut reports = Vec::new();
+    run(&a, |r| reports.push(r.clone())).unwrap();
+    let names: Vec<&str> = reports
+        .iter()
+        .map(|r| match r {
+            Report::Timing(t) => {
+                assert!(t.median_ms > 0.0 && t.iters == 2, "{t:?}");
+                t.job.as_str()
+            }
+            other => panic!("a timing report: {other:?}"),
+        })
+        .collect();
+    assert_eq!(names, ["attention:48", "attention:64"]);
 }
 
 #[test]

@@ -9,8 +9,9 @@
 #   pip download --no-deps segment-anything==1.0 -d .devcarry
 #   apt-get download libvulkan1 (the Vulkan loader, for the wgpu part)
 # Run there (repo root, carry [".devcarry"]): tools/device/gpu_bench.sh [PART...]
-#   PART: check parity bf16 f32 wgpu train train-burn decode1 profile (and the narrower ones in
-#   the case below); env AUTOTUNE_LEVEL (CubeCL's, default balanced), TRAIN_TIMEOUT (train-burn's)
+#   PART: check parity bf16 f32 wgpu train train-burn decode1 profile attention (and the
+#   narrower ones in the case below); env AUTOTUNE_LEVEL (CubeCL's, default balanced),
+#   TRAIN_TIMEOUT (train-burn's), DEADLINE (below)
 # Results: the log, on stdout and in $OUT/log.txt, plus files that say where a killed job was
 # and the kernel store (below):
 #   $OUT/autotune.log  CubeCL's autotune decisions (one "Fastest result" per tuned shape)
@@ -22,7 +23,7 @@
 # training step's first step did not finish in 200 s, nor in 230 s; `profile` ran untuned
 # kernels, see the profile part). The store they left travels in .devcarry/ (prepare.sh
 # --store). For the next loan, one call (timeout_s 560):
-#   DEADLINE=540 TRAIN_TIMEOUT=330 tools/device/gpu_bench.sh train-burn bf16-infer profile
+#   DEADLINE=540 TRAIN_TIMEOUT=300 tools/device/gpu_bench.sh attention train-burn bf16-infer profile
 # then, with what is left: tools/device/gpu_bench.sh train parity
 set -u
 OUT=${OUT:-/tmp/gpu_bench_out}
@@ -180,6 +181,12 @@ for part in $parts; do
         elapsed; echo "== ViT-L bf16 training step, sam-burn alone, traced (PyTorch's: 161 ms, 19,292 MiB)"
         timeout $(cap ${TRAIN_TIMEOUT:-200}) $bin/bench --device cuda --model vit_l --dtype bf16 --jobs train \
             --objects 16 --image assets/scene.png --warmup 1 --iters 3 \
+        ;;
+    attention)
+        elapsed; echo "== Burn's fused attention at ViT-L's global-block shape, bf16: queries and keys 64 wide"
+        echo "   (no rel-pos bias), 192 (64 + the folded bias, unpadded) and 256 (as the encoder pads them)"
+        timeout $(cap 150) $bin/bench --device cuda --model vit_l --dtype bf16 \
+            --jobs attention:64,attention:192,attention:256 --warmup 3 --iters 10
         ;;
     decode1)
         elapsed; echo "== ViT-L bf16 decoding of one prompt, sam-burn alone, traced (timed out on 2026-12-04)"
