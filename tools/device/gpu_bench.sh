@@ -20,8 +20,8 @@
 # prints the last one when a side times out.
 #
 # On the 2026-12-04 loans nearly all device time went into compiling and tuning kernels (the
-# training step's first step did not finish in 200 s, nor in 230 s; `profile` ran untuned
-# kernels, see the profile part). The store they left travels in .devcarry/ (prepare.sh
+# training step's first step did not finish in 200 s, nor in 230 s; `profile` ran the
+# attention fallback, see the profile part). The store they left travels in .devcarry/ (prepare.sh
 # --store). For the next loan, one call (timeout_s 560):
 #   DEADLINE=540 TRAIN_TIMEOUT=300 tools/device/gpu_bench.sh attention train-burn bf16-infer profile
 # then, with what is left: tools/device/gpu_bench.sh train parity
@@ -199,10 +199,10 @@ for part in $parts; do
     profile)
         elapsed; echo "== ViT-L bf16 encoder, GPU time per kernel (CubeCL's profiling log, last timed run)"
         # Its own working directory, so that its cubecl.toml turns on the profiling logger for
-        # this process only (every launch is timed, which slows the run itself). With the
-        # logger on, autotune times nothing and takes each tuning's first candidate (on
-        # 2026-12-04 the materialising attention fallback instead of the flash kernel): run it
-        # after a part that tuned the encoder (bf16-infer), whose choices it reads from the store.
+        # this process only (every launch is timed, which slows the run itself). On 2026-12-04
+        # its global attention ran the materialising fallback, not the flash kernel other
+        # processes had tuned (cause unknown): run it after a part that tuned the encoder
+        # (bf16-infer), whose choices it reads from the store.
         dir=$(mktemp -d "$PWD/.profile.XXXXXX")
         (cubecl_toml; printf '[profiling.logger]\nfile = "%s"\nlevel = "basic"\n' "$OUT/profile.log") \
             > "$dir/cubecl.toml"
