@@ -11,7 +11,8 @@
 # Run there (repo root, carry [".devcarry"]): tools/device/gpu_bench.sh [PART...]
 #   PART: check parity bf16 f32 wgpu train train-burn decode1 profile attention (and the
 #   narrower ones in the case below); env AUTOTUNE_LEVEL (CubeCL's, default balanced),
-#   TRAIN_TIMEOUT (train-burn's), DEADLINE (below), KERNEL_CACHE (0: autotune results only)
+#   TRAIN_TIMEOUT (train-burn's), DEADLINE (below), KERNEL_CACHE (0: autotune results only),
+#   PROFILE_JOB (the bench job `profile` times, default encoder; decode:1 is the other question)
 # Results: the log, on stdout and in $OUT/log.txt, plus files that say where a killed job was
 # and the kernel store (below):
 #   $OUT/autotune.log  CubeCL's autotune decisions (one "Fastest result" per tuned shape)
@@ -197,7 +198,8 @@ for part in $parts; do
             --iters 10
         ;;
     profile)
-        elapsed; echo "== ViT-L bf16 encoder, GPU time per kernel (CubeCL's profiling log, last timed run)"
+        job=${PROFILE_JOB:-encoder}
+        elapsed; echo "== ViT-L bf16 $job, GPU time per kernel (CubeCL's profiling log, last timed run)"
         # Its own working directory, so that its cubecl.toml turns on the profiling logger for
         # this process only (every launch is timed, which slows the run itself). On 2026-12-04
         # its global attention ran the materialising fallback, not the flash kernel other
@@ -206,7 +208,7 @@ for part in $parts; do
         dir=$(mktemp -d "$PWD/.profile.XXXXXX")
         (cubecl_toml; printf '[profiling.logger]\nfile = "%s"\nlevel = "basic"\n' "$OUT/profile.log") \
             > "$dir/cubecl.toml"
-        (cd "$dir" && timeout $(cap 120) $bin/bench --device cuda --model vit_l --dtype bf16 --jobs encoder \
+        (cd "$dir" && timeout $(cap 120) $bin/bench --device cuda --model vit_l --dtype bf16 --jobs "$job" \
             --warmup 3 --iters 1)
         python3 tools/device/profile_summary.py "$OUT/profile.log" --top 40
         xz -f "$OUT/profile.log"
