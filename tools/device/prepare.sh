@@ -46,7 +46,9 @@ echo "built at $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with u
 ls -la .devcarry
 # A device call carries the working tree (tracked and untracked-not-ignored files) and
 # .devcarry/, 64 MiB in all; on 2026-12-04 that was 65.1 MB of 67.1.
-tree=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | du -cb --files0-from=- | tail -1 | cut -f1)
+# (A tracked file deleted in the worktree does not travel and du skips it: that is not an error.)
+tree=$( (git ls-files -z --cached --others --exclude-standard \
+    | du -cb --files0-from=- 2>/dev/null || true) | tail -1 | cut -f1)
 carry=$(du -cb .devcarry/* | tail -1 | cut -f1)
 limit=$((64 * 1024 * 1024))
 echo "a device call carries $(( (tree + carry) / 1000000 )) MB (tree $((tree / 1000000)) + .devcarry $((carry / 1000000))) of $((limit / 1000000)) MB"
